@@ -1,0 +1,84 @@
+/* ops.h — differentiable ops. Each computes its output now and, when gradients are wanted,
+ * records itself on the tape with a backward that ACCUMULATES into its inputs' grads.
+ *
+ * Broadcasting (add, sub, mul, add_mul, mix): the second operand either has the same number of
+ * elements as the first, or its shape equals the trailing dimensions of the first (a bias /
+ * per-channel vector), or it has one element. Its gradient is summed over the broadcast rows.
+ * Shape errors are programming errors: they abort with a message (TERN_CHECK). */
+#ifndef TERN_OPS_H
+#define TERN_OPS_H
+
+#include <stdint.h>
+
+#include "autodiff/tape.h"
+#include "kernels/act.h"
+#include "kernels/attention.h"
+
+/* ---- elementwise and broadcast (ops_basic.c) */
+Tensor *op_add(Tape *tp, Tensor *a, Tensor *b);
+Tensor *op_sub(Tape *tp, Tensor *a, Tensor *b);
+Tensor *op_mul(Tape *tp, Tensor *a, Tensor *b);
+Tensor *op_scale(Tape *tp, Tensor *a, float s);
+/* x + s * y (s broadcast over x's trailing dims): the scaled residual update */
+Tensor *op_add_mul(Tape *tp, Tensor *x, Tensor *s, Tensor *y);
+/* m0 * x + m1 * x0 (m0, m1 broadcast): the parameter-golf residual mix */
+Tensor *op_mix(Tape *tp, Tensor *x, Tensor *m0, Tensor *x0, Tensor *m1);
+Tensor *op_sum(Tape *tp, Tensor *x);   /* -> [1] */
+Tensor *op_mean(Tape *tp, Tensor *x);  /* -> [1] */
+/* Reshape: same data, new shape (a view; no tape entry, grads shared). */
+Tensor *op_reshape(Tape *tp, Tensor *x, int ndim, const size_t *shape);
+/* Concatenate along the last dimension (all leading dims equal). */
+Tensor *op_concat(Tape *tp, Tensor **xs, int n);
+/* x[..., start:start+len] */
+Tensor *op_slice(Tape *tp, Tensor *x, size_t start, size_t len);
+/* Token shift over [B, T, C]: y_t = mu * x_t + (1 - mu) * x_{t-1}, with x_{-1} = x_0 (so
+ * y_0 = x_0); mu is [C] (use op_act(SIGMOID) on a free parameter for a constrained mu). */
+Tensor *op_token_shift(Tape *tp, Tensor *x, Tensor *mu);
+/* Rows of table [V, C] gathered by idx[N] -> [N, C] (out_ndim/out_shape give the final shape;
+ * pass 0/NULL for [N, C]). Backward scatter-adds. Indices must be in [0, V). */
+Tensor *op_embedding(Tape *tp, Tensor *table, const int32_t *idx, size_t N, int out_ndim,
+                     const size_t *out_shape);
+
+/* ---- matmul (ops_matmul.c) */
+/* C = op(A) op(B), A and B 2-D, op = transpose when the flag is set. */
+Tensor *op_matmul(Tape *tp, Tensor *A, Tensor *B, int ta, int tb);
+/* y[..., out] = x[..., in] W^T + b;  W is [out, in]; b is [out] or NULL. */
+Tensor *op_linear(Tape *tp, Tensor *x, Tensor *W, Tensor *b);
+
+/* ---- activations (ops_act.c) */
+Tensor *op_act(Tape *tp, Tensor *x, ActKind kind);
+static inline Tensor *op_relu(Tape *tp, Tensor *x) { return op_act(tp, x, ACT_RELU); }
+static inline Tensor *op_relu2(Tape *tp, Tensor *x) { return op_act(tp, x, ACT_RELU2); }
+static inline Tensor *op_leaky_relu2(Tape *tp, Tensor *x) { return op_act(tp, x, ACT_LEAKY_RELU2); }
+static inline Tensor *op_silu(Tape *tp, Tensor *x) { return op_act(tp, x, ACT_SILU); }
+static inline Tensor *op_sigmoid(Tape *tp, Tensor *x) { return op_act(tp, x, ACT_SIGMOID); }
+static inline Tensor *op_tanh(Tape *tp, Tensor *x) { return op_act(tp, x, ACT_TANH); }
+static inline Tensor *op_softplus(Tape *tp, Tensor *x) { return op_act(tp, x, ACT_SOFTPLUS); }
+static inline Tensor *op_exp(Tape *tp, Tensor *x) { return op_act(tp, x, ACT_EXP); }
+/* x [..., 2H] = [gate | up] -> silu(gate) * up [..., H] */
+Tensor *op_swiglu(Tape *tp, Tensor *x);
+
+/* ---- normalisation (ops_norm.c) */
+/* RMSNorm over the last dim; w [C] or NULL (no gain). eps <= 0 means FLT_EPSILON, which is
+ * what torch.nn.functional.rms_norm uses for float32 when eps is None. */
+Tensor *op_rmsnorm(Tape *tp, Tensor *x, Tensor *w, float eps);
+/* RMSNorm of each head: the last dim is split into groups of head_dim. */
+Tensor *op_rmsnorm_heads(Tape *tp, Tensor *x, size_t head_dim, float eps);
+
+/* ---- softmax and loss (ops_loss.c) */
+Tensor *op_softmax(Tape *tp, Tensor *x);
+/* Mean cross-entropy over rows of logits [N, V] (any leading dims) whose target is not
+ * ignore_index; softcap > 0 applies cap*tanh(z/cap) first. per_token (N floats, may be NULL)
+ * receives each row's loss (0 for ignored rows). Returns [1]. Targets out of [0, V) other than
+ * ignore_index are a programming error here: callers validate data first. */
+Tensor *op_cross_entropy(Tape *tp, Tensor *logits, const int32_t *targets, float softcap,
+                         int32_t ignore_index, float *per_token);
+
+/* ---- attention (ops_attention.c) */
+/* q [B, T, H, D], k and v [B, T, G, D]; rope (or NULL) applied to q and k; q_gain [H] (or
+ * NULL) multiplies each query head after RoPE; causal softmax(q k^T * scale) v -> [B, T, H, D].
+ * scale <= 0 means 1/sqrt(D). */
+Tensor *op_attention(Tape *tp, Tensor *q, Tensor *k, Tensor *v, Tensor *q_gain,
+                     const RopeTable *rope, float scale);
+
+#endif

@@ -1,0 +1,73 @@
+#include "autodiff/params.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "kernels/reduce.h"
+#include "kernels/util.h"
+
+void params_init(ParamStore *ps) { memset(ps, 0, sizeof *ps); }
+
+void params_free(ParamStore *ps) {
+    for (size_t i = 0; i < ps->n; i++) {
+        xfree((void *)ps->t[i]->name);
+        xfree(ps->t[i]);
+    }
+    xfree(ps->t);
+    xfree(ps->values);
+    xfree(ps->grads);
+    memset(ps, 0, sizeof *ps);
+}
+
+Tensor *params_add(ParamStore *ps, const char *name, int ndim, const size_t *shape) {
+    TERN_CHECK(!ps->finalized, "params_add(%s) after finalize", name);
+    TERN_CHECK(params_index(ps, name) < 0, "duplicate parameter name %s", name);
+    TERN_CHECK(ndim >= 1 && ndim <= TENSOR_MAX_DIMS, "parameter %s: bad ndim %d", name, ndim);
+    if (ps->n == ps->cap) {
+        ps->cap = ps->cap ? ps->cap * 2 : 64;
+        ps->t = xrealloc(ps->t, ps->cap * sizeof *ps->t);
+    }
+    Tensor *t = xcalloc(1, sizeof *t);
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->numel = shape_numel(ndim, shape);
+    t->requires_grad = 1;
+    t->is_param = 1;
+    t->name = xstrdup(name);
+    ps->t[ps->n++] = t;
+    return t;
+}
+
+void params_finalize(ParamStore *ps) {
+    TERN_CHECK(!ps->finalized, "params_finalize twice");
+    size_t total = 0;
+    /* each tensor starts on a 16-float (64-byte) boundary so SIMD loops stay aligned */
+    for (size_t i = 0; i < ps->n; i++) total += (ps->t[i]->numel + 15) & ~(size_t)15;
+    ps->total = total;
+    ps->values = xcalloc(total ? total : 1, sizeof(float));
+    ps->grads = xcalloc(total ? total : 1, sizeof(float));
+    size_t off = 0;
+    for (size_t i = 0; i < ps->n; i++) {
+        ps->t[i]->data = ps->values + off;
+        ps->t[i]->grad = ps->grads + off;
+        off += (ps->t[i]->numel + 15) & ~(size_t)15;
+    }
+    ps->finalized = 1;
+}
+
+long params_index(const ParamStore *ps, const char *name) {
+    for (size_t i = 0; i < ps->n; i++)
+        if (strcmp(ps->t[i]->name, name) == 0) return (long)i;
+    return -1;
+}
+
+Tensor *params_find(const ParamStore *ps, const char *name) {
+    long i = params_index(ps, name);
+    return i < 0 ? NULL : ps->t[i];
+}
+
+void params_zero_grad(ParamStore *ps) { memset(ps->grads, 0, ps->total * sizeof(float)); }
+
+double params_grad_norm(const ParamStore *ps) { return sqrt(reduce_sumsq(ps->grads, ps->total)); }
+
+int params_grads_finite(const ParamStore *ps) { return reduce_all_finite(ps->grads, ps->total); }

@@ -1,0 +1,90 @@
+#include "kernels/util.h"
+
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int err_set(Err *err, const char *fmt, ...) {
+    if (!err) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    err->code = -1;
+    return -1;
+}
+
+void err_clear(Err *err) {
+    if (!err) return;
+    err->code = 0;
+    err->msg[0] = 0;
+}
+
+static void oom(size_t bytes) {
+    fprintf(stderr, "tern: out of memory allocating %zu bytes\n", bytes);
+    abort();
+}
+
+void *xmalloc(size_t bytes) {
+    void *p = NULL;
+    size_t n = (bytes + 63) & ~(size_t)63;
+    if (n == 0) n = 64;
+    if (posix_memalign(&p, 64, n) != 0 || !p) oom(bytes);
+    return p;
+}
+
+void *xcalloc(size_t n, size_t size) {
+    if (size && n > SIZE_MAX / size) oom(SIZE_MAX);
+    void *p = xmalloc(n * size);
+    memset(p, 0, n * size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t bytes) {
+    void *q = realloc(p, bytes ? bytes : 1);
+    if (!q) oom(bytes);
+    return q;
+}
+
+char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (!d) oom(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+void xfree(void *p) { free(p); }
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static size_t status_field_kb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kb = 0, klen = strlen(key);
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, klen) == 0) {
+            kb = (size_t)strtoull(line + klen, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return kb * 1024;
+}
+
+size_t peak_rss_bytes(void) { return status_field_kb("VmHWM:"); }
+size_t current_rss_bytes(void) { return status_field_kb("VmRSS:"); }
+
+void tern_set_threads(int n) {
+    if (n > 0) omp_set_num_threads(n);
+}
+
+int tern_get_threads(void) { return omp_get_max_threads(); }
