@@ -90,6 +90,7 @@ static void block_softmax(float *restrict S, float *restrict lse, size_t rows, s
         float *s = S + r * ncols;
         size_t nvalid = i0 + r + 1;
         float m = -INFINITY;
+#pragma omp simd reduction(max : m)
         for (size_t c = 0; c < nvalid; c++) m = s[c] > m ? s[c] : m;
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)

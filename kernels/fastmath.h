@@ -15,7 +15,9 @@ static inline float fast_expf(float x) {
     const float hi = 88.3762626647949f, lo = -87.3365447504f;
     float xc = x > hi ? hi : x;
     xc = xc < lo ? lo : xc;
-    float n = __builtin_floorf(xc * 1.44269504088896341f + 0.5f);
+    /* round to nearest with the 1.5*2^23 trick: floorf would be a libm call without
+     * -ffast-math and stop the loop from vectorizing */
+    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
     float p = 1.9875691500e-4f;

@@ -12,6 +12,7 @@ void softmax_forward(float *restrict out, const float *restrict in, size_t N, si
         const float *x = in + r * C;
         float *y = out + r * C;
         float m = -INFINITY;
+#pragma omp simd reduction(max : m)
         for (size_t c = 0; c < C; c++) m = x[c] > m ? x[c] : m;
         float s = 0.0f;
 #pragma omp simd reduction(+ : s)
@@ -80,6 +81,7 @@ void xent_forward(float *restrict losses, float *restrict lse, const float *rest
 #pragma omp simd reduction(+ : s)
             for (size_t c = 0; c < V; c++) s += fast_expf(softcap * fast_tanhf(z[c] * inv) - m);
         } else {
+#pragma omp simd reduction(max : m)
             for (size_t c = 0; c < V; c++) m = z[c] > m ? z[c] : m;
 #pragma omp simd reduction(+ : s)
             for (size_t c = 0; c < V; c++) s += fast_expf(z[c] - m);

@@ -1,0 +1,4 @@
+# PyTorch parity: refdump runs tern's layers/models on inputs from the Python scripts.
+add_executable(refdump torch_ref/refdump.c)
+target_link_libraries(refdump PRIVATE tern_autodiff tern_data)
+tern_py_test(torch_layers torch_ref/layers.py)

@@ -1,0 +1,19 @@
+/* cli.h — the `tern` command line: one binary, one function per subcommand (train/cmd_*.c).
+ * Conventions: human text goes to stderr, `--json` prints one JSON object on stdout; bad input
+ * gives one line "tern <cmd>: <what>" and exit status 1; usage errors exit 2. */
+#ifndef TERN_CLI_H
+#define TERN_CLI_H
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_prepare(int argc, char **argv);
+int cmd_tokenizer(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+
+/* Helpers shared by subcommands */
+int cli_is_flag(const char *arg, const char *name);         /* "--name" */
+const char *cli_value(int argc, char **argv, int *i, const char *name); /* "--name V" or "--name=V" */
+
+#endif
