@@ -225,6 +225,7 @@ char *h5_attr_get_str(hid_t f, const char *obj, const char *key, Err *err) {
     } else if (H5Tis_variable_str(ft) > 0) {
         hid_t t = H5Tcopy(H5T_C_S1);
         H5Tset_size(t, H5T_VARIABLE);
+        H5Tset_cset(t, H5Tget_cset(ft)); /* ASCII <-> UTF-8 is not a conversion HDF5 performs */
         char *v = NULL;
         if (H5Aread(a, t, &v) >= 0 && v) {
             out = xstrdup(v);
@@ -240,6 +241,7 @@ char *h5_attr_get_str(hid_t f, const char *obj, const char *key, Err *err) {
         out = xcalloc(n + 1, 1);
         hid_t t = H5Tcopy(H5T_C_S1);
         H5Tset_size(t, n);
+        H5Tset_cset(t, H5Tget_cset(ft));
         if (H5Aread(a, t, out) < 0) {
             xfree(out);
             out = NULL;

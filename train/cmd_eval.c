@@ -1,10 +1,125 @@
+/* tern eval --ckpt F --data SHARD [--tokenizer M] [--seq-len T] [--sliding S] [--max-tokens N]
+ *           [--batch B] [--ema] [--json] */
+#include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "data/bpb.h"
+#include "data/loader.h"
+#include "kernels/gemm.h"
 #include "train/cli.h"
+#include "train/eval.h"
+#include "train/model_io.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: tern eval --ckpt CKPT.h5 --data SHARD_GLOB [options]\n"
+            "  --tokenizer FILE  tokenizer for val_bpb (default: the checkpoint's data.tokenizer)\n"
+            "  --seq-len T       window length (default: the checkpoint's data.seq_len)\n"
+            "  --sliding S       sliding-window evaluation with stride S (default: standard windows)\n"
+            "  --max-tokens N    score at most N targets\n"
+            "  --batch B         windows per forward (default 4)\n"
+            "  --threads N       OpenMP/BLAS threads\n"
+            "  --ema             use the checkpoint's EMA weights when it has them\n"
+            "  --json            one JSON object on stdout\n");
+}
 
 int cmd_eval(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "tern eval: not implemented yet\n");
-    return 2;
+    const char *ckpt = NULL, *data = NULL, *tokpath = NULL;
+    size_t T = 0, stride = 0, max_tokens = 0, B = 4;
+    int json = 0, use_ema = 0, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (cli_is_flag(argv[i], "help")) {
+            usage(stdout);
+            return 0;
+        } else if ((v = cli_value(argc, argv, &i, "ckpt"))) ckpt = v;
+        else if ((v = cli_value(argc, argv, &i, "data"))) data = v;
+        else if ((v = cli_value(argc, argv, &i, "tokenizer"))) tokpath = v;
+        else if ((v = cli_value(argc, argv, &i, "seq-len"))) T = strtoull(v, NULL, 10);
+        else if ((v = cli_value(argc, argv, &i, "sliding"))) stride = strtoull(v, NULL, 10);
+        else if ((v = cli_value(argc, argv, &i, "max-tokens"))) max_tokens = strtoull(v, NULL, 10);
+        else if ((v = cli_value(argc, argv, &i, "batch"))) B = strtoull(v, NULL, 10);
+        else if ((v = cli_value(argc, argv, &i, "threads"))) threads = atoi(v);
+        else if (cli_is_flag(argv[i], "ema")) use_ema = 1;
+        else if (cli_is_flag(argv[i], "json")) json = 1;
+        else {
+            fprintf(stderr, "tern eval: unknown option %s (see --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!ckpt || !data || B == 0) {
+        usage(stderr);
+        return 2;
+    }
+    if (threads > 0) {
+        tern_set_threads(threads);
+        blas_set_threads(threads);
+    }
+    Err err = {0};
+    Model *m = NULL;
+    cJSON *cfg = NULL;
+    Tokenizer *tok = NULL;
+    ByteCounter bc;
+    int have_bc = 0, status = 1;
+    TokenStream s;
+    memset(&s, 0, sizeof s);
+    if (model_load_checkpoint(ckpt, use_ema, &m, &cfg, &err)) goto out;
+    const cJSON *dsec = cJSON_GetObjectItemCaseSensitive(cfg, "data");
+    if (!T) {
+        const cJSON *sl = cJSON_GetObjectItemCaseSensitive(dsec, "seq_len");
+        T = cJSON_IsNumber(sl) ? (size_t)sl->valuedouble : 1024;
+    }
+    if (T > m->max_seq_len) {
+        err_set(&err, "--seq-len %zu exceeds the model's seq_len %zu", T, m->max_seq_len);
+        goto out;
+    }
+    if (!tokpath) {
+        const cJSON *tp = cJSON_GetObjectItemCaseSensitive(dsec, "tokenizer");
+        if (cJSON_IsString(tp) && tp->valuestring[0]) tokpath = tp->valuestring;
+    }
+    if (tokpath) {
+        if (tokenizer_load(&tok, tokpath, &err)) goto out;
+        if (bpb_init(&bc, tok, m->vocab, &err)) goto out;
+        have_bc = 1;
+    }
+    if (stream_open(&s, data, m->vocab, &err)) goto out;
+    Tape tp;
+    tape_init(&tp, 0);
+    EvalResult r;
+    if (stride) eval_sliding(m, &tp, &s, T, stride, B, have_bc ? &bc : NULL, max_tokens, &r);
+    else eval_standard(m, &tp, &s, T, B, have_bc ? &bc : NULL, max_tokens, &r);
+    tape_free(&tp);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "checkpoint", ckpt);
+        cJSON_AddStringToObject(o, "data", data);
+        cJSON_AddStringToObject(o, "mode", stride ? "sliding" : "standard");
+        if (stride) cJSON_AddNumberToObject(o, "stride", (double)stride);
+        cJSON_AddNumberToObject(o, "seq_len", (double)T);
+        cJSON_AddNumberToObject(o, "val_loss", r.val_loss);
+        if (have_bc) cJSON_AddNumberToObject(o, "val_bpb", r.val_bpb);
+        cJSON_AddNumberToObject(o, "tokens", r.tokens);
+        cJSON_AddNumberToObject(o, "bytes", r.bytes);
+        cJSON_AddNumberToObject(o, "seconds", r.seconds);
+        char *txt = cJSON_PrintUnformatted(o);
+        printf("%s\n", txt);
+        cJSON_free(txt);
+        cJSON_Delete(o);
+    } else {
+        printf("val_loss %.6f", r.val_loss);
+        if (have_bc) printf("  val_bpb %.6f", r.val_bpb);
+        printf("  tokens %.0f  bytes %.0f  (%s%s, T=%zu, %.1fs)\n", r.tokens, r.bytes, stride ? "sliding stride " : "standard",
+               stride ? "" : "", T, r.seconds);
+    }
+    status = 0;
+out:
+    if (status) fprintf(stderr, "tern eval: %s\n", err.msg);
+    stream_close(&s);
+    if (have_bc) bpb_free(&bc);
+    if (tok) tokenizer_free(tok);
+    model_free(m);
+    cJSON_Delete(cfg);
+    return status;
 }

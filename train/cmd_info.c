@@ -1,10 +1,129 @@
+/* tern info FILE [--json]: what a checkpoint or token shard holds. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "data/h5io.h"
+#include "data/shard.h"
+#include "train/checkpoint.h"
 #include "train/cli.h"
+#include "train/model_io.h"
+
+static int info_checkpoint(const char *path, int json) {
+    Err err = {0};
+    Model *m = NULL;
+    cJSON *cfg = NULL;
+    if (model_load_checkpoint(path, 0, &m, &cfg, &err)) {
+        fprintf(stderr, "tern info: %s\n", err.msg);
+        return 1;
+    }
+    TrainState st;
+    memset(&st, 0, sizeof st);
+    Err e2 = {0};
+    hid_t f = h5_open_read(path, &e2);
+    int has_optim = f >= 0 && h5_exists(f, "optim/state_a"), has_ema = f >= 0 && h5_exists(f, "ema/shadow");
+    h5_close(f);
+    checkpoint_load(path, &m->ps, NULL, NULL, NULL, &st, &e2);
+    size_t n = model_num_params(m);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "file", path);
+        cJSON_AddStringToObject(o, "kind", "checkpoint");
+        cJSON_AddStringToObject(o, "arch", m->ops->arch);
+        cJSON_AddNumberToObject(o, "params", (double)n);
+        cJSON_AddNumberToObject(o, "step", (double)st.step);
+        cJSON_AddNumberToObject(o, "tokens", (double)st.tokens);
+        cJSON_AddBoolToObject(o, "optimizer_state", has_optim);
+        cJSON_AddBoolToObject(o, "ema", has_ema);
+        cJSON *tab = cJSON_AddArrayToObject(o, "tensors");
+        for (size_t i = 0; i < m->ps.n; i++) {
+            const Tensor *t = m->ps.t[i];
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "name", t->name);
+            cJSON *sh = cJSON_AddArrayToObject(e, "shape");
+            for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->shape[d]));
+            cJSON_AddNumberToObject(e, "numel", (double)t->numel);
+            cJSON_AddItemToArray(tab, e);
+        }
+        cJSON_AddItemToObject(o, "config", cJSON_Duplicate(cfg, 1));
+        char *s = cJSON_PrintUnformatted(o);
+        printf("%s\n", s);
+        cJSON_free(s);
+        cJSON_Delete(o);
+    } else {
+        printf("%s: tern checkpoint, arch %s, %zu parameters (%.1f MB fp32), step %llu, %llu tokens seen\n", path,
+               m->ops->arch, n, n * 4.0 / 1e6, (unsigned long long)st.step, (unsigned long long)st.tokens);
+        printf("optimizer state: %s   EMA weights: %s\n", has_optim ? "yes" : "no", has_ema ? "yes" : "no");
+        printf("%-40s %-16s %12s\n", "tensor", "shape", "numel");
+        for (size_t i = 0; i < m->ps.n; i++) {
+            const Tensor *t = m->ps.t[i];
+            char sh[64];
+            tensor_shape_str(t, sh, sizeof sh);
+            printf("%-40s %-16s %12zu\n", t->name, sh, t->numel);
+        }
+        char *s = cJSON_Print(cfg);
+        printf("config:\n%s\n", s);
+        cJSON_free(s);
+    }
+    model_free(m);
+    cJSON_Delete(cfg);
+    return 0;
+}
+
+static int info_shard(const char *path, int json) {
+    Err err = {0};
+    Shard s;
+    if (shard_open(&s, path, 0, &err)) {
+        fprintf(stderr, "tern info: %s\n", err.msg);
+        return 1;
+    }
+    size_t docs = 0;
+    for (size_t i = 0; i < s.ntokens; i++) docs += shard_token(&s, i) == 1;
+    if (json)
+        printf("{\"file\":\"%s\",\"kind\":\"shard\",\"tokens\":%zu,\"max_token\":%u,\"bos_count\":%zu}\n", path, s.ntokens,
+               s.max_token, docs);
+    else
+        printf("%s: token shard, %zu tokens, max id %u, %zu BOS(=1) tokens\n", path, s.ntokens, s.max_token, docs);
+    shard_close(&s);
+    return 0;
+}
 
 int cmd_info(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "tern info: not implemented yet\n");
-    return 2;
+    const char *file = NULL;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_flag(argv[i], "help")) {
+            printf("usage: tern info FILE [--json]   (checkpoint .h5 or token shard .bin)\n");
+            return 0;
+        } else if (cli_is_flag(argv[i], "json")) json = 1;
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "tern info: unknown option %s\n", argv[i]);
+            return 2;
+        } else file = argv[i];
+    }
+    if (!file) {
+        fprintf(stderr, "usage: tern info FILE [--json]\n");
+        return 2;
+    }
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        fprintf(stderr, "tern info: %s: cannot open\n", file);
+        return 1;
+    }
+    unsigned char magic[8] = {0};
+    size_t got = fread(magic, 1, 8, f);
+    fclose(f);
+    if (got == 8 && !memcmp(magic, "\x89HDF\r\n\x1a\n", 8)) {
+        Err e = {0};
+        hid_t h = h5_open_read(file, &e);
+        int is_ckpt = h >= 0 && h5_attr_exists(h, "/", "format");
+        int is_tokens = h >= 0 && h5_exists(h, "tokens");
+        h5_close(h);
+        if (is_ckpt) return info_checkpoint(file, json);
+        if (is_tokens) return info_shard(file, json);
+        fprintf(stderr, "tern info: %s: an HDF5 file but neither a tern checkpoint nor a token shard\n", file);
+        return 1;
+    }
+    return info_shard(file, json);
 }

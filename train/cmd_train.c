@@ -1,10 +1,141 @@
+/* tern train CONFIG.json [--set key=value ...] [--resume RUN_DIR] [--overwrite] [--stop-after N]
+ *            [--threads N] [--json] [--quiet] */
+#include <cjson/cJSON.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "train/cli.h"
+#include "train/trainer.h"
+
+static volatile sig_atomic_t g_stop; /* the one piece of process state a signal handler needs */
+
+static void on_signal(int sig) { g_stop = sig; }
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: tern train [CONFIG.json] [options]\n"
+            "  --set KEY=VALUE   override any config key (repeatable), e.g. --set train.max_steps=200\n"
+            "  --resume RUN_DIR  continue RUN_DIR/ckpt/latest.h5 (CONFIG optional: the checkpoint's config is used)\n"
+            "  --overwrite       reuse an existing run folder instead of refusing\n"
+            "  --stop-after N    stop (with a checkpoint) after step N without changing the schedule\n"
+            "  --threads N       OpenMP/BLAS threads (same as --set threads=N)\n"
+            "  --json            print the final summary as one JSON object on stdout\n"
+            "  --quiet           no progress output\n"
+            "Writes runs/NAME/{config.json, metrics.jsonl, summary.json, ckpt/step_N.h5, ckpt/latest.h5}.\n"
+            "SIGINT/SIGTERM: finish the step, write a checkpoint, exit 130/143.\n");
+}
 
 int cmd_train(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "tern train: not implemented yet\n");
-    return 2;
+    const char *config = NULL, *resume = NULL;
+    char **sets = calloc((size_t)argc + 2, sizeof(char *));
+    int nsets = 0, json = 0, quiet = 0, overwrite = 0;
+    uint64_t stop_after = 0;
+    char threads_set[64];
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (cli_is_flag(argv[i], "help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            free(sets);
+            return 0;
+        } else if ((v = cli_value(argc, argv, &i, "set"))) {
+            sets[nsets++] = (char *)v;
+        } else if ((v = cli_value(argc, argv, &i, "resume"))) {
+            resume = v;
+        } else if ((v = cli_value(argc, argv, &i, "stop-after"))) {
+            stop_after = strtoull(v, NULL, 10);
+        } else if ((v = cli_value(argc, argv, &i, "threads"))) {
+            snprintf(threads_set, sizeof threads_set, "threads=%s", v);
+            sets[nsets++] = threads_set;
+        } else if (cli_is_flag(argv[i], "json")) {
+            json = 1;
+        } else if (cli_is_flag(argv[i], "quiet")) {
+            quiet = 1;
+        } else if (cli_is_flag(argv[i], "overwrite")) {
+            overwrite = 1;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "tern train: unknown option %s (see --help)\n", argv[i]);
+            free(sets);
+            return 2;
+        } else if (!config) {
+            config = argv[i];
+        } else {
+            fprintf(stderr, "tern train: more than one config given (%s)\n", argv[i]);
+            free(sets);
+            return 2;
+        }
+    }
+    if (!config && !resume) {
+        usage(stderr);
+        free(sets);
+        return 2;
+    }
+    Err err = {0};
+    RunConfig rc;
+    char ckpt[1100];
+    int status = 1;
+    if (resume) {
+        snprintf(ckpt, sizeof ckpt, "%s/ckpt/latest.h5", resume);
+        if (!config) {
+            char *text = checkpoint_read_config(ckpt, &err);
+            if (!text) goto fail_early;
+            cJSON *root = cJSON_Parse(text);
+            free(text);
+            if (!root) {
+                err_set(&err, "%s: the stored config is not valid JSON", ckpt);
+                goto fail_early;
+            }
+            for (int i = 0; i < nsets; i++)
+                if (cfg_set_path(root, sets[i], &err)) {
+                    cJSON_Delete(root);
+                    goto fail_early;
+                }
+            if (runconfig_from_json(&rc, root, &err)) {
+                cJSON_Delete(root);
+                goto fail_early;
+            }
+        } else if (runconfig_load(&rc, config, sets, nsets, &err)) {
+            goto fail_early;
+        }
+    } else if (runconfig_load(&rc, config, sets, nsets, &err)) {
+        goto fail_early;
+    }
+    Trainer t;
+    if (trainer_init(&t, &rc, resume ? ckpt : NULL, overwrite, &err)) {
+        trainer_free(&t);
+        runconfig_free(&rc);
+        goto fail_early;
+    }
+    t.quiet = quiet;
+    t.stop_flag = &g_stop;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int r = trainer_run(&t, stop_after, &err);
+    if (r < 0) {
+        fprintf(stderr, "tern train: %s\n", err.msg);
+        status = 1;
+    } else {
+        if (trainer_summary(&t, json, &err)) fprintf(stderr, "tern train: %s\n", err.msg);
+        if (!quiet) {
+            fprintf(stderr, "tern train: done — %llu steps, %llu tokens in %.1fs (%.0f tok/s)",
+                    (unsigned long long)t.st.step, (unsigned long long)t.st.tokens, t.st.elapsed_seconds,
+                    t.st.elapsed_seconds > 0 ? (double)t.st.tokens / t.st.elapsed_seconds : 0.0);
+            if (t.last_val_bpb >= 0) fprintf(stderr, ", val_bpb %.4f", t.last_val_bpb);
+            else if (t.last_val_loss == t.last_val_loss) fprintf(stderr, ", val_loss %.4f", t.last_val_loss);
+            fprintf(stderr, "\n  run folder: %s  (checkpoint %s/ckpt/latest.h5)\n", t.run_dir, t.run_dir);
+        }
+        status = r == 1 ? 128 + (int)g_stop : 0;
+    }
+    trainer_free(&t);
+    runconfig_free(&rc);
+    free(sets);
+    return status;
+fail_early:
+    fprintf(stderr, "tern train: %s\n", err.msg);
+    free(sets);
+    return 1;
 }

@@ -12,6 +12,9 @@
 #include "autodiff/ops.h"
 #include "data/h5io.h"
 #include "refdump_cases.h"
+#include "model/model.h"
+#include "optim/optimizer.h"
+#include <cjson/cJSON.h>
 
 static Tensor *load(hid_t f, const char *name, int requires_grad) {
     Err err = {0};
@@ -88,13 +91,86 @@ static int case_xent(hid_t in, hid_t out) {
     return 0;
 }
 
+/* gpt: attributes "model" (model-section JSON), "optim" (optim-section JSON), "steps" (optimizer
+ * steps), "seed"; datasets x, y [B, T] (token ids as floats). Writes params0/<name> (initial
+ * weights), loss, grads/<name>, then runs `steps` optimizer steps on the same batch (constant lr)
+ * and writes after/<name> and losses (the loss before each step). */
+static int case_model(hid_t in, hid_t out) {
+    Err err = {0};
+    char *mjson = h5_attr_get_str(in, "/", "model", &err), *ojson = h5_attr_get_str(in, "/", "optim", &err);
+    if (!mjson || !ojson) {
+        fprintf(stderr, "refdump: %s\n", err.msg);
+        return 1;
+    }
+    cJSON *msec = cJSON_Parse(mjson), *osec = cJSON_Parse(ojson);
+    Model *m = NULL;
+    if (model_create(&m, msec, (uint64_t)refdump_attr(in, "seed", 1), &err)) {
+        fprintf(stderr, "refdump: %s\n", err.msg);
+        return 1;
+    }
+    Optimizer opt;
+    if (optimizer_init(&opt, &m->ps, osec, m->default_groups, NULL, &err)) {
+        fprintf(stderr, "refdump: %s\n", err.msg);
+        return 1;
+    }
+    Tensor *xt = refdump_load(in, "x", 0), *yt = refdump_load(in, "y", 0);
+    size_t B = xt->shape[0], T = xt->shape[1], n = B * T;
+    int32_t *x = malloc(n * sizeof(int32_t)), *y = malloc(n * sizeof(int32_t));
+    for (size_t i = 0; i < n; i++) {
+        x[i] = (int32_t)xt->data[i];
+        y[i] = (int32_t)yt->data[i];
+    }
+    char name[512];
+    for (size_t i = 0; i < m->ps.n; i++) {
+        snprintf(name, sizeof name, "params0/%s", m->ps.t[i]->name);
+        refdump_save(out, name, m->ps.t[i], m->ps.t[i]->data);
+    }
+    int steps = (int)refdump_attr(in, "steps", 0);
+    float *losses = malloc((size_t)(steps + 1) * sizeof(float));
+    Tape tp;
+    tape_init(&tp, 0);
+    for (int s = 0; s <= steps; s++) {
+        params_zero_grad(&m->ps);
+        tape_reset(&tp);
+        Tensor *loss = m->ops->loss(m, &tp, x, y, B, T, NULL, 1);
+        tape_backward(&tp, loss);
+        losses[s] = loss->data[0];
+        if (s == 0) {
+            refdump_save(out, "loss", loss, loss->data);
+            for (size_t i = 0; i < m->ps.n; i++) {
+                snprintf(name, sizeof name, "grads/%s", m->ps.t[i]->name);
+                refdump_save(out, name, m->ps.t[i], m->ps.t[i]->grad);
+            }
+        }
+        if (s < steps) optimizer_step(&opt, 1.0);
+    }
+    for (size_t i = 0; i < m->ps.n; i++) {
+        snprintf(name, sizeof name, "after/%s", m->ps.t[i]->name);
+        refdump_save(out, name, m->ps.t[i], m->ps.t[i]->data);
+    }
+    size_t ns = (size_t)steps + 1;
+    Err e2 = {0};
+    h5_write_f32(out, "losses", 1, &ns, losses, &e2);
+    tape_free(&tp);
+    optimizer_free(&opt);
+    model_free(m);
+    free(x);
+    free(y);
+    free(losses);
+    free(mjson);
+    free(ojson);
+    cJSON_Delete(msec);
+    cJSON_Delete(osec);
+    return 0;
+}
+
 typedef struct Case {
     const char *name;
     int (*fn)(hid_t, hid_t);
 } Case;
 
 int main(int argc, char **argv) {
-    static const Case cases[] = {{"attention", case_attention}, {"xent", case_xent} REFDUMP_EXTRA_CASES};
+    static const Case cases[] = {{"attention", case_attention}, {"xent", case_xent}, {"model", case_model}};
     if (argc != 4) {
         fprintf(stderr, "usage: refdump <case> IN.h5 OUT.h5\n");
         return 2;

@@ -1,0 +1,53 @@
+/* model.h — a trainable language model: its parameters (one ParamStore), its architecture's
+ * forward pass built from autodiff ops, and its resolved config.
+ *
+ * The registry (model_create) picks the architecture from model.arch in the run config:
+ * "gpt" (model/gpt.c) today; trn_hybrid, hgru and chimera as they land. Parameter names
+ * follow the PyTorch reference implementations (e.g. blocks.3.attn.c_q.weight), so checkpoints
+ * can be read into the reference models with h5py for parity tests. */
+#ifndef TERN_MODEL_H
+#define TERN_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "autodiff/params.h"
+#include "autodiff/tape.h"
+#include "kernels/rng.h"
+#include "kernels/util.h"
+
+struct cJSON;
+typedef struct Model Model;
+
+typedef struct ModelOps {
+    const char *arch;
+    /* Mean cross-entropy of y given x ([B, T] int32 each); per_token (B*T, may be NULL)
+     * receives each position's loss. training selects training-only behaviour. */
+    Tensor *(*loss)(Model *m, Tape *tp, const int32_t *x, const int32_t *y, size_t B, size_t T,
+                    float *per_token, int training);
+    /* Final logits [B*T, V] (softcapped when the model caps them). */
+    Tensor *(*logits)(Model *m, Tape *tp, const int32_t *x, size_t B, size_t T);
+    void (*destroy)(Model *m);
+} ModelOps;
+
+struct Model {
+    const ModelOps *ops;
+    ParamStore ps;
+    void *impl;
+    size_t vocab;
+    size_t max_seq_len;
+    struct cJSON *config;        /* resolved model section (owned) */
+    const char *default_groups;  /* JSON array of default optimizer group rules (static text) */
+    uint64_t train_forwards;     /* forwards with training=1 (warm-ups that count them) */
+};
+
+/* Builds the model described by `section` (the "model" object of a run config) with parameters
+ * initialised from `seed`. Unknown keys and bad values are errors naming the key. */
+int model_create(Model **out, const struct cJSON *section, uint64_t seed, Err *err);
+void model_free(Model *m);
+size_t model_num_params(const Model *m);
+
+/* Architecture constructors (registry entries). */
+int gpt_create(Model **out, const struct cJSON *section, uint64_t seed, Err *err);
+
+#endif

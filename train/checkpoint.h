@@ -1,0 +1,45 @@
+/* checkpoint.h — HDF5 checkpoints (readable with h5py).
+ *
+ *   /params/<name>     every parameter, float32, its shape
+ *   /optim/state_a     optimizer state (Adam m / momentum), flat, parameter offsets
+ *   /optim/state_b     optimizer state (Adam v), flat
+ *   /ema/shadow        EMA weights when enabled
+ *   /state             attributes: step, tokens, train_forwards, loader_epoch, loader_pos,
+ *                      loader_seed, bad_steps, elapsed_seconds
+ *   root attributes    format = "tern-checkpoint", version = 1, config = resolved JSON
+ * Written to a temporary file, fsync'd and renamed into place: a crash never leaves a partial
+ * file under the final name. */
+#ifndef TERN_CHECKPOINT_H
+#define TERN_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "autodiff/params.h"
+#include "kernels/util.h"
+
+typedef struct TrainState {
+    uint64_t step, tokens, train_forwards;
+    uint64_t loader_epoch, loader_pos, loader_seed;
+    uint64_t bad_steps;
+    double elapsed_seconds;
+} TrainState;
+
+typedef struct CheckpointData {
+    const ParamStore *ps;
+    const float *state_a, *state_b; /* may be NULL (not saved) */
+    const float *ema;               /* may be NULL */
+    size_t total;                   /* floats in each flat buffer */
+    TrainState st;
+    const char *config_json;
+} CheckpointData;
+
+int checkpoint_save(const char *path, const CheckpointData *cd, Err *err);
+
+/* Reads the config JSON text (malloc'd) of a checkpoint. */
+char *checkpoint_read_config(const char *path, Err *err);
+/* Loads parameters (names and shapes must match ps) and, when the pointers are non-NULL, the
+ * optimizer state, EMA and train state. A missing /optim is an error only when asked for. */
+int checkpoint_load(const char *path, ParamStore *ps, float *state_a, float *state_b, float *ema,
+                    TrainState *st, Err *err);
+
+#endif

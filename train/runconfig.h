@@ -1,0 +1,58 @@
+/* runconfig.h — one JSON file describes a run: name, seed, model, data, optim, train, quant,
+ * export. `--set a.b=value` overrides any key. Unknown keys and wrong types are errors naming
+ * the key. The resolved config (every default filled in) is saved with the run and in every
+ * checkpoint. */
+#ifndef TERN_RUNCONFIG_H
+#define TERN_RUNCONFIG_H
+
+#include <stddef.h>
+
+#include "kernels/jsoncfg.h"
+#include "optim/schedule.h"
+
+struct cJSON;
+
+typedef struct DataConfig {
+    char train[CFG_STR_MAX];     /* glob(s) of training shards */
+    char val[CFG_STR_MAX];       /* glob(s) of validation shards */
+    char tokenizer[CFG_STR_MAX]; /* tokenizer file for bits-per-byte (optional) */
+    size_t seq_len;
+} DataConfig;
+
+typedef struct TrainConfig {
+    size_t batch_tokens;   /* tokens per optimizer step (all ranks, all micro-steps) */
+    size_t micro_batch;    /* sequences per micro-step per rank */
+    size_t max_steps, max_tokens;
+    double max_seconds;
+    size_t val_every;      /* steps; 0 = only at the end */
+    size_t val_tokens;     /* cap on validation tokens per eval (0 = the whole split) */
+    size_t log_every;
+    size_t ckpt_every;     /* steps; 0 = only at the end */
+    size_t max_bad_steps;  /* stop after this many non-finite steps in a row */
+    double grad_clip;      /* global L2 norm; 0 = off */
+    int eval_at_end;
+} TrainConfig;
+
+typedef struct RunConfig {
+    char name[CFG_STR_MAX];
+    char out_dir[CFG_STR_MAX];
+    long seed;
+    long threads;
+    DataConfig data;
+    TrainConfig train;
+    Schedule schedule;
+    Ema ema;
+    struct cJSON *root;     /* the whole (resolved) tree; sections model/optim/quant/export kept as given */
+} RunConfig;
+
+/* Loads `path` (NULL: start from an empty object), applies the --set assignments, reads and
+ * validates every section. The model and optimizer sections are validated when the model and
+ * optimizer are built. */
+int runconfig_load(RunConfig *rc, const char *path, char **sets, int nsets, Err *err);
+/* Same from an already-parsed tree (takes ownership). */
+int runconfig_from_json(RunConfig *rc, struct cJSON *root, Err *err);
+void runconfig_free(RunConfig *rc);
+/* Writes the resolved values of the run-level sections back into rc->root. */
+void runconfig_resolve(RunConfig *rc);
+
+#endif

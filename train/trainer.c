@@ -1,0 +1,379 @@
+#include "train/trainer.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kernels/gemm.h"
+#include "kernels/util.h"
+
+static int mkdir_p(const char *path, Err *err) {
+    char buf[1024];
+    size_t n = strlen(path);
+    if (n >= sizeof buf) return err_set(err, "%s: path too long", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++)
+        if (buf[i] == '/' || buf[i] == 0) {
+            char c = buf[i];
+            buf[i] = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return err_set(err, "%s: cannot create folder (%s)", buf, strerror(errno));
+            buf[i] = c;
+        }
+    return 0;
+}
+
+static int file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, Err *err) {
+    memset(t, 0, sizeof *t);
+    t->rc = rc;
+    t->last_val_loss = t->last_val_bpb = NAN;
+    if (rc->threads > 0) {
+        tern_set_threads((int)rc->threads);
+        blas_set_threads((int)rc->threads);
+    }
+    cJSON *root = rc->root;
+    /* model.seq_len defaults to data.seq_len */
+    cJSON *msec = cfg_section(root, "model");
+    if (!cJSON_GetObjectItemCaseSensitive(msec, "seq_len")) cJSON_AddNumberToObject(msec, "seq_len", (double)rc->data.seq_len);
+    if (model_create(&t->model, msec, (uint64_t)rc->seed, err)) return -1;
+    if (t->model->max_seq_len < rc->data.seq_len)
+        return err_set(err, "config: data.seq_len %zu exceeds model.seq_len %zu", rc->data.seq_len, t->model->max_seq_len);
+    cJSON_ReplaceItemInObjectCaseSensitive(root, "model", cJSON_Duplicate(t->model->config, 1));
+
+    cJSON *optim = cfg_section(root, "optim");
+    cJSON *resolved_opt = cJSON_CreateObject();
+    int rcode = optimizer_init(&t->opt, &t->model->ps, optim, t->model->default_groups, resolved_opt, err);
+    if (rcode) {
+        cJSON_Delete(resolved_opt);
+        return -1;
+    }
+    cJSON_ReplaceItemInObjectCaseSensitive(optim, "groups", cJSON_DetachItemFromObject(resolved_opt, "groups"));
+    if (cJSON_GetObjectItemCaseSensitive(optim, "rules"))
+        cJSON_ReplaceItemInObjectCaseSensitive(optim, "rules", cJSON_DetachItemFromObject(resolved_opt, "rules"));
+    else
+        cJSON_AddItemToObject(optim, "rules", cJSON_DetachItemFromObject(resolved_opt, "rules"));
+    cJSON_Delete(resolved_opt);
+
+    /* batch geometry */
+    t->T = rc->data.seq_len;
+    t->B = rc->train.micro_batch;
+    size_t per_micro = t->B * t->T;
+    if (rc->train.batch_tokens % per_micro)
+        return err_set(err, "config: train.batch_tokens (%zu) must be a multiple of micro_batch * seq_len (%zu)",
+                       rc->train.batch_tokens, per_micro);
+    t->accum = rc->train.batch_tokens / per_micro;
+
+    /* data */
+    if (!rc->data.train[0]) return err_set(err, "config: data.train (training shard glob) is required");
+    if (loader_open(&t->loader, rc->data.train, t->T, (uint64_t)rc->seed, 0, 1, t->model->vocab, err)) return -1;
+    if (rc->data.val[0]) {
+        if (stream_open(&t->val, rc->data.val, t->model->vocab, err)) return -1;
+        t->have_val = 1;
+        if (stream_val_windows(&t->val, t->T) == 0)
+            return err_set(err, "%s: validation split shorter than one %zu-token window", rc->data.val, t->T);
+    }
+    if (rc->data.tokenizer[0]) {
+        if (tokenizer_load(&t->tok, rc->data.tokenizer, err)) return -1;
+        if (bpb_init(&t->bc, t->tok, t->model->vocab, err)) return -1;
+        t->have_bc = 1;
+    }
+
+    /* budget */
+    uint64_t by_tokens = rc->train.max_tokens ? (rc->train.max_tokens + rc->train.batch_tokens - 1) / rc->train.batch_tokens : 0;
+    t->total_steps = rc->train.max_steps;
+    if (by_tokens && (!t->total_steps || by_tokens < t->total_steps)) t->total_steps = by_tokens;
+    if (!t->total_steps && rc->train.max_seconds <= 0)
+        return err_set(err, "config: no budget: set train.max_steps, train.max_tokens or train.max_seconds");
+    rc->schedule.total_steps = t->total_steps;
+    rc->schedule.max_seconds = t->total_steps ? 0 : rc->train.max_seconds;
+
+    ema_init(&rc->ema, &t->model->ps);
+    tape_init(&t->tape, 0);
+    tape_init(&t->eval_tape, 0);
+    t->x = xmalloc(per_micro * sizeof(int32_t));
+    t->y = xmalloc(per_micro * sizeof(int32_t));
+
+    /* resume */
+    if (resume_ckpt) {
+        if (checkpoint_load(resume_ckpt, &t->model->ps, t->opt.state_a, t->opt.state_b,
+                            rc->ema.enabled ? rc->ema.shadow : NULL, &t->st, err))
+            return -1;
+        t->opt.step = t->st.step;
+        t->model->train_forwards = t->st.train_forwards;
+        t->loader.cur.epoch = t->st.loader_epoch;
+        t->loader.cur.pos = t->st.loader_pos;
+        t->loader.cur.seed = t->st.loader_seed;
+        t->bad_in_row = t->st.bad_steps;
+    }
+
+    /* run folder */
+    snprintf(t->run_dir, sizeof t->run_dir, "%s/%s", rc->out_dir, rc->name);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/ckpt/latest.h5", t->run_dir);
+    if (!resume_ckpt && !overwrite && file_exists(path))
+        return err_set(err, "%s already holds a run (ckpt/latest.h5): resume it with --resume %s, or pick another "
+                            "name (--set name=...), or pass --overwrite", t->run_dir, t->run_dir);
+    snprintf(path, sizeof path, "%s/ckpt", t->run_dir);
+    if (mkdir_p(path, err)) return -1;
+    runconfig_resolve(rc);
+    snprintf(path, sizeof path, "%s/config.json", t->run_dir);
+    if (cfg_save_file(rc->root, path, err)) return -1;
+    snprintf(path, sizeof path, "%s/metrics.jsonl", t->run_dir);
+    t->metrics = fopen(path, resume_ckpt ? "a" : "w");
+    if (!t->metrics) return err_set(err, "%s: cannot open (%s)", path, strerror(errno));
+    progress_init(&t->prog);
+    return 0;
+}
+
+void trainer_free(Trainer *t) {
+    if (t->metrics) fclose(t->metrics);
+    xfree(t->x);
+    xfree(t->y);
+    tape_free(&t->tape);
+    tape_free(&t->eval_tape);
+    ema_free(&t->rc->ema);
+    if (t->have_bc) bpb_free(&t->bc);
+    tokenizer_free(t->tok);
+    if (t->have_val) stream_close(&t->val);
+    loader_close(&t->loader);
+    optimizer_free(&t->opt);
+    model_free(t->model);
+    memset(t, 0, sizeof *t);
+}
+
+static void log_json(Trainer *t, cJSON *o) {
+    char *s = cJSON_PrintUnformatted(o);
+    fprintf(t->metrics, "%s\n", s);
+    fflush(t->metrics);
+    cJSON_free(s);
+    cJSON_Delete(o);
+}
+
+static int validate(Trainer *t) {
+    if (!t->have_val) return 0;
+    Ema *e = &t->rc->ema;
+    if (e->enabled && e->started) ema_swap(e, &t->model->ps);
+    EvalResult r;
+    size_t B = TERN_MAX((size_t)1, TERN_MIN((size_t)8, 8192 / t->T));
+    eval_standard(t->model, &t->eval_tape, &t->val, t->T, B, t->have_bc ? &t->bc : NULL, t->rc->train.val_tokens, &r);
+    if (e->enabled && e->started) ema_swap(e, &t->model->ps);
+    t->last_val_loss = r.val_loss;
+    t->last_val_bpb = r.val_bpb;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "step", (double)t->st.step);
+    cJSON_AddNumberToObject(o, "val_loss", r.val_loss);
+    if (r.val_bpb >= 0) cJSON_AddNumberToObject(o, "val_bpb", r.val_bpb);
+    cJSON_AddNumberToObject(o, "val_tokens", r.tokens);
+    cJSON_AddNumberToObject(o, "val_bytes", r.bytes);
+    cJSON_AddNumberToObject(o, "eval_seconds", r.seconds);
+    log_json(t, o);
+    if (!t->quiet) {
+        progress_done(&t->prog);
+        if (r.val_bpb >= 0)
+            fprintf(stderr, "step %llu: val_loss %.4f val_bpb %.4f (%.0f tokens, %.1fs)\n", (unsigned long long)t->st.step,
+                    r.val_loss, r.val_bpb, r.tokens, r.seconds);
+        else
+            fprintf(stderr, "step %llu: val_loss %.4f (%.0f tokens, %.1fs; no tokenizer: no bpb)\n",
+                    (unsigned long long)t->st.step, r.val_loss, r.tokens, r.seconds);
+    }
+    return 0;
+}
+
+static int link_latest(const char *run_dir, const char *step_path, Err *err) {
+    char latest[1200], tmp[1300];
+    snprintf(latest, sizeof latest, "%s/ckpt/latest.h5", run_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", latest, (long)getpid());
+    unlink(tmp);
+    if (link(step_path, tmp) != 0) return err_set(err, "%s: cannot link (%s)", tmp, strerror(errno));
+    if (rename(tmp, latest) != 0) {
+        unlink(tmp);
+        return err_set(err, "%s: cannot rename (%s)", latest, strerror(errno));
+    }
+    return 0;
+}
+
+int trainer_save(Trainer *t, Err *err) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/ckpt/step_%llu.h5", t->run_dir, (unsigned long long)t->st.step);
+    t->st.train_forwards = t->model->train_forwards;
+    t->st.loader_epoch = t->loader.cur.epoch;
+    t->st.loader_pos = t->loader.cur.pos;
+    t->st.loader_seed = t->loader.cur.seed;
+    t->st.bad_steps = t->bad_in_row;
+    char *cfg = cJSON_PrintUnformatted(t->rc->root);
+    CheckpointData cd = {.ps = &t->model->ps,
+                         .state_a = t->opt.state_a,
+                         .state_b = t->opt.state_b,
+                         .ema = t->rc->ema.enabled ? t->rc->ema.shadow : NULL,
+                         .total = t->model->ps.total,
+                         .st = t->st,
+                         .config_json = cfg};
+    int rc = checkpoint_save(path, &cd, err);
+    cJSON_free(cfg);
+    if (!rc) rc = link_latest(t->run_dir, path, err);
+    return rc;
+}
+
+static int budget_done(const Trainer *t, double elapsed) {
+    if (t->total_steps && t->st.step >= t->total_steps) return 1;
+    if (t->rc->train.max_seconds > 0 && elapsed >= t->rc->train.max_seconds) return 1;
+    return 0;
+}
+
+int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
+    RunConfig *rc = t->rc;
+    ParamStore *ps = &t->model->ps;
+    double t_start = now_seconds() - t->st.elapsed_seconds;
+    double t_log = now_seconds();
+    uint64_t tokens_log = t->st.tokens;
+    double loss_acc = 0;
+    size_t loss_n = 0;
+    float seed = 1.0f / (float)t->accum;
+    int stopped_by_signal = 0;
+    if (!t->quiet) {
+        char desc[2048];
+        optimizer_describe(&t->opt, desc, sizeof desc);
+        fprintf(stderr, "tern train: %s — %s, %zu parameters, batch %zu tokens (%zu x %zu x %zu micro-steps), threads %d\n%s",
+                t->run_dir, t->model->ops->arch, model_num_params(t->model), rc->train.batch_tokens, t->B, t->T,
+                t->accum, tern_get_threads(), desc);
+    }
+    while (1) {
+        double elapsed = now_seconds() - t_start;
+        if (budget_done(t, elapsed)) break;
+        if (stop_after && t->st.step >= stop_after) break;
+        if (t->stop_flag && *t->stop_flag) {
+            stopped_by_signal = 1;
+            break;
+        }
+        double lr_mult = schedule_lr_mult(&rc->schedule, t->st.step, elapsed);
+        params_zero_grad(ps);
+        double step_loss = 0;
+        for (size_t micro = 0; micro < t->accum; micro++) {
+            loader_next(&t->loader, t->B, t->x, t->y);
+            tape_reset(&t->tape);
+            Tensor *loss = t->model->ops->loss(t->model, &t->tape, t->x, t->y, t->B, t->T, NULL, 1);
+            step_loss += loss->data[0];
+            tape_backward_seed(&t->tape, loss, &seed);
+        }
+        step_loss /= (double)t->accum;
+        int finite = isfinite(step_loss) && params_grads_finite(ps);
+        if (!finite) {
+            t->bad_in_row++;
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "step", (double)t->st.step);
+            cJSON_AddStringToObject(o, "event", "non_finite_skipped");
+            cJSON_AddNumberToObject(o, "in_a_row", (double)t->bad_in_row);
+            log_json(t, o);
+            progress_done(&t->prog);
+            fprintf(stderr, "step %llu: non-finite loss or gradient, update skipped (%llu in a row)\n",
+                    (unsigned long long)t->st.step, (unsigned long long)t->bad_in_row);
+            if (t->bad_in_row >= rc->train.max_bad_steps) {
+                return err_set(err, "training diverged: %llu non-finite steps in a row at step %llu (limit train.max_bad_steps=%zu); "
+                                    "last good checkpoint: %s/ckpt/latest.h5",
+                               (unsigned long long)t->bad_in_row, (unsigned long long)t->st.step, rc->train.max_bad_steps, t->run_dir);
+            }
+            /* a skipped step still consumes its data and counts, so the schedule moves on */
+            t->st.step++;
+            t->st.tokens += rc->train.batch_tokens;
+            continue;
+        }
+        t->bad_in_row = 0;
+        double gnorm = 0;
+        if (rc->train.grad_clip > 0) {
+            gnorm = params_grad_norm(ps);
+            if (gnorm > rc->train.grad_clip) {
+                float s = (float)(rc->train.grad_clip / (gnorm + 1e-6));
+                float *g = ps->grads;
+                for (size_t i = 0; i < ps->total; i++) g[i] *= s;
+            }
+        }
+        optimizer_step(&t->opt, lr_mult);
+        t->st.step++;
+        t->st.tokens += rc->train.batch_tokens;
+        double progress_frac = t->total_steps ? (double)t->st.step / (double)t->total_steps
+                                              : (now_seconds() - t_start) / rc->train.max_seconds;
+        ema_update(&rc->ema, ps, progress_frac);
+        loss_acc += step_loss;
+        loss_n++;
+
+        double now = now_seconds();
+        elapsed = now - t_start;
+        t->st.elapsed_seconds = elapsed;
+        int last = budget_done(t, elapsed) || (stop_after && t->st.step >= stop_after);
+        int log_now = rc->train.log_every && (t->st.step % rc->train.log_every == 0 || last || t->st.step == 1);
+        double tps = (double)(t->st.tokens - tokens_log) / fmax(now - t_log, 1e-9);
+        char eta[32] = "?", el[32];
+        double frac = t->total_steps ? (double)t->st.step / (double)t->total_steps
+                                     : fmin(1.0, elapsed / rc->train.max_seconds);
+        if (frac > 0) format_duration(elapsed / frac - elapsed, eta, sizeof eta);
+        format_duration(elapsed, el, sizeof el);
+        char line[256];
+        if (t->total_steps)
+            snprintf(line, sizeof line, "step %llu/%llu  loss %.4f  lr %.3f  %.0f tok/s  %s elapsed  ETA %s",
+                     (unsigned long long)t->st.step, (unsigned long long)t->total_steps, step_loss, lr_mult, tps, el, eta);
+        else
+            snprintf(line, sizeof line, "step %llu  loss %.4f  lr %.3f  %.0f tok/s  %s / %.0fs", (unsigned long long)t->st.step,
+                     step_loss, lr_mult, tps, el, rc->train.max_seconds);
+        if (!t->quiet) progress_update(&t->prog, frac, line, log_now && !t->prog.tty);
+        if (log_now) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "step", (double)t->st.step);
+            cJSON_AddNumberToObject(o, "train_loss", loss_acc / (double)loss_n);
+            cJSON_AddNumberToObject(o, "lr_mult", lr_mult);
+            cJSON_AddNumberToObject(o, "tokens", (double)t->st.tokens);
+            cJSON_AddNumberToObject(o, "tok_per_s", tps);
+            cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
+            if (rc->train.grad_clip > 0) cJSON_AddNumberToObject(o, "grad_norm", gnorm);
+            log_json(t, o);
+            t->tokens_per_s = tps;
+            t_log = now;
+            tokens_log = t->st.tokens;
+            loss_acc = 0;
+            loss_n = 0;
+        }
+        if (rc->train.val_every && t->st.step % rc->train.val_every == 0 && !last) validate(t);
+        if (rc->train.ckpt_every && t->st.step % rc->train.ckpt_every == 0 && !last)
+            if (trainer_save(t, err)) return -1;
+    }
+    if (!t->quiet) progress_done(&t->prog);
+    t->st.elapsed_seconds = now_seconds() - t_start;
+    if (!stopped_by_signal && rc->train.eval_at_end) validate(t);
+    if (trainer_save(t, err)) return -1;
+    if (stopped_by_signal && !t->quiet)
+        fprintf(stderr, "tern train: stopped by signal at step %llu; checkpoint written; continue with --resume %s\n",
+                (unsigned long long)t->st.step, t->run_dir);
+    return stopped_by_signal ? 1 : 0;
+}
+
+int trainer_summary(Trainer *t, int json, Err *err) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "run_dir", t->run_dir);
+    cJSON_AddStringToObject(o, "arch", t->model->ops->arch);
+    cJSON_AddNumberToObject(o, "params", (double)model_num_params(t->model));
+    cJSON_AddNumberToObject(o, "steps", (double)t->st.step);
+    cJSON_AddNumberToObject(o, "tokens", (double)t->st.tokens);
+    cJSON_AddNumberToObject(o, "elapsed_s", t->st.elapsed_seconds);
+    cJSON_AddNumberToObject(o, "tok_per_s", t->st.elapsed_seconds > 0 ? (double)t->st.tokens / t->st.elapsed_seconds : 0);
+    cJSON_AddNumberToObject(o, "threads", tern_get_threads());
+    if (isfinite(t->last_val_loss)) cJSON_AddNumberToObject(o, "val_loss", t->last_val_loss);
+    if (t->last_val_bpb >= 0) cJSON_AddNumberToObject(o, "val_bpb", t->last_val_bpb);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/ckpt/latest.h5", t->run_dir);
+    cJSON_AddStringToObject(o, "checkpoint", path);
+    snprintf(path, sizeof path, "%s/summary.json", t->run_dir);
+    int rc = cfg_save_file(o, path, err);
+    if (json) {
+        char *s = cJSON_PrintUnformatted(o);
+        printf("%s\n", s);
+        cJSON_free(s);
+    }
+    cJSON_Delete(o);
+    return rc;
+}

@@ -1,0 +1,59 @@
+/* trainer.h — the training loop: micro-batches with gradient accumulation to a batch given in
+ * tokens, the optimizer with its schedule, clipping and EMA, periodic validation, metrics,
+ * checkpoints, resume, and clean stops (budget, signal, divergence).
+ *
+ * The loop allocates nothing after the first step: activations come from the tape's arena,
+ * token buffers and optimizer state are allocated once. */
+#ifndef TERN_TRAINER_H
+#define TERN_TRAINER_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "data/bpb.h"
+#include "data/loader.h"
+#include "data/tokenizer.h"
+#include "model/model.h"
+#include "optim/optimizer.h"
+#include "train/checkpoint.h"
+#include "train/eval.h"
+#include "train/progress.h"
+#include "train/runconfig.h"
+
+typedef struct Trainer {
+    RunConfig *rc;
+    Model *model;
+    Optimizer opt;
+    Loader loader;
+    TokenStream val;
+    int have_val;
+    Tokenizer *tok;
+    ByteCounter bc;
+    int have_bc;
+    Tape tape, eval_tape;
+    int32_t *x, *y;
+    size_t B, T, accum;
+    uint64_t total_steps;       /* 0 when only a time budget bounds the run */
+    TrainState st;
+    uint64_t bad_in_row;
+    char run_dir[1024];
+    FILE *metrics;
+    Progress prog;
+    volatile sig_atomic_t *stop_flag; /* set by a signal handler: checkpoint and stop */
+    double last_val_loss, last_val_bpb;
+    double tokens_per_s;
+    int quiet;
+} Trainer;
+
+/* Builds everything for rc (model, optimizer, data). resume_ckpt: a checkpoint to continue from
+ * (NULL = fresh run). overwrite: allow reusing an existing run folder. */
+int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, Err *err);
+/* Runs until the budget (or stop_after_step, when non-zero, or the stop flag). Returns 0 on a
+ * normal end, 1 when stopped by a signal (checkpoint written), -1 on error (err set). */
+int trainer_run(Trainer *t, uint64_t stop_after_step, Err *err);
+int trainer_save(Trainer *t, Err *err);
+/* Writes summary.json (and prints the summary as JSON on stdout when json is set). */
+int trainer_summary(Trainer *t, int json, Err *err);
+void trainer_free(Trainer *t);
+
+#endif
