@@ -260,6 +260,20 @@ static int cmd_encode(int argc, char **argv) {
         nunits = k;
     }
 
+    /* Refuse malformed UTF-8 before printing anything, rather than stopping half-way. */
+    if (!(flags & TOK_ENCODE_ALLOW_INVALID_UTF8)) {
+        for (size_t i = 0; i < nunits; i++) {
+            size_t bad = tokenizer_first_invalid_utf8(units[i].text, units[i].len);
+            if (bad < units[i].len) {
+                err_set(&err, "%s:%zu: invalid UTF-8 at byte %zu of the %s (0x%02X); --allow-invalid-utf8 accepts it",
+                        inname, units[i].lineno, bad, jsonl ? "document" : "line", (unsigned)(uint8_t)units[i].text[bad]);
+                if (jsonl)
+                    for (size_t j = 0; j < nunits; j++) free(units[j].owned);
+                goto done;
+            }
+        }
+    }
+
     /* Encode in batches, in parallel, one scratch per thread; print in input order. */
     size_t batch = 16384, total_tokens = 0, unknown = 0;
     TokenBuf *bufs = xcalloc(batch, sizeof *bufs);

@@ -275,9 +275,12 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
             fprintf(stderr, "step %llu: non-finite loss or gradient, update skipped (%llu in a row)\n",
                     (unsigned long long)t->st.step, (unsigned long long)t->bad_in_row);
             if (t->bad_in_row >= rc->train.max_bad_steps) {
-                return err_set(err, "training diverged: %llu non-finite steps in a row at step %llu (limit train.max_bad_steps=%zu); "
-                                    "last good checkpoint: %s/ckpt/latest.h5",
-                               (unsigned long long)t->bad_in_row, (unsigned long long)t->st.step, rc->train.max_bad_steps, t->run_dir);
+                char latest[1200];
+                snprintf(latest, sizeof latest, "%s/ckpt/latest.h5", t->run_dir);
+                return err_set(err, "training diverged: %llu non-finite steps in a row at step %llu (limit train.max_bad_steps=%zu); %s%s",
+                               (unsigned long long)t->bad_in_row, (unsigned long long)t->st.step, rc->train.max_bad_steps,
+                               file_exists(latest) ? "last checkpoint: " : "no checkpoint was written",
+                               file_exists(latest) ? latest : "");
             }
             /* a skipped step still consumes its data and counts, so the schedule moves on */
             t->st.step++;
