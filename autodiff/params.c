@@ -34,6 +34,7 @@ Tensor *params_add(ParamStore *ps, const char *name, int ndim, const size_t *sha
     t->requires_grad = 1;
     t->is_param = 1;
     t->name = xstrdup(name);
+    t->param_index = (int32_t)ps->n;
     ps->t[ps->n++] = t;
     return t;
 }

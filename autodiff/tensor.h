@@ -23,6 +23,7 @@ typedef struct Tensor {
     uint8_t requires_grad;
     uint8_t is_param;
     uint8_t owns_memory;   /* tensor_create: data and grad freed by tensor_destroy */
+    int32_t param_index;   /* position in its ParamStore (parameters), else -1 or 0 */
     const char *name;
 } Tensor;
 

@@ -23,6 +23,7 @@
 #define MAX_PIECE_BYTES 8000
 
 typedef enum { SPLIT_NONE = 0, SPLIT_BEFORE_SPACE, SPLIT_AFTER_SPACE } WordSplit;
+enum { COPY_NO = 0, COPY_BYTE = 1, COPY_SPACE = 2 };
 
 /* One normalizer: the model's, or the optional denormalizer used after decoding. */
 typedef struct SpNorm {
@@ -34,8 +35,9 @@ typedef struct SpNorm {
     size_t strings_len;
     int treat_whitespace_as_suffix;
     int match_user_defined; /* only the model's normalizer keeps user-defined symbols intact */
-    /* Bytes that start no trie key, no user-defined symbol and are ASCII but not ' ': copied
-     * through as they are, which is what most text is made of. */
+    /* For each byte: COPY_BYTE when it is ASCII, starts no trie key and no user-defined symbol
+     * (copied through as it is: most text), COPY_SPACE for ' ' under the same conditions (it
+     * normalizes to itself but takes part in the whitespace rules), else COPY_NO. */
     uint8_t copy_as_is[256];
 } SpNorm;
 
@@ -217,13 +219,13 @@ static int norm_init(SpNorm *nm, const SpModel *m, Err *err) {
         nm->strings_len = ns->charsmap_len - 4 - trie_bytes;
     }
     for (int c = 0; c < 256; c++) {
-        int ok = c < 0x80 && c != ' ';
+        int ok = c < 0x80;
         if (ok && nm->units) {
             size_t node = unit_offset(nm->units[0]) ^ (size_t)c;
             if (node < nm->nunits && unit_label(nm->units[node]) == (uint32_t)c) ok = 0;
         }
         if (ok && nm->match_user_defined && m->ud_start[c + 1] > m->ud_start[c]) ok = 0;
-        nm->copy_as_is[c] = (uint8_t)ok;
+        nm->copy_as_is[c] = (uint8_t)(ok ? (c == ' ' ? COPY_SPACE : COPY_BYTE) : COPY_NO);
     }
     return 0;
 }
@@ -509,7 +511,10 @@ typedef struct OutBuf {
 } OutBuf;
 
 static inline void out_reserve(OutBuf *o, size_t extra) {
-    if (o->n + extra > *o->cap) scratch_grow((void **)o->p, o->cap, (o->n + extra) * 2);
+    if (o->n + extra <= *o->cap) return;
+    size_t cap = (o->n + extra) * 2;
+    *o->p = xrealloc(*o->p, cap);
+    *o->cap = cap;
 }
 
 /* SentencePiece's Normalizer::Normalize into o (without the alignment it also tracks). */
@@ -536,9 +541,9 @@ static int normalize_into(const SpModel *m, const SpNorm *nm, const char *text, 
     }
     int prev_space = ns->remove_extra_whitespaces;
     while (p < end) {
-        if (nm->copy_as_is[*p]) {
+        if (nm->copy_as_is[*p] == COPY_BYTE) {
             const uint8_t *q = p;
-            while (q < end && nm->copy_as_is[*q]) q++;
+            while (q < end && nm->copy_as_is[*q] == COPY_BYTE) q++;
             out_reserve(o, (size_t)(q - p));
             memcpy(*o->p + o->n, p, (size_t)(q - p));
             o->n += (size_t)(q - p);
@@ -546,7 +551,8 @@ static int normalize_into(const SpModel *m, const SpNorm *nm, const char *text, 
             prev_space = 0;
             continue;
         }
-        if (normalize_prefix(m, nm, p, (size_t)(end - p), &pre, err)) return -1;
+        if (nm->copy_as_is[*p] == COPY_SPACE) pre = (Prefix){" ", 1, 1};
+        else if (normalize_prefix(m, nm, p, (size_t)(end - p), &pre, err)) return -1;
         const char *s = pre.rep;
         size_t sl = pre.rep_len;
         while (prev_space && sl && *s == ' ') s++, sl--;
@@ -766,7 +772,7 @@ static void encode_word(const SpModel *m, TokScratch *s, const char *w, size_t n
     const int32_t *ids;
     size_t nids;
     uint64_t h = 0;
-    int cacheable = n <= WORDCACHE_MAX_WORD;
+    int cacheable = n <= WORDCACHE_MAX_WORD && !s->no_cache;
     ids = cacheable ? wordcache_get(&s->cache, w, n, h = tok_hash_bytes(w, n), &nids) : NULL;
     if (!ids) {
         s->word.n = 0;
@@ -777,7 +783,7 @@ static void encode_word(const SpModel *m, TokScratch *s, const char *w, size_t n
     }
     tokenbuf_reserve(buf, nids);
     if (m->trainer.byte_fallback) {
-        memcpy(buf->ids + buf->n, ids, nids * sizeof *ids);
+        if (nids) memcpy(buf->ids + buf->n, ids, nids * sizeof *ids);
         buf->n += nids;
         return;
     }
@@ -788,11 +794,14 @@ static void encode_word(const SpModel *m, TokScratch *s, const char *w, size_t n
     }
 }
 
+/* split_digits needs nothing here: it only shapes training (no piece holds two digits), and
+ * SentencePiece's encoder does not look at it either. */
 int sp_encode(const SpModel *m, TokScratch *s, const char *text, size_t len, unsigned flags, TokenBuf *buf,
               Err *err) {
     if (m->trainer.model_type != SP_BPE)
         return err_set(err, "only BPE SentencePiece models can encode (model_type is %d)", (int)m->trainer.model_type);
     if (check_utf8(text, len, flags, err)) return -1;
+    if (len > (size_t)INT32_MAX / 8) return err_set(err, "text of %zu bytes is too long to encode at once", len);
     OutBuf o = {&s->text, &s->text_cap, 0};
     if (normalize_into(m, &m->norm, text, len, &o, err)) return -1;
     const char *t = s->text;
@@ -850,8 +859,10 @@ static int decode_into(const SpModel *m, const int32_t *ids, size_t n, TokStr *o
     TokStr pending = {0}; /* a run of byte pieces, decoded together so characters reassemble */
     const SpNormalizerSpec *ns = &m->norm.spec;
     /* spm_decode drops the space symbol that starts the text when the normalizer could have put
-     * it there (dummy prefix) or would have removed it (extra whitespace). */
-    int strip_leading = ns->add_dummy_prefix || ns->remove_extra_whitespaces;
+     * it there (dummy prefix: only the first one) or would have removed it (extra whitespace:
+     * all of them, for as long as nothing else has been written). */
+    int may_strip = ns->add_dummy_prefix || ns->remove_extra_whitespaces;
+    int at_start = 1, stripped_dummy = 0;
     for (size_t i = 0; i < n; i++) {
         int32_t id = ids[i];
         if (id < 0 || (size_t)id >= m->n) {
@@ -866,6 +877,8 @@ static int decode_into(const SpModel *m, const int32_t *ids, size_t n, TokStr *o
         }
         flush_bytes(out, (const uint8_t *)pending.p, pending.n);
         pending.n = 0;
+        if (stripped_dummy || out->n) at_start = 0;
+        stripped_dummy = 0;
         if (p->type == PIECE_CONTROL) continue;
         if (p->type == PIECE_UNKNOWN) {
             tokstr_put(out, m->trainer.unk_surface, strlen(m->trainer.unk_surface));
@@ -873,9 +886,10 @@ static int decode_into(const SpModel *m, const int32_t *ids, size_t n, TokStr *o
         }
         const char *s = p->text;
         size_t len = p->len;
-        if (out->n == 0 && strip_leading && len >= SPACE_SYMBOL_LEN && memcmp(s, SPACE_SYMBOL, SPACE_SYMBOL_LEN) == 0) {
+        if (at_start && may_strip && len >= SPACE_SYMBOL_LEN && memcmp(s, SPACE_SYMBOL, SPACE_SYMBOL_LEN) == 0) {
             s += SPACE_SYMBOL_LEN;
             len -= SPACE_SYMBOL_LEN;
+            stripped_dummy = !ns->remove_extra_whitespaces;
         }
         tokstr_reserve(out, len);
         for (size_t k = 0; k < len;) {
@@ -974,7 +988,7 @@ int tok_sentencepiece_create(Tokenizer **out, const void *data, size_t len, cons
     Err sub;
     err_clear(&sub);
     *out = NULL;
-    if (sp_model_parse(&m, data, len, &sub)) return err_set(err, "%s: %s", name, sub.msg);
+    if (sp_model_parse(&m, data, len, &sub)) return err_set(err, "%s: bad SentencePiece model: %s", name, sub.msg);
     Tokenizer *t = tok_alloc(TOK_SENTENCEPIECE, &kSentencePieceOps, m->n);
     t->impl = m;
     t->bos = m->bos;

@@ -209,6 +209,7 @@ static void bpe_encode_chunk(const BpeModel *b, TokScratch *s, const uint8_t *w,
 static int bpe_encode(const Tokenizer *t, TokScratch *s, const char *text, size_t len, unsigned flags,
                       TokenBuf *buf, Err *err) {
     const BpeModel *b = t->impl;
+    if (len > (size_t)INT32_MAX / 8) return err_set(err, "text of %zu bytes is too long to encode at once", len);
     if (!(flags & TOK_ENCODE_ALLOW_INVALID_UTF8)) {
         size_t bad = utf8_first_invalid(text, len);
         if (bad < len) return err_set(err, "invalid UTF-8 at byte %zu (0x%02X)", bad, (unsigned)(uint8_t)text[bad]);
@@ -225,16 +226,17 @@ static int bpe_encode(const Tokenizer *t, TokScratch *s, const char *text, size_
         size_t nids;
         const int32_t *ids = NULL;
         uint64_t h = 0;
-        if (n <= WORDCACHE_MAX_WORD) ids = wordcache_get(&s->cache, w, n, h = tok_hash_bytes(w, n), &nids);
+        int cacheable = n <= WORDCACHE_MAX_WORD && !s->no_cache;
+        if (cacheable) ids = wordcache_get(&s->cache, w, n, h = tok_hash_bytes(w, n), &nids);
         if (!ids) {
             s->word.n = 0;
             bpe_encode_chunk(b, s, (const uint8_t *)w, n, &s->word);
             ids = s->word.ids;
             nids = s->word.n;
-            if (n <= WORDCACHE_MAX_WORD) wordcache_put(&s->cache, w, n, h, ids, nids);
+            if (cacheable) wordcache_put(&s->cache, w, n, h, ids, nids);
         }
         tokenbuf_reserve(buf, nids);
-        memcpy(buf->ids + buf->n, ids, nids * sizeof *ids);
+        if (nids) memcpy(buf->ids + buf->n, ids, nids * sizeof *ids);
         buf->n += nids;
     }
     return 0;
@@ -302,17 +304,20 @@ static Tokenizer *bpe_tokenizer_from_merges(int32_t *merges, size_t nmerges) {
         snprintf(name, sizeof name, "<0x%02X>", c);
         tok_set_piece(t, &texts, &bytes, (size_t)c, PIECE_BYTE, name, 6, &byte, 1);
     }
+    size_t *blen = xmalloc((256 + nmerges) * sizeof *blen); /* bytes per id, while the table grows */
+    for (int c = 0; c < 256; c++) blen[c] = 1;
     for (size_t i = 0; i < nmerges; i++) {
         /* a merged token's bytes are its two halves' bytes, already in the table */
         int32_t l = merges[2 * i], r = merges[2 * i + 1];
-        size_t la = t->piece_bytes_off[l], ll = t->piece_bytes_off[l + 1] - la;
-        size_t ra = t->piece_bytes_off[r], rl = t->piece_bytes_off[r + 1] - ra;
+        size_t ll = blen[l], rl = blen[r];
         char *tmp = xmalloc(ll + rl + 1);
-        memcpy(tmp, bytes.p + la, ll);
-        memcpy(tmp + ll, bytes.p + ra, rl);
+        memcpy(tmp, bytes.p + t->piece_bytes_off[l], ll);
+        memcpy(tmp + ll, bytes.p + t->piece_bytes_off[r], rl);
+        blen[256 + i] = ll + rl;
         tok_set_piece(t, &texts, &bytes, 256 + i, PIECE_NORMAL, tmp, ll + rl, tmp, ll + rl);
         free(tmp);
     }
+    free(blen);
     for (int k = 0; k < BPE_NUM_SPECIALS; k++)
         tok_set_piece(t, &texts, &bytes, 256 + nmerges + (size_t)k, PIECE_CONTROL, kSpecialNames[k],
                       strlen(kSpecialNames[k]), "", 0);
@@ -414,9 +419,10 @@ int tok_bpe_create(Tokenizer **out, const char *data, size_t len, const char *na
     for (size_t i = 0; i < nmerges; i++) {
         PairSlot *p = pairmap_upsert(&seen, pair_key(merges[2 * i], merges[2 * i + 1]));
         if (p->value) {
+            err_set(err, "%s: merge %zu (%d %d) repeats an earlier merge", name, i, merges[2 * i], merges[2 * i + 1]);
             free(seen.slots);
             free(merges);
-            return err_set(err, "%s: merge %zu (%d %d) repeats an earlier merge", name, i, merges[2 * i], merges[2 * i + 1]);
+            return -1;
         }
         p->value = 1;
     }
@@ -609,6 +615,9 @@ int tokenizer_train_bpe(Tokenizer **out, const char *const *texts, const size_t 
     size_t nmerges = 0;
     DeltaList *deltas = xcalloc((size_t)nthreads, sizeof *deltas);
     size_t report_every = want_merges / 200 + 1;
+    /* One merge touches little memory; below a few million symbols the fork/join per merge costs
+     * more than it saves (and stalls badly when the machine is oversubscribed). */
+    int merge_threads = nsym >= (1u << 22) ? nthreads : 1;
     while (nmerges < want_merges) {
         size_t best = SIZE_MAX;
         for (size_t i = 0; i < pc.n; i++) {
@@ -621,7 +630,7 @@ int tokenizer_train_bpe(Tokenizer **out, const char *const *texts, const size_t 
         merges[2 * nmerges] = a;
         merges[2 * nmerges + 1] = b;
         nmerges++;
-#pragma omp parallel num_threads(nthreads)
+#pragma omp parallel num_threads(merge_threads) if (merge_threads > 1)
         {
             DeltaList *d = &deltas[omp_get_thread_num()];
             d->n = 0;
@@ -654,12 +663,12 @@ int tokenizer_train_bpe(Tokenizer **out, const char *const *texts, const size_t 
                 wlen[i] = (uint32_t)j;
             }
         }
-        for (int t = 0; t < nthreads; t++)
+        for (int t = 0; t < merge_threads; t++)
             for (size_t i = 0; i < deltas[t].n; i++) paircounts_add(&pc, deltas[t].v[i].key, deltas[t].v[i].delta);
-        if (opt->progress && (nmerges % report_every == 0 || nmerges == want_merges))
+        if (opt->progress && nmerges % report_every == 0 && nmerges < want_merges)
             opt->progress(opt->progress_ctx, "merge", nmerges, want_merges);
     }
-    if (opt->progress) opt->progress(opt->progress_ctx, "merge", want_merges, want_merges);
+    if (opt->progress) opt->progress(opt->progress_ctx, "merge", nmerges, nmerges);
     for (int t = 0; t < nthreads; t++) free(deltas[t].v);
     free(deltas);
     free(pc.key);

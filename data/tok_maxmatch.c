@@ -82,6 +82,7 @@ static void maxmatch_free(void *impl) {
 static int maxmatch_encode(const Tokenizer *t, TokScratch *s, const char *text, size_t len, unsigned flags,
                            TokenBuf *buf, Err *err) {
     const MaxMatch *mm = t->impl;
+    (void)s; /* greedy matching needs no working memory */
     if (!(flags & TOK_ENCODE_ALLOW_INVALID_UTF8)) {
         size_t bad = utf8_first_invalid(text, len);
         if (bad < len) return err_set(err, "invalid UTF-8 at byte %zu (0x%02X)", bad, (unsigned)(uint8_t)text[bad]);
@@ -212,6 +213,15 @@ int tok_maxmatch_create(Tokenizer **out, const char *data, size_t len, const cha
         for (size_t i = 0; i < match_len; i++) node = trie_child(mm, node, (uint8_t)match[i]);
         if (mm->node_token[node] < 0) mm->node_token[node] = (int32_t)line;
     }
+    size_t ntokens = 0;
+    for (size_t i = 0; i < line; i++) ntokens += t->piece_type[i] == PIECE_NORMAL || t->piece_type[i] == PIECE_BYTE;
+    if (ntokens == 0) {
+        tokstr_reserve(&texts, 0);
+        tokstr_reserve(&bytes, 0);
+        tok_finish_pieces(t, &texts, &bytes);
+        tokenizer_free(t);
+        return err_set(err, "%s: vocab.txt has no tokens", name);
+    }
     if (unk < 0) {
         unk = (int32_t)line;
         tok_set_piece(t, &texts, &bytes, line, PIECE_UNKNOWN, "<unk>", 5, "", 0);
@@ -226,7 +236,6 @@ int tok_maxmatch_create(Tokenizer **out, const char *data, size_t len, const cha
         if (t->eos < 0 && (is_one_of(s, n, (const char *const[]){"</s>", "[SEP]", NULL}))) t->eos = (int32_t)i;
         if (t->pad < 0 && (is_one_of(s, n, (const char *const[]){"<pad>", "[PAD]", NULL}))) t->pad = (int32_t)i;
     }
-    (void)err;
     *out = t;
     return 0;
 }

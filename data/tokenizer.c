@@ -39,6 +39,8 @@ size_t utf8_first_invalid(const char *text, size_t len) {
     return len;
 }
 
+size_t tokenizer_first_invalid_utf8(const char *text, size_t len) { return utf8_first_invalid(text, len); }
+
 void strmap_init(StrMap *m, size_t expected) {
     size_t cap = 16;
     while (cap < 2 * expected + 2) cap *= 2;
@@ -235,6 +237,22 @@ static int read_whole_file(const char *path, char **data, size_t *len, Err *err)
     return 0;
 }
 
+/* vocab.txt is text: besides being UTF-8 it has no control bytes but tab, CR and LF (a
+ * truncated ModelProto can be valid UTF-8, but not without its length and tag bytes). */
+static int has_control_bytes(const char *d, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = (uint8_t)d[i];
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F) return 1;
+    }
+    return 0;
+}
+
+static size_t first_control(const char *d, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        if (has_control_bytes(d + i, 1)) return i;
+    return len;
+}
+
 /* Keys a serialized ModelProto can start with: fields 1..5, length-delimited. */
 static int looks_like_model_proto(const uint8_t *p, size_t len) {
     return len > 0 && (p[0] == 0x0A || p[0] == 0x12 || p[0] == 0x1A || p[0] == 0x22 || p[0] == 0x2A);
@@ -256,7 +274,7 @@ int tokenizer_load_memory(Tokenizer **out, const void *data, size_t len, const c
         rc = tok_bpe_create(out, d, len, name, err);
     } else {
         size_t bad = utf8_first_invalid(d, len);
-        int text = bad == len && !memchr(d, 0, len);
+        int text = bad == len && !has_control_bytes(d, len);
         if (text) {
             rc = tok_maxmatch_create(out, d, len, name, err);
         } else if (looks_like_model_proto(data, len)) {
@@ -273,8 +291,7 @@ int tokenizer_load_memory(Tokenizer **out, const void *data, size_t len, const c
                 return err_set(err,
                                "%s: not a tokenizer: not a SentencePiece model (%s), not a tern BPE file, and not "
                                "a UTF-8 vocab.txt (%s at byte %zu)",
-                               name, sub.msg, bad < len ? "malformed UTF-8" : "NUL byte",
-                               bad < len ? bad : (size_t)((const char *)memchr(d, 0, len) - d));
+                               name, sub.msg, bad < len ? "malformed UTF-8" : "control byte", bad < len ? bad : first_control(d, len));
             }
         }
     }
@@ -330,6 +347,8 @@ int tokenizer_encode_ex(const Tokenizer *t, TokScratch *s, const char *text, siz
                         TokenBuf *buf, Err *err) {
     if (s && s->owner != t) return err_set(err, "tokenizer_encode_ex: scratch belongs to another tokenizer");
     TokScratch *own = s ? NULL : tokscratch_new(t);
+    /* A cache made for one short text costs more to build than it saves. */
+    if (own) own->no_cache = len < 4096;
     size_t n0 = buf->n;
     int rc = t->ops->encode(t, s ? s : own, text ? text : "", text ? len : 0, flags, buf, err);
     if (rc) buf->n = n0; /* no half-encoded text left behind */

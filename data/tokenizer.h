@@ -89,6 +89,10 @@ enum {
 int tokenizer_encode_ex(const Tokenizer *t, TokScratch *s, const char *text, size_t len, unsigned flags,
                         TokenBuf *buf, Err *err);
 
+/* Offset of the first malformed UTF-8 byte in text (RFC 3629: no overlongs, surrogates or code
+ * points above U+10FFFF), len when it is all well-formed. */
+size_t tokenizer_first_invalid_utf8(const char *text, size_t len);
+
 /* How many of ids are the unknown id, and that count over n (0 when n == 0 or there is no
  * unknown id). For MaxMatch this is the share of tokens that matched nothing in the vocab. */
 size_t tokenizer_count_unknown(const Tokenizer *t, const int32_t *ids, size_t n);

@@ -141,6 +141,7 @@ struct TokScratch {
     size_t heap_cap;
     TokenBuf word;      /* ids of the word being encoded */
     WordCache cache;
+    int no_cache;       /* encode without the word cache */
 };
 
 /* Grows *p to at least `bytes` (contents kept). */

@@ -196,12 +196,13 @@ static void usage(FILE *f) {
             "  --shard-tokens N  tokens per shard (default 100000000)\n"
             "  --seed S          document shuffle seed (default 1337); --no-shuffle keeps input order\n"
             "  --threads N       encoding threads\n"
+            "  --allow-invalid-utf8  read malformed UTF-8 bytes as U+FFFD (as spm_encode) instead of failing\n"
             "  --json            summary as one JSON object on stdout\n");
 }
 
 int cmd_prepare(int argc, char **argv) {
     char **files = calloc((size_t)argc, sizeof(char *));
-    int nfiles = 0, json = 0, shuffle = 1, threads = 0;
+    int nfiles = 0, json = 0, shuffle = 1, threads = 0, allow_invalid = 0;
     const char *tokpath = NULL, *outdir = NULL, *name = "data", *split = "file";
     size_t val_docs = 0, shard_tokens = 100000000;
     double val_frac = 0;
@@ -223,6 +224,7 @@ int cmd_prepare(int argc, char **argv) {
         else if ((v = cli_value(argc, argv, &i, "seed"))) seed = strtoull(v, NULL, 10);
         else if ((v = cli_value(argc, argv, &i, "threads"))) threads = atoi(v);
         else if (cli_is_flag(argv[i], "no-shuffle")) shuffle = 0;
+        else if (cli_is_flag(argv[i], "allow-invalid-utf8")) allow_invalid = 1;
         else if (cli_is_flag(argv[i], "json")) json = 1;
         else if (argv[i][0] == '-') {
             fprintf(stderr, "tern prepare: unknown option %s (see --help)\n", argv[i]);
@@ -256,6 +258,8 @@ int cmd_prepare(int argc, char **argv) {
     TokenBuf *bufs = NULL;
     int *failed = NULL;
     Err *errs = NULL;
+    TokScratch **scratch = NULL;
+    int nthreads = omp_get_max_threads();
     if (tokenizer_load(&tok, tokpath, &err)) goto out;
     int32_t bos = tokenizer_bos(tok), unk = tokenizer_unk(tok);
     if (bos < 0) {
@@ -293,6 +297,7 @@ int cmd_prepare(int argc, char **argv) {
     bufs = xcalloc(CHUNK, sizeof(TokenBuf));
     failed = xcalloc(CHUNK, sizeof(int));
     errs = xcalloc(CHUNK, sizeof(Err));
+    scratch = xcalloc((size_t)nthreads, sizeof(TokScratch *));
     Progress prog;
     progress_init(&prog);
     double t0 = now_seconds();
@@ -301,8 +306,11 @@ int cmd_prepare(int argc, char **argv) {
 #pragma omp parallel for schedule(dynamic, 1)
         for (size_t k = 0; k < cn; k++) {
             const Doc *d = &in.docs[order[c0 + k]];
+            int tid = omp_get_thread_num();
+            if (!scratch[tid]) scratch[tid] = tokscratch_new(tok); /* once per thread, kept across chunks */
             bufs[k].n = 0;
-            failed[k] = tokenizer_encode(tok, d->text, d->len, &bufs[k], &errs[k]) != 0;
+            failed[k] = tokenizer_encode_ex(tok, scratch[tid], d->text, d->len, allow_invalid ? TOK_ENCODE_ALLOW_INVALID_UTF8 : 0,
+                                            &bufs[k], &errs[k]) != 0;
         }
         for (size_t k = 0; k < cn; k++) {
             const Doc *d = &in.docs[order[c0 + k]];
@@ -379,6 +387,9 @@ out:
     xfree(bufs);
     xfree(failed);
     xfree(errs);
+    if (scratch)
+        for (int i = 0; i < nthreads; i++) tokscratch_free(scratch[i]);
+    xfree(scratch);
     xfree(order);
     free_inputs(&in);
     if (tok) tokenizer_free(tok);

@@ -72,4 +72,59 @@ for (N, V, cap) in [(64, 1024, 30.0), (37, 50, 0.0), (1024, 1024, 30.0)]:
     compare(f"per-token {tag}", out["per_token"], per.numpy(), 1e-5)
     compare(f"dlogits {tag}", out["dlogits"], tl.grad.numpy(), 1e-4)
 
+print("quantizers: tern vs the parameter-golf int5 / BitNet ternary definitions in torch")
+
+
+def int_quant_ref(w, bits, q):
+    # parameter-golf _int5_fake_quantize / quantize_float_tensor, generalised to N bits
+    qmax = 2 ** (bits - 1) - 1
+    clip = torch.quantile(w.abs(), q, dim=1).clamp_min(1e-8)
+    scale = clip / qmax
+    codes = torch.clamp(torch.round(torch.maximum(torch.minimum(w, clip[:, None]), -clip[:, None]) / scale[:, None]), -qmax, qmax)
+    return codes, scale, codes * scale[:, None]
+
+
+for (rows, cols, bits) in [(64, 512, 5), (33, 1024, 6), (16, 100, 8), (8, 2048, 4)]:
+    w = (rng.standard_normal((rows, cols)) * 0.05).astype(np.float32)
+    w[3, 7] = 0.9  # an outlier the clip must handle
+    out = run_refdump("quant", dict(w=w), dict(kind=1, bits=bits, quantile=0.9999984))
+    c, s, f = int_quant_ref(torch.tensor(w), bits, 0.9999984)
+    tag = f"int{bits} {rows}x{cols}"
+    compare(f"{tag} scales", out["scales"], s.numpy(), 1e-6)
+    mism = int((out["codes"] != c.numpy()).sum())
+    print(f"  {tag} codes: {mism} of {w.size} differ  {'ok' if mism == 0 else 'FAIL'}")
+    if mism:
+        import common
+        common.failures += 1
+    compare(f"{tag} dequantized", out["fake"], f.numpy(), 1e-6)
+for (rows, cols, group) in [(16, 256, 128), (7, 300, 64), (5, 64, 0)]:
+    w = (rng.standard_normal((rows, cols)) * 0.02).astype(np.float32)
+    out = run_refdump("quant", dict(w=w), dict(kind=2, group=group))
+    tw = torch.tensor(w)
+    if group:
+        g = tw.reshape(rows, -1, group) if cols % group == 0 else None
+    # BitNet b1.58 weight_quant: scale = mean|w| (clamp 1e-5), round-clip to {-1, 0, 1}
+    ref = np.empty_like(w)
+    for r in range(rows):
+        for c0 in range(0, cols, group or cols * rows):
+            blk = tw[r, c0:c0 + group] if group else tw.reshape(-1)
+            sc = blk.abs().mean().clamp(min=1e-5)
+            qv = (blk / sc).round().clamp(-1, 1) * sc
+            if group:
+                ref[r, c0:c0 + group] = qv.numpy()
+            else:
+                ref = qv.reshape(rows, cols).numpy()
+        if not group:
+            break
+    compare(f"ternary G{group} {rows}x{cols} dequantized", out["fake"], ref, 1e-6)
+w = np.concatenate([rng.standard_normal(4000) * s for s in (1e-7, 1e-3, 1.0, 300.0, 7e4)]).astype(np.float32).reshape(20, 1000)
+out = run_refdump("quant", dict(w=w), dict(kind=1, bits=8))
+with np.errstate(over='ignore'):
+    half = w.astype(np.float16).astype(np.float32)
+mism = int((out["half"] != half).sum())
+print(f"  fp16 conversion (incl. subnormals, overflow): {mism} of {w.size} differ from numpy  {'ok' if mism == 0 else 'FAIL'}")
+if mism:
+    import common
+    common.failures += 1
+
 finish("torch_layers")

@@ -13,6 +13,7 @@
 #include "data/h5io.h"
 #include "refdump_cases.h"
 #include "model/model.h"
+#include "kernels/quant.h"
 #include "optim/optimizer.h"
 #include <cjson/cJSON.h>
 
@@ -164,13 +165,38 @@ static int case_model(hid_t in, hid_t out) {
     return 0;
 }
 
+/* quant: dataset w [rows, cols]; attributes kind (1 int, 2 ternary), bits, group, quantile,
+ * scale_fp16; writes codes, scales, fake (dequantized), and half (f32 -> f16 -> f32 of w). */
+static int case_quant(hid_t in, hid_t out) {
+    Tensor *w = refdump_load(in, "w", 0);
+    QuantSpec s = {.kind = (QuantKind)refdump_attr(in, "kind", 1), .bits = (int)refdump_attr(in, "bits", 5),
+                   .group = (size_t)refdump_attr(in, "group", 0), .quantile = refdump_attr(in, "quantile", 0.9999984),
+                   .scale_fp16 = (int)refdump_attr(in, "scale_fp16", 0)};
+    size_t rows = w->shape[0], cols = w->shape[1], ns = quant_num_scales(&s, rows, cols);
+    int8_t *codes = malloc(rows * cols);
+    float *scales = malloc(ns * sizeof(float)), *fc = malloc(rows * cols * sizeof(float));
+    quantize_weights(codes, scales, w->data, rows, cols, &s);
+    for (size_t i = 0; i < rows * cols; i++) fc[i] = codes[i];
+    refdump_save(out, "codes", w, fc);
+    Err err = {0};
+    h5_write_f32(out, "scales", 1, &ns, scales, &err);
+    fake_quantize_weights(fc, w->data, rows, cols, &s);
+    refdump_save(out, "fake", w, fc);
+    for (size_t i = 0; i < rows * cols; i++) fc[i] = f16_to_f32(f32_to_f16(w->data[i]));
+    refdump_save(out, "half", w, fc);
+    free(codes);
+    free(scales);
+    free(fc);
+    return 0;
+}
+
 typedef struct Case {
     const char *name;
     int (*fn)(hid_t, hid_t);
 } Case;
 
 int main(int argc, char **argv) {
-    static const Case cases[] = {{"attention", case_attention}, {"xent", case_xent}, {"model", case_model}};
+    static const Case cases[] = {{"attention", case_attention}, {"xent", case_xent}, {"model", case_model}, {"quant", case_quant}};
     if (argc != 4) {
         fprintf(stderr, "usage: refdump <case> IN.h5 OUT.h5\n");
         return 2;

@@ -6,6 +6,7 @@
 #include "kernels/attention.h"
 #include "kernels/gemm.h"
 #include "kernels/norm.h"
+#include "kernels/quant.h"
 #include "kernels/reduce.h"
 #include "kernels/rng.h"
 #include "kernels/softmax.h"
@@ -194,6 +195,35 @@ static void test_reduce(void) {
     xfree(x);
 }
 
+static void test_quant(void) {
+    printf("quantizers vs reference (full-sort quantile)\n");
+    size_t shapes[][2] = {{1, 1}, {3, 7}, {64, 512}, {10, 1000}};
+    for (size_t s = 0; s < TERN_ARRAY_LEN(shapes); s++) {
+        size_t R = shapes[s][0], C = shapes[s][1];
+        float *w = randn(R * C, 0.05f), *a = zeros(R * C), *b = zeros(R * C);
+        QuantSpec specs[] = {{.kind = QUANT_INT, .bits = 5, .quantile = 0.9999984},
+                             {.kind = QUANT_INT, .bits = 8, .quantile = 0.99, .scale_fp16 = 1},
+                             {.kind = QUANT_TERNARY, .group = 128},
+                             {.kind = QUANT_TERNARY, .group = 0, .scale_fp16 = 1}};
+        for (size_t k = 0; k < TERN_ARRAY_LEN(specs); k++) {
+            fake_quantize_weights(a, w, R, C, &specs[k]);
+            fake_quantize_weights_ref(b, w, R, C, &specs[k]);
+            char what[96];
+            snprintf(what, sizeof what, "%s%d %zux%zu%s", specs[k].kind == QUANT_INT ? "int" : "ternary G",
+                     specs[k].kind == QUANT_INT ? specs[k].bits : (int)specs[k].group, R, C, specs[k].scale_fp16 ? " fp16 scales" : "");
+            compare_arrays(what, a, b, R * C, 0, 1e-6);
+        }
+        xfree(w); xfree(a); xfree(b);
+    }
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = f16_to_f32((uint16_t)h);
+        if (f == f && f32_to_f16(f) != h && !(h == 0x8000 && f32_to_f16(f) == 0x8000)) bad++;
+    }
+    printf("  fp16 -> fp32 -> fp16 round trip over all 65536 halves: %d mismatches\n", bad);
+    CHECK(bad == 0, "half round trip");
+}
+
 int main(void) {
     rng_seed(&rng, 42);
     test_gemm();
@@ -201,5 +231,6 @@ int main(void) {
     test_norm_softmax();
     test_attention();
     test_reduce();
+    test_quant();
     return test_summary("test_kernels");
 }

@@ -776,6 +776,8 @@ typedef struct Variant {
     const char *name;
     int add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces, treat_whitespace_as_suffix, byte_fallback;
     const char *const *user_defined; /* pieces turned into USER_DEFINED */
+    const char *const *unused;       /* pieces turned into UNUSED */
+    int denormalizer;                /* add a denormalizer_spec: the model's charsmap, spaces escaped */
 } Variant;
 
 /* Rebuilds the model with other normalizer / trainer settings; byte pieces become UNUSED when
@@ -805,6 +807,8 @@ static int write_variant(const char *src, size_t len, const Variant *v, const ch
             if (type == 6 && !v->byte_fallback) type = 5;
             for (const char *const *u = v->user_defined; u && *u; u++)
                 if (strlen(*u) == tlen && !memcmp(*u, text, tlen)) type = 4;
+            for (const char *const *u = v->unused; u && *u; u++)
+                if (strlen(*u) == tlen && !memcmp(*u, text, tlen)) type = 5;
             bytes_field_len(&pm, 1, text, tlen);
             bytes_varint(&pm, 2 << 3 | 5);
             uint8_t sb[4] = {(uint8_t)score_bits, (uint8_t)(score_bits >> 8), (uint8_t)(score_bits >> 16),
@@ -839,6 +843,18 @@ static int write_variant(const char *src, size_t len, const Variant *v, const ch
             bytes_field_varint(&nm, 4, (uint64_t)v->remove_extra_whitespaces);
             bytes_field_varint(&nm, 5, (uint64_t)v->escape_whitespaces);
             bytes_field_len(&out, 3, nm.p, nm.n);
+            if (v->denormalizer) {
+                Bytes dn = {0};
+                pb_reader_sub(&nr, &f);
+                while (pb_next(&nr, &nf, &err) == 1)
+                    if (nf.number == 2) bytes_field_len(&dn, 2, nf.data, nf.len);
+                /* escaping on, so a denormalizer that is applied shows (spaces come out as U+2581) */
+                bytes_field_varint(&dn, 3, 0);
+                bytes_field_varint(&dn, 4, 0);
+                bytes_field_varint(&dn, 5, 1);
+                bytes_field_len(&out, 5, dn.p, dn.n);
+                free(dn.p);
+            }
             free(nm.p);
         } else {
             bytes_put(&out, src + f.offset, (size_t)(r.p - ((const uint8_t *)src + f.offset)));
@@ -902,15 +918,19 @@ static void check_variants(const Docs *docs) {
     free(corpus.p);
 
     static const char *const kUser[] = {"ing", "\xE2\x96\x81the", "er", NULL};
+    /* merged into, then split back into the halves they were made of ("ing" -> "in" "g" -> ...) */
+    static const char *const kUnused[] = {"\xE2\x96\x81the", "ing", "in", "\xE2\x96\x81" "a", NULL};
     const Variant variants[] = {
-        {"as shipped", 0, 1, 1, 0, 1, NULL},
-        {"add_dummy_prefix", 1, 1, 1, 0, 1, NULL},
-        {"keep whitespace", 0, 0, 1, 0, 1, NULL},
-        {"dummy + keep ws", 1, 0, 1, 0, 1, NULL},
-        {"whitespace as suffix", 1, 1, 1, 1, 1, NULL},
-        {"no escaping", 0, 1, 0, 0, 1, NULL},
-        {"no byte fallback", 0, 1, 1, 0, 0, NULL},
-        {"user-defined symbols", 1, 1, 1, 0, 1, kUser},
+        {"as shipped", 0, 1, 1, 0, 1, NULL, NULL, 0},
+        {"add_dummy_prefix", 1, 1, 1, 0, 1, NULL, NULL, 0},
+        {"keep whitespace", 0, 0, 1, 0, 1, NULL, NULL, 0},
+        {"dummy + keep ws", 1, 0, 1, 0, 1, NULL, NULL, 0},
+        {"whitespace as suffix", 1, 1, 1, 1, 1, NULL, NULL, 0},
+        {"no escaping", 0, 1, 0, 0, 1, NULL, NULL, 0},
+        {"no byte fallback", 0, 1, 1, 0, 0, NULL, NULL, 0},
+        {"user-defined symbols", 1, 1, 1, 0, 1, kUser, NULL, 0},
+        {"unused pieces", 0, 1, 1, 0, 0, NULL, kUnused, 0},
+        {"denormalizer", 0, 1, 1, 0, 1, NULL, NULL, 1},
     };
     size_t total_bad = 0, tokens = 0;
     for (size_t k = 0; k < TERN_ARRAY_LEN(variants); k++) {
