@@ -81,4 +81,34 @@ Tensor *op_cross_entropy(Tape *tp, Tensor *logits, const int32_t *targets, float
 Tensor *op_attention(Tape *tp, Tensor *q, Tensor *k, Tensor *v, Tensor *q_gain,
                      const RopeTable *rope, float scale);
 
+
+/* ---- TRN: linear scan, fused oscillator core, BigramHash (ops_trn.c) ----------------------
+ * Added for the TRN hybrid (model/trn.h); see autodiff/ops_trn.c for the equations. */
+#include "kernels/scan.h"
+
+/* h_t = a_t * h_{t-1} + x_t over t, h_{-1} = 0; a [B, T, C], x [B, T, C] or [B, T, R, C] (R
+ * right-hand sides sharing a). kind picks the kernel (kernels/scan.h). */
+Tensor *op_linear_scan(Tape *tp, Tensor *a, Tensor *x, ScanKind kind);
+
+typedef struct TrnCoreCfg {
+    ScanKind scan;
+    float amp_max;   /* amplitude clamp: A = min(softplus(a), amp_max) (3 in PR #669) */
+} TrnCoreCfg;
+/* The TRN layer between its two input projections and its readout matrix, fused:
+ * proj [B, T, 6K] = the biased d -> 6K projection (a | o | p | g | q | e), omega_base [K],
+ * psi [B, T, K] = the phase-gate projection, lambda [1] -> features [B, T, 4K - 2], ready for
+ * W_res. t is the position inside each window of T. */
+Tensor *op_trn_core(Tape *tp, Tensor *proj, Tensor *omega_base, Tensor *psi, Tensor *lambda,
+                    const TrnCoreCfg *cfg);
+/* x * s * k with s a one-element tensor (a learned scalar) and k a constant; d(s) is summed in
+ * double, in a fixed order. */
+Tensor *op_scale_by(Tape *tp, Tensor *x, Tensor *s, float k);
+
+/* BigramHash bucket of every position of tok [B, T] for a table of `rows` rows. */
+void bigram_hash_indices(int32_t *idx, const int32_t *tok, size_t B, size_t T, size_t rows);
+/* scale * proj(table[bigram_hash(tok)]): table [rows, db], proj [d, db], scale [1] -> [B, T, d]
+ * (embedding + linear + mul on the tape). */
+Tensor *op_bigram_hash(Tape *tp, Tensor *table, Tensor *proj, Tensor *scale, const int32_t *tok,
+                       size_t B, size_t T);
+
 #endif

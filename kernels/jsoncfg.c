@@ -69,6 +69,10 @@ int cfg_read(const cJSON *obj, const char *where, const CfgField *f, size_t n, v
             if (!cJSON_IsObject(it))
                 return err_set(err, "config: %s.%s must be an object, got %s", where, it->string, json_type_name(it));
             break;
+        case CFG_ARRAY:
+            if (!cJSON_IsArray(it))
+                return err_set(err, "config: %s.%s must be an array, got %s", where, it->string, json_type_name(it));
+            break;
         }
     }
     return 0;
@@ -84,7 +88,8 @@ void cfg_write(cJSON *obj, const CfgField *f, size_t n, const void *in) {
         case CFG_FLOAT: cJSON_AddNumberToObject(obj, f[i].key, *(const double *)p); break;
         case CFG_BOOL: cJSON_AddBoolToObject(obj, f[i].key, *(const int *)p); break;
         case CFG_STRING: cJSON_AddStringToObject(obj, f[i].key, p); break;
-        case CFG_SECTION: break;
+        case CFG_SECTION:
+        case CFG_ARRAY: break;
         }
     }
 }

@@ -23,6 +23,7 @@ typedef enum CfgType {
     CFG_BOOL,     /* int 0/1 */
     CFG_STRING,   /* char[CFG_STR_MAX] */
     CFG_SECTION,  /* nested object handled by the caller: only checked to be an object */
+    CFG_ARRAY,    /* array handled by the caller: only checked to be an array */
 } CfgType;
 
 #define CFG_STR_MAX 512

@@ -7,6 +7,7 @@
 
 #include "autodiff/ops.h"
 #include "model/model.h"
+#include "model/qat.h"
 
 #define F(type, m, h) CFG_F(type, GptConfig, m, h)
 const CfgField kGptConfigFields[] = {
@@ -28,6 +29,7 @@ const CfgField kGptConfigFields[] = {
     F(CFG_BOOL, tie_embeddings, "tie input embedding and output head"),
     F(CFG_BOOL, skips, "U-Net skip connections"),
     F(CFG_BOOL, zero_init_proj, "zero-initialise output projections"),
+    F(CFG_BOOL, subln, "RMSNorm (no gain) on the inputs of the output projections (BitNet SubLN)"),
 };
 #undef F
 const size_t kGptConfigFieldCount = sizeof kGptConfigFields / sizeof kGptConfigFields[0];
@@ -58,6 +60,7 @@ typedef struct GptBlock {
 
 typedef struct Gpt {
     GptConfig c;
+    Model *m;
     size_t head_dim, hidden;
     ActKind act;
     int swiglu;
@@ -86,18 +89,22 @@ static Tensor *gpt_block(Gpt *g, GptBlock *bk, Tape *tp, Tensor *x, Tensor *x0, 
     Tensor *m1 = tensor_view(tp, bk->resid_mix, C, 1, &C);
     x = op_mix(tp, x, m0, x0, m1);
     Tensor *h = op_rmsnorm(tp, x, NULL, eps);
-    Tensor *q = op_reshape(tp, op_linear(tp, h, bk->c_q, NULL), 4, (size_t[]){B, T, H, D});
-    Tensor *k = op_reshape(tp, op_linear(tp, h, bk->c_k, NULL), 4, (size_t[]){B, T, G, D});
-    Tensor *v = op_reshape(tp, op_linear(tp, h, bk->c_v, NULL), 4, (size_t[]){B, T, G, D});
+    Model *mm = g->m;
+    Tensor *q = op_reshape(tp, model_linear(mm, tp, h, bk->c_q, NULL), 4, (size_t[]){B, T, H, D});
+    Tensor *k = op_reshape(tp, model_linear(mm, tp, h, bk->c_k, NULL), 4, (size_t[]){B, T, G, D});
+    Tensor *v = op_reshape(tp, model_linear(mm, tp, h, bk->c_v, NULL), 4, (size_t[]){B, T, G, D});
     q = op_rmsnorm_heads(tp, q, D, eps);
     k = op_rmsnorm_heads(tp, k, D, eps);
     Tensor *y = op_attention(tp, q, k, v, bk->q_gain, &g->rope, 0.0f);
-    y = op_linear(tp, op_reshape(tp, y, 3, (size_t[]){B, T, C}), bk->proj, NULL);
+    y = op_reshape(tp, y, 3, (size_t[]){B, T, C});
+    if (g->c.subln) y = op_rmsnorm(tp, y, NULL, eps);
+    y = model_linear(mm, tp, y, bk->proj, NULL);
     x = op_add_mul(tp, x, bk->attn_scale, y);
     h = op_rmsnorm(tp, x, NULL, eps);
-    Tensor *m = op_linear(tp, h, bk->fc, NULL);
+    Tensor *m = model_linear(mm, tp, h, bk->fc, NULL);
     m = g->swiglu ? op_swiglu(tp, m) : op_act(tp, m, g->act);
-    m = op_linear(tp, m, bk->mlp_proj, NULL);
+    if (g->c.subln) m = op_rmsnorm(tp, m, NULL, eps);
+    m = model_linear(mm, tp, m, bk->mlp_proj, NULL);
     return op_add_mul(tp, x, bk->mlp_scale, m);
 }
 
@@ -105,7 +112,9 @@ static Tensor *gpt_block(Gpt *g, GptBlock *bk, Tape *tp, Tensor *x, Tensor *x0, 
 static Tensor *gpt_trunk(Gpt *g, Tape *tp, const int32_t *idx, size_t B, size_t T) {
     size_t C = g->c.dim, L = g->c.layers;
     float eps = (float)g->c.norm_eps;
-    Tensor *x = op_embedding(tp, g->tok_emb, idx, B * T, 3, (size_t[]){B, T, C});
+    /* the tied table is quantized once per forward and used for both lookup and logits */
+    Tensor *emb = model_weight(g->m, tp, g->tok_emb);
+    Tensor *x = op_embedding(tp, emb, idx, B * T, 3, (size_t[]){B, T, C});
     x = op_rmsnorm(tp, x, NULL, eps);
     Tensor *x0 = x;
     size_t nenc = L / 2, ndec = L - nenc;
@@ -124,7 +133,7 @@ static Tensor *gpt_trunk(Gpt *g, Tape *tp, const int32_t *idx, size_t B, size_t 
     }
     x = op_rmsnorm(tp, x, NULL, eps);
     x = op_reshape(tp, x, 2, (size_t[]){B * T, C});
-    return op_linear(tp, x, g->c.tie_embeddings ? g->tok_emb : g->lm_head, NULL);
+    return g->c.tie_embeddings ? op_linear(tp, x, emb, NULL) : model_linear(g->m, tp, x, g->lm_head, NULL);
 }
 
 static Tensor *gpt_loss(Model *m, Tape *tp, const int32_t *x, const int32_t *y, size_t B, size_t T,
@@ -193,6 +202,7 @@ int gpt_create(Model **out, const cJSON *section, uint64_t seed, Err *err) {
     m->max_seq_len = c.seq_len;
     m->default_groups = kGptGroups;
     g->c = c;
+    g->m = m;
     g->head_dim = c.dim / c.heads;
     g->swiglu = !strcmp(c.mlp_act, "swiglu");
     g->act = !strcmp(c.mlp_act, "leaky_relu2") ? ACT_LEAKY_RELU2 : ACT_RELU2;

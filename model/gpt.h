@@ -20,7 +20,7 @@ typedef struct GptConfig {
     size_t vocab_size, layers, dim, heads, kv_heads, mlp_mult, mlp_hidden, seq_len;
     char mlp_act[CFG_STR_MAX]; /* relu2 | leaky_relu2 | swiglu */
     double softcap, rope_base, embed_init_std, qk_gain_init, norm_eps;
-    int tie_embeddings, skips, zero_init_proj;
+    int tie_embeddings, skips, zero_init_proj, subln;
 } GptConfig;
 
 void gpt_config_defaults(GptConfig *c);

@@ -39,6 +39,8 @@ struct Model {
     struct cJSON *config;        /* resolved model section (owned) */
     const char *default_groups;  /* JSON array of default optimizer group rules (static text) */
     uint64_t train_forwards;     /* forwards with training=1 (warm-ups that count them) */
+    struct QuantPlan *qplan;     /* quantization plan (model/qat.h), NULL = none */
+    int qat_active;              /* fake quantization on in forward passes */
 };
 
 /* Builds the model described by `section` (the "model" object of a run config) with parameters

@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "model/model.h"
+#include "model/qat.h"
+#include "model/trn.h"
 
 typedef struct Arch {
     const char *name;
@@ -11,6 +13,7 @@ typedef struct Arch {
 
 static const Arch kArchs[] = {
     {"gpt", gpt_create},
+    {"trn_hybrid", trn_hybrid_create},
 };
 
 int model_create(Model **out, const cJSON *section, uint64_t seed, Err *err) {
@@ -32,6 +35,10 @@ int model_create(Model **out, const cJSON *section, uint64_t seed, Err *err) {
 void model_free(Model *m) {
     if (!m) return;
     if (m->ops && m->ops->destroy) m->ops->destroy(m);
+    if (m->qplan) {
+        quant_plan_free(m->qplan);
+        xfree(m->qplan);
+    }
     params_free(&m->ps);
     cJSON_Delete(m->config);
     xfree(m);

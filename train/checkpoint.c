@@ -50,6 +50,7 @@ int checkpoint_save(const char *path, const CheckpointData *cd, Err *err) {
              h5_attr_set_i64(f, "state", "loader_pos", (int64_t)s->loader_pos, err) ||
              h5_attr_set_i64(f, "state", "loader_seed", (int64_t)s->loader_seed, err) ||
              h5_attr_set_i64(f, "state", "bad_steps", (int64_t)s->bad_steps, err) ||
+             h5_attr_set_i64(f, "state", "qat_active", (int64_t)s->qat_active, err) ||
              h5_attr_set_f64(f, "state", "elapsed_seconds", s->elapsed_seconds, err);
     }
     if (!rc)
@@ -141,12 +142,11 @@ int checkpoint_load(const char *path, ParamStore *ps, float *state_a, float *sta
     if (!rc && st) {
         Err e2 = {0};
         memset(st, 0, sizeof *st);
-        int64_t dummy;
-        (void)dummy;
         if (read_u64(f, "step", &st->step, &e2) || read_u64(f, "tokens", &st->tokens, &e2) ||
             read_u64(f, "train_forwards", &st->train_forwards, &e2) ||
             read_u64(f, "loader_epoch", &st->loader_epoch, &e2) || read_u64(f, "loader_pos", &st->loader_pos, &e2) ||
             read_u64(f, "loader_seed", &st->loader_seed, &e2) || read_u64(f, "bad_steps", &st->bad_steps, &e2) ||
+            read_u64(f, "qat_active", &st->qat_active, &e2) ||
             h5_attr_get_f64(f, "state", "elapsed_seconds", &st->elapsed_seconds, &e2))
             rc = err_set(err, "%s: train state: %s", path, e2.msg);
     }

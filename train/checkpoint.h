@@ -5,7 +5,7 @@
  *   /optim/state_b     optimizer state (Adam v), flat
  *   /ema/shadow        EMA weights when enabled
  *   /state             attributes: step, tokens, train_forwards, loader_epoch, loader_pos,
- *                      loader_seed, bad_steps, elapsed_seconds
+ *                      loader_seed, bad_steps, qat_active, elapsed_seconds
  *   root attributes    format = "tern-checkpoint", version = 1, config = resolved JSON
  * Written to a temporary file, fsync'd and renamed into place: a crash never leaves a partial
  * file under the final name. */
@@ -21,6 +21,7 @@ typedef struct TrainState {
     uint64_t step, tokens, train_forwards;
     uint64_t loader_epoch, loader_pos, loader_seed;
     uint64_t bad_steps;
+    uint64_t qat_active;
     double elapsed_seconds;
 } TrainState;
 

@@ -11,6 +11,7 @@
 #include "train/cli.h"
 #include "train/eval.h"
 #include "train/model_io.h"
+#include "model/qat.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -22,13 +23,15 @@ static void usage(FILE *f) {
             "  --batch B         windows per forward (default 4)\n"
             "  --threads N       OpenMP/BLAS threads\n"
             "  --ema             use the checkpoint's EMA weights when it has them\n"
+            "  --quantized       evaluate as exported: quantized tensors fake-quantized per the checkpoint's\n"
+            "                    quant/export config, fp16-stored tensors rounded to fp16\n"
             "  --json            one JSON object on stdout\n");
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *data = NULL, *tokpath = NULL;
     size_t T = 0, stride = 0, max_tokens = 0, B = 4;
-    int json = 0, use_ema = 0, threads = 0;
+    int json = 0, use_ema = 0, threads = 0, quantized = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (cli_is_flag(argv[i], "help")) {
@@ -43,6 +46,7 @@ int cmd_eval(int argc, char **argv) {
         else if ((v = cli_value(argc, argv, &i, "batch"))) B = strtoull(v, NULL, 10);
         else if ((v = cli_value(argc, argv, &i, "threads"))) threads = atoi(v);
         else if (cli_is_flag(argv[i], "ema")) use_ema = 1;
+        else if (cli_is_flag(argv[i], "quantized")) quantized = 1;
         else if (cli_is_flag(argv[i], "json")) json = 1;
         else {
             fprintf(stderr, "tern eval: unknown option %s (see --help)\n", argv[i]);
@@ -66,6 +70,13 @@ int cmd_eval(int argc, char **argv) {
     TokenStream s;
     memset(&s, 0, sizeof s);
     if (model_load_checkpoint(ckpt, use_ema, &m, &cfg, &err)) goto out;
+    if (quantized) {
+        if (quant_plan_attach(m, cJSON_GetObjectItemCaseSensitive(cfg, "quant"), cJSON_GetObjectItemCaseSensitive(cfg, "export"),
+                              NULL, NULL, &err))
+            goto out;
+        m->qat_active = 1;
+        quant_plan_round_passthrough(m);
+    }
     const cJSON *dsec = cJSON_GetObjectItemCaseSensitive(cfg, "data");
     if (!T) {
         const cJSON *sl = cJSON_GetObjectItemCaseSensitive(dsec, "seq_len");
@@ -96,6 +107,7 @@ int cmd_eval(int argc, char **argv) {
         cJSON_AddStringToObject(o, "checkpoint", ckpt);
         cJSON_AddStringToObject(o, "data", data);
         cJSON_AddStringToObject(o, "mode", stride ? "sliding" : "standard");
+        cJSON_AddBoolToObject(o, "quantized", quantized);
         if (stride) cJSON_AddNumberToObject(o, "stride", (double)stride);
         cJSON_AddNumberToObject(o, "seq_len", (double)T);
         cJSON_AddNumberToObject(o, "val_loss", r.val_loss);

@@ -23,6 +23,8 @@ static void usage(FILE *f) {
             "  --threads N       OpenMP/BLAS threads (same as --set threads=N)\n"
             "  --json            print the final summary as one JSON object on stdout\n"
             "  --quiet           no progress output\n"
+            "  --dry-run         resolve and check the config (model, optimizer groups, data), print the\n"
+            "                    resolved config as JSON on stdout, and exit without training\n"
             "Writes runs/NAME/{config.json, metrics.jsonl, summary.json, ckpt/step_N.h5, ckpt/latest.h5}.\n"
             "SIGINT/SIGTERM: finish the step, write a checkpoint, exit 130/143.\n");
 }
@@ -30,7 +32,7 @@ static void usage(FILE *f) {
 int cmd_train(int argc, char **argv) {
     const char *config = NULL, *resume = NULL;
     char **sets = calloc((size_t)argc + 2, sizeof(char *));
-    int nsets = 0, json = 0, quiet = 0, overwrite = 0;
+    int nsets = 0, json = 0, quiet = 0, overwrite = 0, dry = 0;
     uint64_t stop_after = 0;
     char threads_set[64];
     for (int i = 1; i < argc; i++) {
@@ -54,6 +56,8 @@ int cmd_train(int argc, char **argv) {
             quiet = 1;
         } else if (cli_is_flag(argv[i], "overwrite")) {
             overwrite = 1;
+        } else if (cli_is_flag(argv[i], "dry-run")) {
+            dry = 1;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "tern train: unknown option %s (see --help)\n", argv[i]);
             free(sets);
@@ -102,6 +106,23 @@ int cmd_train(int argc, char **argv) {
         goto fail_early;
     }
     Trainer t;
+    if (dry) {
+        int bad = trainer_init_dry(&t, &rc, &err);
+        if (!bad) {
+            char *s = cJSON_Print(rc.root);
+            printf("%s\n", s);
+            cJSON_free(s);
+            char desc[2048];
+            optimizer_describe(&t.opt, desc, sizeof desc);
+            fprintf(stderr, "tern train --dry-run: %s, %zu parameters, %zu micro-steps of %zu x %zu per step\n%s", t.model->ops->arch,
+                    model_num_params(t.model), t.accum, t.B, t.T, desc);
+        }
+        trainer_free(&t);
+        runconfig_free(&rc);
+        if (bad) goto fail_early;
+        free(sets);
+        return 0;
+    }
     if (trainer_init(&t, &rc, resume ? ckpt : NULL, overwrite, &err)) {
         trainer_free(&t);
         runconfig_free(&rc);

@@ -9,6 +9,7 @@
 
 #include "kernels/gemm.h"
 #include "kernels/util.h"
+#include "model/qat.h"
 
 static int mkdir_p(const char *path, Err *err) {
     char buf[1024];
@@ -30,10 +31,19 @@ static int file_exists(const char *p) {
     return stat(p, &st) == 0;
 }
 
+static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, int dry, Err *err);
+
 int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, Err *err) {
+    return trainer_init_impl(t, rc, resume_ckpt, overwrite, 0, err);
+}
+
+int trainer_init_dry(Trainer *t, RunConfig *rc, Err *err) { return trainer_init_impl(t, rc, NULL, 0, 1, err); }
+
+static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, int dry, Err *err) {
     memset(t, 0, sizeof *t);
     t->rc = rc;
     t->last_val_loss = t->last_val_bpb = NAN;
+    t->qat_start_step = -1;
     if (rc->threads > 0) {
         tern_set_threads((int)rc->threads);
         blas_set_threads((int)rc->threads);
@@ -46,6 +56,18 @@ int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwri
     if (t->model->max_seq_len < rc->data.seq_len)
         return err_set(err, "config: data.seq_len %zu exceeds model.seq_len %zu", rc->data.seq_len, t->model->max_seq_len);
     cJSON_ReplaceItemInObjectCaseSensitive(root, "model", cJSON_Duplicate(t->model->config, 1));
+
+    cJSON *rq = cJSON_CreateObject(), *rx = cJSON_CreateObject();
+    if (quant_plan_attach(t->model, cJSON_GetObjectItemCaseSensitive(root, "quant"), cJSON_GetObjectItemCaseSensitive(root, "export"),
+                          rq, rx, err)) {
+        cJSON_Delete(rq);
+        cJSON_Delete(rx);
+        return -1;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "quant");
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "export");
+    cJSON_AddItemToObject(root, "quant", rq);
+    cJSON_AddItemToObject(root, "export", rx);
 
     cJSON *optim = cfg_section(root, "optim");
     cJSON *resolved_opt = cJSON_CreateObject();
@@ -111,10 +133,15 @@ int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwri
         t->loader.cur.pos = t->st.loader_pos;
         t->loader.cur.seed = t->st.loader_seed;
         t->bad_in_row = t->st.bad_steps;
+        t->model->qat_active = (int)t->st.qat_active;
     }
 
     /* run folder */
     snprintf(t->run_dir, sizeof t->run_dir, "%s/%s", rc->out_dir, rc->name);
+    if (dry) {
+        runconfig_resolve(rc);
+        return 0;
+    }
     char path[1200];
     snprintf(path, sizeof path, "%s/ckpt/latest.h5", t->run_dir);
     if (!resume_ckpt && !overwrite && file_exists(path))
@@ -207,6 +234,7 @@ int trainer_save(Trainer *t, Err *err) {
     t->st.loader_pos = t->loader.cur.pos;
     t->st.loader_seed = t->loader.cur.seed;
     t->st.bad_steps = t->bad_in_row;
+    t->st.qat_active = (uint64_t)t->model->qat_active;
     char *cfg = cJSON_PrintUnformatted(t->rc->root);
     CheckpointData cd = {.ps = &t->model->ps,
                          .state_a = t->opt.state_a,
@@ -253,6 +281,18 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
             break;
         }
         double lr_mult = schedule_lr_mult(&rc->schedule, t->st.step, elapsed);
+        if (qat_update(t->model, (unsigned long long)t->st.step, lr_mult)) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "step", (double)t->st.step);
+            cJSON_AddStringToObject(o, "event", "qat_start");
+            cJSON_AddNumberToObject(o, "lr_mult", lr_mult);
+            log_json(t, o);
+            t->qat_start_step = (long long)t->st.step;
+            if (!t->quiet) {
+                progress_done(&t->prog);
+                fprintf(stderr, "step %llu: quantization-aware training on (lr multiplier %.4f)\n", (unsigned long long)t->st.step, lr_mult);
+            }
+        }
         params_zero_grad(ps);
         double step_loss = 0;
         for (size_t micro = 0; micro < t->accum; micro++) {
@@ -367,6 +407,7 @@ int trainer_summary(Trainer *t, int json, Err *err) {
     cJSON_AddNumberToObject(o, "threads", tern_get_threads());
     if (isfinite(t->last_val_loss)) cJSON_AddNumberToObject(o, "val_loss", t->last_val_loss);
     if (t->last_val_bpb >= 0) cJSON_AddNumberToObject(o, "val_bpb", t->last_val_bpb);
+    if (t->qat_start_step >= 0) cJSON_AddNumberToObject(o, "qat_start_step", (double)t->qat_start_step);
     char path[1200];
     snprintf(path, sizeof path, "%s/ckpt/latest.h5", t->run_dir);
     cJSON_AddStringToObject(o, "checkpoint", path);

@@ -43,11 +43,14 @@ typedef struct Trainer {
     double last_val_loss, last_val_bpb;
     double tokens_per_s;
     int quiet;
+    long long qat_start_step; /* -1 until QAT switches on in this process */
 } Trainer;
 
 /* Builds everything for rc (model, optimizer, data). resume_ckpt: a checkpoint to continue from
  * (NULL = fresh run). overwrite: allow reusing an existing run folder. */
 int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, Err *err);
+/* Resolves and checks everything (model, optimizer, data) without creating the run folder. */
+int trainer_init_dry(Trainer *t, RunConfig *rc, Err *err);
 /* Runs until the budget (or stop_after_step, when non-zero, or the stop flag). Returns 0 on a
  * normal end, 1 when stopped by a signal (checkpoint written), -1 on error (err set). */
 int trainer_run(Trainer *t, uint64_t stop_after_step, Err *err);

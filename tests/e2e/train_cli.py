@@ -105,6 +105,25 @@ ev = json.loads(r.stdout)
 check(r.returncode == 0 and abs(ev["val_loss"] - summary["val_loss"]) < 1e-6,
       f"tern eval (EMA weights) reproduces the trainer's final val_loss: {ev['val_loss']:.6f} vs {summary['val_loss']:.6f}")
 
+print("teacher logits")
+tf = os.path.join(d, "teacher.h5")
+r = tern("logits", "--ckpt", ck, "--data", os.path.join(d, "syn_val_000000.bin"), "-o", tf, "--k", "64", "--dtype", "f32")
+check(r.returncode == 0, "tern logits (full vocabulary as top-k) exits 0")
+r = tern("eval", "--ckpt", ck, "--data", os.path.join(d, "syn_val_*.bin"), "--json")
+ev_plain = json.loads(r.stdout)
+with h5py.File(tf, "r") as f:
+    idx, val, lse = np.array(f["indices"]), np.array(f["values"]), np.array(f["lse"])
+    check(f.attrs["k"] == 64 and f.attrs["vocab_size"] == 64 and f.attrs["seq_len"] == 32, "attributes k, vocab_size, seq_len")
+vt = np.fromfile(os.path.join(d, "syn_val_000000.bin"), dtype="<u2", offset=1024).astype(np.int64)
+nw = (len(vt) - 1) // 32
+tgt = vt[1:nw * 32 + 1]
+logit_t = np.array([val[i][idx[i] == tgt[i]][0] for i in range(nw * 32)])
+ce = float(np.mean(lse[:nw * 32] - logit_t))
+check(len(lse) == len(vt) - 1 and abs(ce - ev_plain["val_loss"]) < 1e-4,
+      f"cross-entropy from the teacher file {ce:.6f} == tern eval {ev_plain['val_loss']:.6f}")
+r = tern("logits", "--ckpt", ck, "--data", os.path.join(d, "syn_val_000000.bin"), "-o", tf + "2", "--k", "500")
+check(r.returncode == 2 or (r.returncode == 1 and "exceeds" in r.stderr), "k larger than the vocabulary is refused")
+
 print("corrupt and partial checkpoints")
 data = open(ck, "rb").read()
 for label, blob in (("truncated", data[: len(data) // 2]), ("garbage", b"\x89HDF\r\n\x1a\n" + bytes(1000)), ("empty", b"")):

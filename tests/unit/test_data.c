@@ -9,6 +9,7 @@
 #include "check.h"
 #include "data/loader.h"
 #include "data/shard.h"
+#include "data/teacher.h"
 #include "kernels/util.h"
 
 static char dir[256];
@@ -213,6 +214,75 @@ int main(void) {
     CHECK(nd == expect && starts[0] == 0, "documents");
     xfree(starts);
     stream_close(&ts);
+
+    printf("teacher-logit files\n");
+    {
+        size_t V = 50, K = 5, N = 300;
+        float *logits = malloc(N * V * sizeof(float));
+        for (size_t i = 0; i < N * V; i++) logits[i] = (float)((i * 2654435761u) % 1000) / 100.0f - 5.0f;
+        int32_t *idx = malloc(N * K * sizeof(int32_t));
+        float *val = malloc(N * K * sizeof(float)), *lse = malloc(N * sizeof(float));
+        for (size_t r = 0; r < N; r++) teacher_topk_row(logits + r * V, V, K, idx + r * K, val + r * K, lse + r);
+        int sorted = 1;
+        for (size_t r = 0; r < N; r++)
+            for (size_t j = 1; j < K; j++) sorted &= val[r * K + j - 1] >= val[r * K + j];
+        CHECK(sorted, "top-k not sorted");
+        for (int fp16 = 0; fp16 < 2; fp16++) {
+            path_of(p, sizeof p, fp16 ? "t16.h5" : "t32.h5");
+            TeacherMeta meta = {.k = K, .vocab_size = V, .seq_len = 64, .temperature = 1.0, .offset = 10, .fp16 = fp16};
+            snprintf(meta.shard, sizeof meta.shard, "x.bin");
+            TeacherWriter w;
+            CHECK(teacher_writer_open(&w, p, &meta, &err) == 0, "%s", err.msg);
+            CHECK(teacher_writer_append(&w, idx, val, lse, 200, &err) == 0, "%s", err.msg);
+            CHECK(teacher_writer_append(&w, idx + 200 * K, val + 200 * K, lse + 200, 100, &err) == 0, "%s", err.msg);
+            CHECK(teacher_writer_close(&w, &err) == 0, "%s", err.msg);
+            TeacherReader r;
+            CHECK(teacher_reader_open(&r, p, V, &err) == 0, "%s", err.msg);
+            int32_t i2[64 * 5];
+            float v2[64 * 5], l2[64];
+            CHECK(teacher_read_window(&r, 10 + 100, 64, i2, v2, l2, &err) == 0, "%s", err.msg);
+            double verr = 0;
+            int iok = memcmp(i2, idx + 100 * K, sizeof i2) == 0;
+            for (size_t j = 0; j < 64 * K; j++) verr = fmax(verr, fabs(v2[j] - val[100 * K + j]));
+            printf("  %s: 300 rows, window at shard position 110: ids identical %s, max value error %.2e, lse %s\n",
+                   fp16 ? "f16" : "f32", iok ? "yes" : "NO", verr, memcmp(l2, lse + 100, sizeof l2) == 0 ? "identical" : "DIFFERS");
+            CHECK(iok && verr <= (fp16 ? 5e-3 : 0) && memcmp(l2, lse + 100, sizeof l2) == 0, "teacher round trip");
+            CHECK(teacher_read(&r, 290, 20, i2, v2, l2, &err) != 0 && strstr(err.msg, "beyond"), "read past the end accepted");
+            teacher_reader_close(&r);
+            TeacherReader r2;
+            err_clear(&err);
+            CHECK(teacher_reader_open(&r2, p, 1024, &err) != 0 && strstr(err.msg, "vocabulary") && strstr(err.msg, p),
+                  "vocab mismatch accepted");
+            printf("  wrong vocab -> %s\n", err.msg);
+        }
+        /* truncated file */
+        path_of(p, sizeof p, "t32.h5");
+        FILE *f = fopen(p, "rb");
+        fseek(f, 0, SEEK_END);
+        long len = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        char *buf = malloc((size_t)len);
+        if (fread(buf, 1, (size_t)len, f) != (size_t)len) printf("  short read\n");
+        fclose(f);
+        write_raw("t_trunc.h5", buf, (size_t)len / 2);
+        path_of(p, sizeof p, "t_trunc.h5");
+        TeacherReader r3;
+        err_clear(&err);
+        CHECK(teacher_reader_open(&r3, p, V, &err) != 0 && strstr(err.msg, "t_trunc.h5"), "truncated teacher accepted");
+        printf("  truncated -> %s\n", err.msg);
+        free(buf);
+        /* the writer leaves nothing behind when aborted */
+        path_of(p, sizeof p, "aborted.h5");
+        TeacherMeta meta = {.k = K, .vocab_size = V, .seq_len = 64, .temperature = 1.0};
+        TeacherWriter w;
+        teacher_writer_open(&w, p, &meta, &err);
+        teacher_writer_abort(&w);
+        CHECK(access(p, F_OK) != 0, "aborted teacher file left behind");
+        free(logits);
+        free(idx);
+        free(val);
+        free(lse);
+    }
 
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) printf("  (could not remove %s)\n", dir);

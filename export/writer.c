@@ -1,0 +1,293 @@
+#include "export/writer.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <float.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "export/format.h"
+#include "kernels/quant.h"
+#include "model/gpt.h"
+#include "model/qat.h"
+#include "tern_code_bytes.h"
+
+size_t export_code_bytes(void) { return (size_t)TERN_CODE_BYTES; }
+size_t export_code_files(void) { return (size_t)TERN_CODE_FILES; }
+
+static size_t align_up(size_t x) { return (x + TERN_ALIGN - 1) / TERN_ALIGN * TERN_ALIGN; }
+
+/* The stored form of one parameter. */
+typedef struct Plan {
+    const Tensor *t;
+    TernTensorEntry e;
+    const QuantSpec *spec; /* quantized tensors */
+} Plan;
+
+static int plan_tensor(Plan *p, const Tensor *t, const ParamPlan *pp, const QuantPlan *qp, Err *err) {
+    memset(p, 0, sizeof *p);
+    p->t = t;
+    TernTensorEntry *e = &p->e;
+    if (strlen(t->name) >= TERN_NAME_MAX)
+        return err_set(err, "export: parameter name %s is longer than %u bytes", t->name, TERN_NAME_MAX - 1);
+    snprintf(e->name, sizeof e->name, "%s", t->name);
+    if (t->ndim < 1 || t->ndim > 2) return err_set(err, "export: %s has %d dimensions (1 or 2 supported)", t->name, t->ndim);
+    e->ndim = (uint32_t)t->ndim;
+    e->rows = t->ndim == 2 ? t->shape[0] : 1;
+    e->cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
+    if (pp->store == STORE_F32) {
+        e->dtype = TERN_DT_F32;
+    } else if (pp->store == STORE_F16) {
+        e->dtype = TERN_DT_F16;
+    } else {
+        const QuantSpec *s = &pp->spec;
+        p->spec = s;
+        if (s->kind == QUANT_TERNARY) {
+            e->dtype = !strcmp(qp->ternary_packing, "base3") ? TERN_DT_T3 : TERN_DT_T2;
+            if (s->group > UINT32_MAX) return err_set(err, "export: %s: ternary group %zu too large", t->name, s->group);
+            e->group = (uint32_t)s->group;
+        } else if (s->kind == QUANT_INT) {
+            switch (s->bits) {
+            case 8: e->dtype = TERN_DT_I8; break;
+            case 6: e->dtype = TERN_DT_I6; break;
+            case 5: e->dtype = TERN_DT_I5; break;
+            case 4: e->dtype = TERN_DT_I4; break;
+            default: return err_set(err, "export: %s: int%d has no packed dtype (int4, int5, int6, int8)", t->name, s->bits);
+            }
+        } else {
+            return err_set(err, "export: %s: quantized with kind none", t->name);
+        }
+        e->scale_dtype = s->scale_fp16 ? TERN_SCALE_F16 : TERN_SCALE_F32;
+        if (s->act_bits != 0 && s->act_bits != 8) return err_set(err, "export: %s: act_bits %d (0 or 8)", t->name, s->act_bits);
+        e->act_bits = (uint32_t)s->act_bits;
+        if (s->act_block > UINT32_MAX) return err_set(err, "export: %s: act_block too large", t->name);
+        e->act_block = (uint32_t)s->act_block;
+    }
+    e->data_size = e->rows * tern_row_bytes(e->dtype, e->cols);
+    uint64_t ns = tern_num_scales(e->dtype, e->group, e->rows, e->cols);
+    e->scale_size = ns * (e->scale_dtype == TERN_SCALE_F16 ? 2 : e->scale_dtype == TERN_SCALE_F32 ? 4 : 0);
+    return 0;
+}
+
+static void describe(char *buf, size_t n, const TernTensorEntry *e) {
+    const char *base = tern_dtype_name(e->dtype);
+    char grp[32] = "";
+    if (tern_dtype_is_ternary(e->dtype)) snprintf(grp, sizeof grp, e->group ? "/g%u" : "/tensor", e->group);
+    snprintf(buf, n, "%s%s%s%s", base, grp, e->act_bits ? "+a8" : "",
+             e->scale_dtype == TERN_SCALE_F16 ? " s16" : "");
+}
+
+/* Quantizes (or converts) one parameter into dst (data) and sdst (scales). */
+static void pack_tensor(uint8_t *dst, uint8_t *sdst, const Plan *p) {
+    const TernTensorEntry *e = &p->e;
+    size_t rows = (size_t)e->rows, cols = (size_t)e->cols, rb = tern_row_bytes(e->dtype, cols);
+    const float *w = p->t->data;
+    if (e->dtype == TERN_DT_F32) {
+        tern_pack_f32_row(dst, w, rows * cols);
+        return;
+    }
+    if (e->dtype == TERN_DT_F16) {
+        tern_pack_f16_row(dst, w, rows * cols);
+        return;
+    }
+    size_t ns = (size_t)tern_num_scales(e->dtype, e->group, e->rows, e->cols);
+    int8_t *codes = xmalloc(rows * cols);
+    float *scales = xmalloc(ns * sizeof(float));
+    quantize_weights(codes, scales, w, rows, cols, p->spec);
+    for (size_t r = 0; r < rows; r++) tern_pack_row(e->dtype, dst + r * rb, codes + r * cols, cols);
+    /* fp16 scales were already rounded to fp16 by the quantizer, so this conversion is exact */
+    if (e->scale_dtype == TERN_SCALE_F16) tern_pack_f16_row(sdst, scales, ns);
+    else tern_pack_f32_row(sdst, scales, ns);
+    xfree(codes);
+    xfree(scales);
+}
+
+static int gpt_hparams(const Model *m, const cJSON *run_config, TernGptHparams *h, Err *err) {
+    GptConfig c;
+    gpt_config_defaults(&c);
+    if (cfg_read(m->config, "model", kGptConfigFields, kGptConfigFieldCount, &c, err)) return -1;
+    size_t hidden = c.mlp_hidden ? c.mlp_hidden : c.mlp_mult * c.dim;
+    size_t v[7] = {c.vocab_size, c.layers, c.dim, c.heads, c.kv_heads, hidden, c.seq_len};
+    for (int i = 0; i < 7; i++)
+        if (v[i] > UINT32_MAX) return err_set(err, "export: model dimension %zu does not fit the format", v[i]);
+    memset(h, 0, sizeof *h);
+    h->vocab_size = (uint32_t)c.vocab_size;
+    h->layers = (uint32_t)c.layers;
+    h->dim = (uint32_t)c.dim;
+    h->heads = (uint32_t)c.heads;
+    h->kv_heads = (uint32_t)c.kv_heads;
+    h->mlp_hidden = (uint32_t)hidden;
+    h->seq_len = (uint32_t)c.seq_len;
+    if (!strcmp(c.mlp_act, "relu2")) h->mlp_act = TERN_ACT_RELU2;
+    else if (!strcmp(c.mlp_act, "leaky_relu2")) h->mlp_act = TERN_ACT_LEAKY_RELU2;
+    else if (!strcmp(c.mlp_act, "swiglu")) h->mlp_act = TERN_ACT_SWIGLU;
+    else return err_set(err, "export: unknown model.mlp_act \"%s\"", c.mlp_act);
+    h->flags = (c.tie_embeddings ? TERN_GPT_TIE_EMBEDDINGS : 0) | (c.skips ? TERN_GPT_SKIPS : 0) |
+               (c.subln ? TERN_GPT_SUBLN : 0);
+    h->softcap = (float)c.softcap;
+    h->rope_base = (float)c.rope_base;
+    /* the trainer's RMSNorm replaces eps <= 0 by FLT_EPSILON (as torch's RMSNorm with eps=None) */
+    h->norm_eps = c.norm_eps > 0 ? (float)c.norm_eps : FLT_EPSILON;
+    const cJSON *data = run_config ? cJSON_GetObjectItemCaseSensitive(run_config, "data") : NULL;
+    const cJSON *sl = data ? cJSON_GetObjectItemCaseSensitive(data, "seq_len") : NULL;
+    h->eval_seq_len = cJSON_IsNumber(sl) && sl->valuedouble > 0 && sl->valuedouble <= UINT32_MAX ? (uint32_t)sl->valuedouble : 0;
+    return 0;
+}
+
+int export_build(const Model *m, const cJSON *run_config, const ExportOptions *opt, uint8_t **out, size_t *out_len,
+                 ExportReport *rep, Err *err) {
+    *out = NULL;
+    *out_len = 0;
+    memset(rep, 0, sizeof *rep);
+    const QuantPlan *qp = m->qplan;
+    if (!qp || qp->n != m->ps.n) return err_set(err, "export: the model has no quantization plan attached");
+    if (strcmp(m->ops->arch, "gpt"))
+        return err_set(err, "export: architecture \"%s\" is not supported by artifact format %u yet (gpt only)", m->ops->arch,
+                       TERN_FORMAT_VERSION);
+    TernGptHparams hp;
+    if (gpt_hparams(m, run_config, &hp, err)) return -1;
+
+    size_t n = m->ps.n;
+    Plan *plans = xcalloc(n ? n : 1, sizeof(Plan));
+    for (size_t i = 0; i < n; i++)
+        if (plan_tensor(&plans[i], m->ps.t[i], &qp->p[i], qp, err)) {
+            xfree(plans);
+            return -1;
+        }
+    char *cfg_text = run_config ? cJSON_Print(run_config) : NULL;
+    size_t cfg_len = cfg_text ? strlen(cfg_text) : 0;
+    size_t tok_len = opt->tok_kind == TERN_TOK_FILE ? opt->tok_len : 0;
+
+    /* layout */
+    TernHeader h;
+    memset(&h, 0, sizeof h);
+    h.version = TERN_FORMAT_VERSION;
+    h.header_size = TERN_HEADER_SIZE;
+    h.arch = TERN_ARCH_GPT;
+    h.n_tensors = (uint32_t)n;
+    h.entry_size = TERN_TENSOR_ENTRY_SIZE;
+    h.hparams_off = TERN_HEADER_SIZE;
+    h.hparams_size = TERN_GPT_HPARAMS_SIZE;
+    h.table_off = h.hparams_off + h.hparams_size;
+    h.config_off = h.table_off + (uint64_t)n * TERN_TENSOR_ENTRY_SIZE;
+    h.config_size = cfg_len;
+    h.tokenizer_off = h.config_off + cfg_len;
+    h.tokenizer_size = tok_len;
+    h.tokenizer_kind = (uint32_t)opt->tok_kind;
+    h.payload_off = align_up(h.tokenizer_off + tok_len);
+    size_t off = (size_t)h.payload_off;
+    for (size_t i = 0; i < n; i++) {
+        TernTensorEntry *e = &plans[i].e;
+        e->data_off = off;
+        off = align_up(off + e->data_size);
+        e->scale_off = e->scale_size ? off : 0;
+        off = align_up(off + e->scale_size);
+    }
+    h.payload_size = off - h.payload_off;
+    h.container_size = off + TERN_CRC_SIZE;
+    size_t csize = (size_t)h.container_size;
+
+    uint8_t *c = xcalloc(csize, 1);
+    tern_header_encode(c, &h);
+    tern_gpt_hparams_encode(c + h.hparams_off, &hp);
+    if (cfg_len) memcpy(c + h.config_off, cfg_text, cfg_len);
+    if (tok_len) memcpy(c + h.tokenizer_off, opt->tok_bytes, tok_len);
+    rep->ntensors = n;
+    rep->t = xcalloc(n ? n : 1, sizeof(ExportTensorInfo));
+    for (size_t i = 0; i < n; i++) {
+        const TernTensorEntry *e = &plans[i].e;
+        tern_entry_encode(c + h.table_off + i * TERN_TENSOR_ENTRY_SIZE, e);
+        pack_tensor(c + e->data_off, e->scale_size ? c + e->scale_off : NULL, &plans[i]);
+        ExportTensorInfo *ti = &rep->t[i];
+        snprintf(ti->name, sizeof ti->name, "%s", e->name);
+        describe(ti->dtype, sizeof ti->dtype, e);
+        ti->rows = (size_t)e->rows;
+        ti->cols = (size_t)e->cols;
+        ti->numel = plans[i].t->numel;
+        ti->raw_bytes = 4 * ti->numel;
+        ti->packed_bytes = (size_t)(e->data_size + e->scale_size);
+        rep->params += ti->numel;
+        rep->raw_bytes += ti->raw_bytes;
+        rep->packed_bytes += ti->packed_bytes;
+    }
+    tern_wr_u32(c + csize - TERN_CRC_SIZE, tern_crc32(0, c, csize - TERN_CRC_SIZE));
+    if (cfg_text) cJSON_free(cfg_text);
+    xfree(plans);
+
+    /* compress */
+    int level = opt->zstd_level > 0 ? opt->zstd_level : qp->zstd_level;
+    if (level < 1 || level > ZSTD_maxCLevel()) level = 22;
+    double t0 = now_seconds();
+    size_t bound = ZSTD_compressBound(csize);
+    uint8_t *file = malloc(TERN_PREAMBLE_SIZE + bound);
+    if (!file) {
+        xfree(c);
+        export_report_free(rep);
+        return err_set(err, "export: out of memory for the compressed artifact (%zu bytes)", bound);
+    }
+    TernPreamble pre = {TERN_FORMAT_VERSION, 0, h.container_size};
+    tern_preamble_encode(file, &pre);
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    size_t zr = cc ? 0 : (size_t)-1;
+    if (!ZSTD_isError(zr)) zr = ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
+    if (!ZSTD_isError(zr)) zr = ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+    if (!ZSTD_isError(zr)) zr = ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 1);
+    if (!ZSTD_isError(zr) && opt->zstd_workers > 0) zr = ZSTD_CCtx_setParameter(cc, ZSTD_c_nbWorkers, opt->zstd_workers);
+    if (!ZSTD_isError(zr)) zr = ZSTD_compress2(cc, file + TERN_PREAMBLE_SIZE, bound, c, csize);
+    ZSTD_freeCCtx(cc);
+    xfree(c);
+    if (ZSTD_isError(zr)) {
+        free(file);
+        export_report_free(rep);
+        return err_set(err, "export: zstd compression failed: %s", ZSTD_getErrorName(zr));
+    }
+    rep->seconds_compress = now_seconds() - t0;
+    rep->container_bytes = csize;
+    rep->file_bytes = TERN_PREAMBLE_SIZE + zr;
+    rep->tokenizer_bytes = tok_len;
+    rep->zstd_level = level;
+    *out = file;
+    *out_len = rep->file_bytes;
+    return 0;
+}
+
+void export_report_free(ExportReport *rep) {
+    xfree(rep->t);
+    rep->t = NULL;
+    rep->ntensors = 0;
+}
+
+int export_write_file(const char *path, const uint8_t *data, size_t len, Err *err) {
+    size_t n = strlen(path) + 32;
+    char *tmp = xmalloc(n);
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        xfree(tmp);
+        return err_set(err, "%s: cannot create (%s)", path, strerror(e));
+    }
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, data + done, len - done);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        done += (size_t)w;
+    }
+    int ok = done == len && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        xfree(tmp);
+        return err_set(err, "%s: write failed (%s)", path, strerror(e));
+    }
+    xfree(tmp);
+    return 0;
+}

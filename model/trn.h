@@ -1,0 +1,82 @@
+/* trn.h — the TRN layer (Temporal Resonance Network, openai/parameter-golf PR #669,
+ * TemporalResonanceLayer + OscillatorProjection) and the TRN hybrid backbone built from it.
+ *
+ * Layer, for h [B, T, d] (the token-shifted, RMS-normed residual):
+ *   P = proj(h)            d -> 6K, biased: (a, o, p, g, q, e)
+ *   psi = W_phase(h)       d -> K, biased: the phase-coupled gate's query
+ *   F = trn_core(P, omega_base, psi, lambda)      (autodiff/ops_trn.c)
+ *   y = res_scale * w * W_res F                    W_res: (4K - 2) -> d, no bias
+ * w is the readout warm-up s^2 (3 - 2 s), s = min(training forwards / res_warmup, 1), 1 at
+ * evaluation.
+ *
+ * Hybrid (arch "trn_hybrid"): tok_emb + BigramHash -> rmsnorm = x0; blocks by the layout string
+ * ("TTATTATTAT": T = TRN block, A = the baseline attention block with a LeakyReLU(0.5)^2 MLP)
+ * with the baseline's U-Net skips, resid_mix, attn_scale and mlp_scale; final rmsnorm, tied
+ * head, softcap. TRN block:
+ *   x = m0 x + m1 x0;  h = shift(rmsnorm(x)), h'_t = mu h_t + (1 - mu) h_{t-1}, mu = sig(m);
+ *   x += attn_scale * TRN(h');  x += mlp_scale * down(silu(gate) * up), [gate | up] = gate_up(rmsnorm(x)).
+ * Parameter names follow the PR's module tree (blocks.0.resonance.proj.proj.weight, ...), so a
+ * checkpoint maps onto its HybridGPT by name (scalars are [1] here, [] there). */
+#ifndef TERN_TRN_H
+#define TERN_TRN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "autodiff/ops.h"
+#include "autodiff/params.h"
+#include "kernels/jsoncfg.h"
+#include "kernels/rng.h"
+
+typedef struct TrnLayer {
+    size_t dim, K;
+    Tensor *proj_w, *proj_b;      /* [6K, d], [6K] */
+    Tensor *omega_base;           /* [K] */
+    Tensor *w_res;                /* [d, 4K - 2] */
+    Tensor *w_phase, *b_phase;    /* [K, d], [K] */
+    Tensor *lambda, *res_scale;   /* [1], [1] */
+} TrnLayer;
+
+typedef struct TrnLayerInit {
+    double proj_std;        /* 0 = d^-1/2 */
+    double w_res_std, w_phase_std;
+    double res_scale, lambda;
+    double gate_bias;       /* g_out bias = logit(gate_bias) */
+    double erase_bias;      /* beta bias */
+    size_t omega_len;       /* L of the omega_base init (the training sequence length) */
+} TrnLayerInit;
+
+/* Registers prefix.proj.proj.weight ... prefix.res_scale. */
+void trn_layer_add_params(TrnLayer *L, ParamStore *ps, const char *prefix, size_t dim, size_t K);
+void trn_layer_init(TrnLayer *L, Rng *rng, const TrnLayerInit *init);
+/* h [B, T, d] -> [B, T, d]; warm = the readout warm-up factor w (1 at evaluation). */
+Tensor *trn_layer_forward(const TrnLayer *L, Tape *tp, Tensor *h, const TrnCoreCfg *cfg, float warm);
+/* The readout warm-up w for `forwards` training forwards (smoothstep; 1 when warmup == 0). */
+float trn_warmup_factor(uint64_t forwards, size_t warmup);
+
+typedef struct TrnHybridConfig {
+    char arch[CFG_STR_MAX];
+    char layout[CFG_STR_MAX];     /* T = TRN block, A = attention block, one letter per block */
+    size_t vocab_size, dim, heads, kv_heads, mlp_mult, mlp_hidden, swiglu_hidden, seq_len;
+    char mlp_act[CFG_STR_MAX];    /* attention blocks' MLP: leaky_relu2 | relu2 */
+    size_t oscillators;           /* K */
+    char scan[CFG_STR_MAX];       /* sequential | kogge_stone | chunked | auto */
+    double amp_max, res_scale_init, pcg_lambda_init, gate_bias_init, erase_bias_init;
+    double proj_init_std, w_res_init_std, w_phase_init_std;
+    size_t omega_init_len, res_warmup;
+    int token_shift;
+    size_t bigram_rows, bigram_dim;
+    double bigram_scale_init, bigram_table_init_std, bigram_proj_init_std;
+    double softcap, rope_base, embed_init_std, qk_gain_init, norm_eps;
+    int tie_embeddings, skips, zero_init_proj;
+} TrnHybridConfig;
+
+void trn_hybrid_config_defaults(TrnHybridConfig *c);
+extern const CfgField kTrnHybridConfigFields[];
+extern const size_t kTrnHybridConfigFieldCount;
+
+struct cJSON;
+struct Model;
+int trn_hybrid_create(struct Model **out, const struct cJSON *section, uint64_t seed, Err *err);
+
+#endif

@@ -1,0 +1,172 @@
+/* rt_internal.h — the runtime's insides, shared by its files, its tests and the fuzz target.
+ * Not installed; the public face is ternrt.h. */
+#ifndef TERNRT_INTERNAL_H
+#define TERNRT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "data/bpb.h"
+#include "data/tokenizer.h"
+#include "export/format.h"
+#include "runtime/ternrt.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#define RT_THREAD_ID() omp_get_thread_num()
+#define RT_MAX_THREADS() omp_get_max_threads()
+#else
+#define RT_THREAD_ID() 0
+#define RT_MAX_THREADS() 1
+#endif
+
+/* Errors inside the runtime: a fixed message buffer (same shape as kernels/util.h's Err, which
+ * the tokenizer code uses). */
+typedef struct RtErr {
+    char msg[512];
+} RtErr;
+int rt_err(RtErr *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void rt_err_out(const RtErr *e, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- tensors */
+typedef struct RtTensor {
+    char name[TERN_NAME_MAX];
+    uint32_t dtype;        /* in memory: base-3 rows are expanded to TERN_DT_T2 at load */
+    uint32_t stored_dtype; /* as in the file */
+    int act_bits;          /* 0 | 8 */
+    size_t act_block;      /* 0 = per token */
+    size_t group;          /* ternary weights per scale (0 = per tensor) */
+    size_t rows, cols, row_bytes;
+    int qmax;              /* offset of the stored unsigned value */
+    const uint8_t *data;   /* rows * row_bytes */
+    float *scales;         /* nscales, converted to float at load (NULL for float dtypes) */
+    size_t nscales;
+    /* Kernel plan (rt_tensor_plan): simd = the chunked kernels apply (columns in chunks of
+     * TERN_CHUNK; scale groups and activation blocks whole chunks, one dividing the other);
+     * seg_chunks = chunks per segment (a run of columns sharing one weight scale and one
+     * activation scale) for the integer path, wseg_chunks likewise for the weight scale alone
+     * (float path). */
+    int simd;
+    size_t nchunks, seg_chunks, wseg_chunks;
+} RtTensor;
+
+/* Scale index of column c of row r. */
+static inline size_t rt_wscale_index(const RtTensor *t, size_t r, size_t c) {
+    if (tern_dtype_is_intn(t->dtype)) return r;
+    if (!t->group) return 0;
+    return r * ((t->cols + t->group - 1) / t->group) + c / t->group;
+}
+void rt_tensor_plan(RtTensor *t);
+/* Dequantized row r into dst[cols] (any dtype; scalar). */
+void rt_tensor_row_float(const RtTensor *t, size_t r, float *dst);
+
+/* int8 activations of n tokens: per-token (or per-block) absmax scales, exactly
+ * kernels/quant.c's quantize_act_int8, plus per-chunk code sums for the offset trick. */
+typedef struct RtActQ {
+    int8_t *q;         /* [n, cols_pad], zero past cols */
+    float *scale;      /* [n, nblk] */
+    int32_t *csum;     /* [n, nchunks] */
+    size_t n, cols, cols_pad, block, nblk, nchunks;
+} RtActQ;
+size_t rt_actq_bytes(size_t n, size_t cols);
+void rt_actq_init(RtActQ *a, void *mem, size_t n, size_t cols, size_t block);
+void rt_quantize_act(RtActQ *a, const float *x);
+
+/* ---------------------------------------------------------------- kernels
+ * One table per instruction set, chosen at load from cpuid. The integer kernels are exact; the
+ * float ones differ from the scalar ones only in the order of their sums. n is a multiple of
+ * TERN_CHUNK except for dot_f32 / f16_to_f32 / u8_to_f32 / s8_to_f32 (any n). */
+typedef struct RtKernels {
+    const char *name;
+    /* sum of u * x over nchunks 2-bit chunks (u = stored value, not yet offset) */
+    int32_t (*t2_dot)(const uint8_t *w, const int8_t *x, size_t nchunks);
+    /* stored values of a packed I4/I5/I6/T2 row, first n columns, as bytes */
+    void (*unpack_u8)(uint32_t dtype, uint8_t *u, const uint8_t *row, size_t n);
+    int32_t (*dot_u8s8)(const uint8_t *u, const int8_t *x, size_t n);
+    int32_t (*dot_s8s8)(const int8_t *w, const int8_t *x, size_t n);
+    float (*dot_f32)(const float *w, const float *x, size_t n);
+    void (*f16_to_f32)(float *dst, const uint8_t *src, size_t n);
+    void (*u8_to_f32)(float *dst, const uint8_t *u, size_t n, int off, float scale); /* (u - off) * scale */
+    void (*s8_to_f32)(float *dst, const int8_t *q, size_t n, float scale);
+} RtKernels;
+
+enum { RT_ISA_SCALAR = 0, RT_ISA_AVX2 = 1, RT_ISA_AVX512 = 2, RT_ISA_AVX512VNNI = 3 };
+/* Best level this CPU (and OS) supports. */
+int rt_cpu_isa(void);
+/* Kernels for a level (capped by the CPU's); name is "scalar", "avx2", "avx512", "avx512vnni". */
+void rt_kernels_select(RtKernels *k, int isa);
+void rt_kernels_scalar(RtKernels *k);
+void rt_kernels_avx2(RtKernels *k);
+void rt_kernels_avx512(RtKernels *k, int vnni, int vbmi);
+int rt_isa_from_name(const char *s); /* -1 unknown */
+
+/* y[n, rows] = x[n, cols] W^T. Integer path (W quantized with act_bits 8): x is quantized to
+ * int8 per the tensor's spec; otherwise (act_bits 0, fp16/fp32 weights, or force_float) the
+ * weights are dequantized on the fly and multiplied with float activations. scratch:
+ * rt_linear_scratch_bytes. threads: OpenMP threads for this call. */
+size_t rt_linear_scratch_bytes(size_t n, size_t cols, int threads);
+void rt_linear(const RtKernels *k, float *y, const float *x, size_t n, const RtTensor *W, int force_float, void *scratch,
+               int threads);
+/* The canonical (scalar, element by element) definition of the same product, used by tests. */
+void rt_linear_ref(float *y, const float *x, size_t n, const RtTensor *W, int force_float);
+
+/* ---------------------------------------------------------------- model and sessions */
+typedef struct RtArchOps RtArchOps;
+
+struct TrtModel {
+    uint8_t *container;      /* decompressed container (64-byte aligned); tensors point into it */
+    size_t container_len;
+    TernHeader hdr;
+    RtTensor *tensors;
+    size_t ntensors;
+    uint8_t *expanded;       /* base-3 rows expanded to 2-bit */
+    float *scale_mem;
+    Tokenizer *tok;
+    ByteCounter bc;          /* bits-per-byte tables (data/bpb.c), when there is a tokenizer */
+    int have_bc;
+    char *config_json;
+    char summary[256];
+    RtKernels k;
+    const RtArchOps *arch;
+    void *arch_model;
+    TrtModelInfo info;
+};
+
+struct TrtSession {
+    const TrtModel *m;
+    uint64_t rng[4];
+    int threads;
+    size_t max_ctx, n_past;
+    int32_t *tokens;         /* the context, max_ctx */
+    float *logits;           /* vocab: after the last fed token */
+    int have_logits;
+    TokScratch *tscratch;
+    void *state;             /* the architecture's KV cache and scratch */
+};
+
+struct RtArchOps {
+    uint32_t id;
+    const char *name;
+    /* Decodes and checks the hyper-parameters, binds and checks the tensors, fills m->info. */
+    int (*bind)(TrtModel *m, const uint8_t *hparams, size_t hparams_size, RtErr *e);
+    void (*unbind)(TrtModel *m);
+    int (*session_init)(TrtSession *s, RtErr *e);
+    void (*session_free)(TrtSession *s);
+    /* Feeds n tokens at positions n_past.. (the caller checks room and advances n_past).
+     * logits_all: NULL or [n, vocab]; s->logits always receives the last position's. */
+    void (*forward)(TrtSession *s, const int32_t *ids, size_t n, float *logits_all);
+};
+extern const RtArchOps rt_arch_gpt;
+const RtArchOps *rt_arch_find(uint32_t id);
+
+/* Loader entry for an already decompressed container (the fuzz target and the corruption test
+ * use it directly). The bytes are copied. check_crc = 0 skips the CRC (fuzzing). */
+int rt_load_container(TrtModel **out, const uint8_t *c, size_t len, const char *name, int isa, int check_crc,
+                      RtErr *e);
+
+/* Allocation that fails softly (NULL) instead of aborting: sizes here come from files. */
+void *rt_alloc(size_t bytes);    /* 64-byte aligned, zeroed */
+void rt_free(void *p);
+int rt_mul_ok(size_t a, size_t b, size_t *out);
+
+#endif
