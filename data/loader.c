@@ -196,6 +196,8 @@ void stream_val_window(const TokenStream *s, size_t T, size_t w, int32_t *x, int
 int stream_documents(const TokenStream *s, int32_t bos, size_t **starts, size_t *n) {
     size_t cap = 1024, cnt = 0;
     size_t *st = xmalloc(cap * sizeof(size_t));
+    /* a stream that does not open with BOS starts with a document fragment: keep it */
+    if (s->ntokens && (int32_t)stream_token(s, 0) != bos) st[cnt++] = 0;
     for (size_t k = 0; k < s->nshards; k++) {
         const Shard *sh = &s->shards[k];
         for (size_t i = 0; i < sh->ntokens; i++) {

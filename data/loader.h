@@ -65,7 +65,8 @@ size_t stream_val_windows(const TokenStream *s, size_t T);
 /* Window w: x = tokens[wT, wT+T), y = tokens[wT+1, wT+T+1). */
 void stream_val_window(const TokenStream *s, size_t T, size_t w, int32_t *x, int32_t *y);
 /* Document start offsets (positions of `bos`), malloc'd; *n documents. The last document ends
- * at ntokens. Tokens before the first BOS (if any) are not a document. */
+ * at ntokens. When the stream does not open with BOS, offset 0 starts a first (fragment)
+ * document. */
 int stream_documents(const TokenStream *s, int32_t bos, size_t **starts, size_t *n);
 
 #endif

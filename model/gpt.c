@@ -8,6 +8,7 @@
 #include "autodiff/ops.h"
 #include "model/model.h"
 #include "model/qat.h"
+#include "model/lora.h"
 
 #define F(type, m, h) CFG_F(type, GptConfig, m, h)
 const CfgField kGptConfigFields[] = {
@@ -133,7 +134,7 @@ static Tensor *gpt_trunk(Gpt *g, Tape *tp, const int32_t *idx, size_t B, size_t 
     }
     x = op_rmsnorm(tp, x, NULL, eps);
     x = op_reshape(tp, x, 2, (size_t[]){B * T, C});
-    return g->c.tie_embeddings ? op_linear(tp, x, emb, NULL) : model_linear(g->m, tp, x, g->lm_head, NULL);
+    return model_head(g->m, tp, x, g->c.tie_embeddings ? emb : model_weight(g->m, tp, g->lm_head));
 }
 
 static Tensor *gpt_loss(Model *m, Tape *tp, const int32_t *x, const int32_t *y, size_t B, size_t T,

@@ -41,6 +41,7 @@ struct Model {
     uint64_t train_forwards;     /* forwards with training=1 (warm-ups that count them) */
     struct QuantPlan *qplan;     /* quantization plan (model/qat.h), NULL = none */
     int qat_active;              /* fake quantization on in forward passes */
+    struct Lora *lora;           /* test-time adapters (model/lora.h), NULL = none */
 };
 
 /* Builds the model described by `section` (the "model" object of a run config) with parameters

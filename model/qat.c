@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "autodiff/ops.h"
+#include "model/lora.h"
 
 typedef struct QuantCfg {
     int qat, embed, act_bits;
@@ -222,9 +223,11 @@ Tensor *model_weight(Model *m, Tape *tp, Tensor *W) {
 
 Tensor *model_linear(Model *m, Tape *tp, Tensor *x, Tensor *W, Tensor *b) {
     const ParamPlan *pp = plan_of(m, W);
+    Tensor *delta = m->lora ? lora_delta(m, tp, x, W) : NULL; /* adapters see the float input */
     if (pp) {
         if (pp->spec.act_bits == 8) x = op_fake_quant_act(tp, x, pp->spec.act_block);
         W = op_fake_quant_weight(tp, W, &pp->spec);
     }
-    return op_linear(tp, x, W, b);
+    Tensor *y = op_linear(tp, x, W, b);
+    return delta ? op_add(tp, y, delta) : y;
 }

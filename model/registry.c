@@ -4,6 +4,7 @@
 
 #include "model/model.h"
 #include "model/qat.h"
+#include "model/lora.h"
 #include "model/trn.h"
 
 typedef struct Arch {
@@ -39,6 +40,7 @@ void model_free(Model *m) {
         quant_plan_free(m->qplan);
         xfree(m->qplan);
     }
+    lora_detach(m);
     params_free(&m->ps);
     cJSON_Delete(m->config);
     xfree(m);

@@ -25,13 +25,18 @@ static void usage(FILE *f) {
             "  --ema             use the checkpoint's EMA weights when it has them\n"
             "  --quantized       evaluate as exported: quantized tensors fake-quantized per the checkpoint's\n"
             "                    quant/export config, fp16-stored tensors rounded to fp16\n"
+            "  --ttt             score-first LoRA test-time training per document (see --ttt-*)\n"
+            "  --ttt-rank R      adapter rank (default 8)      --ttt-lr LR  Adam lr (default 0.01)\n"
+            "  --ttt-chunk N     targets per chunk (default 256); context = --seq-len\n"
             "  --json            one JSON object on stdout\n");
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *data = NULL, *tokpath = NULL;
     size_t T = 0, stride = 0, max_tokens = 0, B = 4;
-    int json = 0, use_ema = 0, threads = 0, quantized = 0;
+    int json = 0, use_ema = 0, threads = 0, quantized = 0, ttt = 0;
+    TttOptions to;
+    ttt_defaults(&to);
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (cli_is_flag(argv[i], "help")) {
@@ -47,6 +52,10 @@ int cmd_eval(int argc, char **argv) {
         else if ((v = cli_value(argc, argv, &i, "threads"))) threads = atoi(v);
         else if (cli_is_flag(argv[i], "ema")) use_ema = 1;
         else if (cli_is_flag(argv[i], "quantized")) quantized = 1;
+        else if (cli_is_flag(argv[i], "ttt")) ttt = 1;
+        else if ((v = cli_value(argc, argv, &i, "ttt-rank"))) to.rank = strtoull(v, NULL, 10);
+        else if ((v = cli_value(argc, argv, &i, "ttt-lr"))) to.lr = atof(v);
+        else if ((v = cli_value(argc, argv, &i, "ttt-chunk"))) to.chunk = strtoull(v, NULL, 10);
         else if (cli_is_flag(argv[i], "json")) json = 1;
         else {
             fprintf(stderr, "tern eval: unknown option %s (see --help)\n", argv[i]);
@@ -99,14 +108,21 @@ int cmd_eval(int argc, char **argv) {
     Tape tp;
     tape_init(&tp, 0);
     EvalResult r;
-    if (stride) eval_sliding(m, &tp, &s, T, stride, B, have_bc ? &bc : NULL, max_tokens, &r);
+    if (ttt) {
+        to.context = T;
+        int32_t bos = tok ? tokenizer_bos(tok) : 1;
+        if (eval_ttt(m, &tp, &s, bos < 0 ? 1 : bos, have_bc ? &bc : NULL, &to, max_tokens, &r, &err)) {
+            tape_free(&tp);
+            goto out;
+        }
+    } else if (stride) eval_sliding(m, &tp, &s, T, stride, B, have_bc ? &bc : NULL, max_tokens, &r);
     else eval_standard(m, &tp, &s, T, B, have_bc ? &bc : NULL, max_tokens, &r);
     tape_free(&tp);
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "checkpoint", ckpt);
         cJSON_AddStringToObject(o, "data", data);
-        cJSON_AddStringToObject(o, "mode", stride ? "sliding" : "standard");
+        cJSON_AddStringToObject(o, "mode", ttt ? "ttt" : stride ? "sliding" : "standard");
         cJSON_AddBoolToObject(o, "quantized", quantized);
         if (stride) cJSON_AddNumberToObject(o, "stride", (double)stride);
         cJSON_AddNumberToObject(o, "seq_len", (double)T);
@@ -122,8 +138,8 @@ int cmd_eval(int argc, char **argv) {
     } else {
         printf("val_loss %.6f", r.val_loss);
         if (have_bc) printf("  val_bpb %.6f", r.val_bpb);
-        printf("  tokens %.0f  bytes %.0f  (%s%s, T=%zu, %.1fs)\n", r.tokens, r.bytes, stride ? "sliding stride " : "standard",
-               stride ? "" : "", T, r.seconds);
+        printf("  tokens %.0f  bytes %.0f  (%s, T=%zu, %.1fs)\n", r.tokens, r.bytes,
+               ttt ? "LoRA test-time training" : stride ? "sliding window" : "standard", T, r.seconds);
     }
     status = 0;
 out:

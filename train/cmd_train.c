@@ -70,7 +70,7 @@ int cmd_train(int argc, char **argv) {
             return 2;
         }
     }
-    if (!config && !resume) {
+    if (!config && !resume && nsets == 0) {
         usage(stderr);
         free(sets);
         return 2;

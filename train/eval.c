@@ -1,9 +1,13 @@
 #include "train/eval.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kernels/util.h"
+#include "model/lora.h"
+#include "optim/optimizer.h"
+#include <cjson/cJSON.h>
 
 static void finish(EvalResult *r, const ByteCounter *bc, double t0) {
     r->val_loss = r->tokens > 0 ? r->loss_sum / r->tokens : NAN;
@@ -94,6 +98,107 @@ int eval_sliding(Model *m, Tape *tp, const TokenStream *s, size_t T, size_t stri
     xfree(y);
     xfree(per);
     xfree(score_from);
+    finish(r, bc, t0);
+    return 0;
+}
+
+static const char *const kDefaultTargets[] = {"*attn.c_q.weight", "*attn.c_v.weight"};
+
+void ttt_defaults(TttOptions *o) {
+    memset(o, 0, sizeof *o);
+    o->rank = 8;
+    o->chunk = 256;
+    o->context = 1024;
+    o->lr = 0.01;
+    o->beta1 = 0.9;
+    o->beta2 = 0.95;
+    o->eps = 1e-10;
+    o->seed = 1234;
+    o->head = 1;
+    o->targets = kDefaultTargets;
+    o->ntargets = 2;
+}
+
+int eval_ttt(Model *m, Tape *tp, const TokenStream *s, int32_t bos, const ByteCounter *bc, const TttOptions *o,
+             size_t max_tokens, EvalResult *r, Err *err) {
+    memset(r, 0, sizeof *r);
+    double t0 = now_seconds();
+    if (o->context == 0 || o->context > m->max_seq_len)
+        return err_set(err, "ttt: context must be in [1, %zu], got %zu", m->max_seq_len, o->context);
+    if (o->chunk == 0 || o->chunk > o->context)
+        return err_set(err, "ttt: chunk (%zu) must be in [1, context = %zu]: every scored target needs its window", o->chunk, o->context);
+    int n = lora_attach(m, o->rank, o->targets, o->ntargets, o->head, err);
+    if (n < 0) return -1;
+    if (n == 0) {
+        lora_detach(m);
+        return err_set(err, "ttt: no weight matches the adapter targets");
+    }
+    char gcfg[256];
+    snprintf(gcfg, sizeof gcfg,
+             "{\"groups\":{\"lora\":{\"type\":\"adamw\",\"lr\":%.17g,\"beta1\":%.17g,\"beta2\":%.17g,\"eps\":%.17g}},"
+             "\"rules\":[{\"match\":\"*\",\"group\":\"lora\"}]}",
+             o->lr, o->beta1, o->beta2, o->eps);
+    cJSON *ocfg = cJSON_Parse(gcfg);
+    Optimizer opt;
+    int rc = optimizer_init(&opt, &m->lora->ps, ocfg, NULL, NULL, err);
+    cJSON_Delete(ocfg);
+    if (rc) {
+        lora_detach(m);
+        return -1;
+    }
+    /* only the adapters learn: the base weights get no gradient (and no weight-gradient GEMMs) */
+    for (size_t i = 0; i < m->ps.n; i++) m->ps.t[i]->requires_grad = 0;
+    size_t *starts = NULL, nd = 0;
+    stream_documents(s, bos, &starts, &nd);
+    size_t C = o->context;
+    int32_t *x = xmalloc(C * sizeof(int32_t)), *y = xmalloc(C * sizeof(int32_t)), *yt = xmalloc(C * sizeof(int32_t));
+    float *per = xmalloc(C * sizeof(float));
+    Rng rng;
+    rng_seed(&rng, o->seed);
+    size_t scored = 0;
+    for (size_t d = 0; d < nd && (!max_tokens || scored < max_tokens); d++) {
+        size_t begin = starts[d];
+        size_t end = d + 1 < nd ? starts[d + 1] : s->ntokens - 1; /* the next BOS is the last target */
+        size_t L = end - begin;                                    /* targets d[1..L] */
+        if (L == 0) continue;
+        lora_reset(m, &rng);
+        memset(opt.state_a, 0, m->lora->ps.total * sizeof(float));
+        memset(opt.state_b, 0, m->lora->ps.total * sizeof(float));
+        opt.step = 0;
+        for (size_t c0 = 1; c0 <= L; c0 += o->chunk) {
+            size_t c1 = TERN_MIN(c0 + o->chunk - 1, L); /* targets c0..c1 (document offsets) */
+            size_t win_end = c1;                         /* inputs end at offset c1-1 */
+            size_t win_start = win_end > C ? win_end - C : 0;
+            size_t len = win_end - win_start;
+            stream_copy(s, begin + win_start, len, x);
+            stream_copy(s, begin + win_start + 1, len, y);
+            size_t first = c0 - 1 - win_start; /* window index of the first chunk target */
+            for (size_t i = 0; i < len; i++) yt[i] = i >= first ? y[i] : -1;
+            tape_reset(tp);
+            Tensor *loss = m->ops->loss(m, tp, x, yt, 1, len, per, 0);
+            for (size_t i = first; i < len; i++) {
+                r->loss_sum += per[i];
+                r->tokens += 1;
+                if (bc) r->bytes += bpb_token_bytes(bc, x[i], y[i]);
+            }
+            scored += len - first;
+            if (c1 < L) { /* train on the chunk just scored, unless it is the document's last */
+                params_zero_grad(&m->lora->ps);
+                tape_backward(tp, loss);
+                optimizer_step(&opt, 1.0);
+            }
+        }
+        r->windows++;
+    }
+    tape_reset(tp);
+    for (size_t i = 0; i < m->ps.n; i++) m->ps.t[i]->requires_grad = 1;
+    optimizer_free(&opt);
+    lora_detach(m);
+    xfree(starts);
+    xfree(x);
+    xfree(y);
+    xfree(yt);
+    xfree(per);
     finish(r, bc, t0);
     return 0;
 }

@@ -28,4 +28,22 @@ int eval_standard(Model *m, Tape *tp, const TokenStream *s, size_t T, size_t B, 
 int eval_sliding(Model *m, Tape *tp, const TokenStream *s, size_t T, size_t stride, size_t B,
                  const ByteCounter *bc, size_t max_tokens, EvalResult *r);
 
+/* Score-first LoRA test-time training (parameter-golf LoRA_TTT record): per document (split at
+ * BOS; each document also predicts the next document's BOS), fresh rank-r adapters on the
+ * weights matching `targets` (default: Q and V of every attention block) and on the output head;
+ * the document's targets are taken in chunks; each chunk is scored with the current adapters
+ * (context: the last `context` document tokens ending at the chunk) BEFORE one Adam step on
+ * that chunk's mean loss; adapters and optimizer state are reset per document. */
+typedef struct TttOptions {
+    size_t rank, chunk, context;
+    double lr, beta1, beta2, eps;
+    uint64_t seed;
+    int head;
+    const char *const *targets;
+    size_t ntargets;
+} TttOptions;
+void ttt_defaults(TttOptions *o);
+int eval_ttt(Model *m, Tape *tp, const TokenStream *s, int32_t bos, const ByteCounter *bc, const TttOptions *o,
+             size_t max_tokens, EvalResult *r, Err *err);
+
 #endif

@@ -105,6 +105,21 @@ ev = json.loads(r.stdout)
 check(r.returncode == 0 and abs(ev["val_loss"] - summary["val_loss"]) < 1e-6,
       f"tern eval (EMA weights) reproduces the trainer's final val_loss: {ev['val_loss']:.6f} vs {summary['val_loss']:.6f}")
 
+print("score-first LoRA test-time training")
+val_glob = os.path.join(d, "syn_val_*.bin")
+def ev(*extra):
+    r = tern("eval", "--ckpt", ck, "--data", val_glob, "--json", *extra)
+    return json.loads(r.stdout) if r.returncode == 0 else {"err": r.stderr}
+# with lr 0 nothing is learned and chunked scoring is exactly sliding-window scoring with stride =
+# chunk (each chunk sees the last `context` tokens): an independent check of the windows
+a, sl = ev("--ttt", "--ttt-chunk", "16", "--ttt-lr", "0"), ev("--sliding", "16")
+check(abs(a["val_loss"] - sl["val_loss"]) < 1e-6 and a["tokens"] == sl["tokens"] == 10000,
+      f"TTT with lr 0 == sliding eval, stride 16: {a['val_loss']:.6f} vs {sl['val_loss']:.6f} over {a['tokens']:.0f} targets")
+t1 = ev("--ttt", "--ttt-chunk", "16", "--ttt-lr", "0.01")
+check(t1["val_loss"] != a["val_loss"] and t1["tokens"] == a["tokens"], f"adapters learn: {a['val_loss']:.6f} -> {t1['val_loss']:.6f}")
+bad = ev("--ttt", "--ttt-chunk", "64")
+check("err" in bad and "chunk" in bad["err"], "a chunk longer than the context is refused")
+
 print("teacher logits")
 tf = os.path.join(d, "teacher.h5")
 r = tern("logits", "--ckpt", ck, "--data", os.path.join(d, "syn_val_000000.bin"), "-o", tf, "--k", "64", "--dtype", "f32")
