@@ -19,9 +19,7 @@
  * Cross products of neighbours (SCPM): c_k = rho_k rho_{k+1}, k < K - 1.
  * Output row (4K - 2): [g_out rho_re, g_out rho_im, gbar c_re, gbar c_im], gbar_k the mean of
  * g_out at k and k+1. The layer (model/trn.c) applies W_res and then res_scale * warm
- * (op_scale_by), in the PR's order: folding the scale into these features would be cheaper by
- * one pass, but res_scale's gradient is a sum with heavy cancellation, and summing it over the
- * same terms as PyTorch keeps the two within float noise of each other.
+ * (op_scale_by), in the PR's order.
  *
  * Backward complex convention (backbones.md): for w = a z, dz = conj(a) dw. */
 #include <math.h>
@@ -39,8 +37,8 @@
 #define OMEGA_HI (TRN_PI - 1e-4f)
 
 /* ------------------------------------------------------------------ vectorisable math */
-/* log(1 + y) for y in [0, 1] as 2 atanh(y / (2 + y)) (w <= 1/3, series to w^13: error < 1e-8
- * relative); no 1 + y rounding, so tiny y keep their digits. */
+/* log(1 + y) for y in [0, 1] as 2 atanh(w), w = y / (2 + y) <= 1/3, series to w^13 (truncation
+ * below 1.4e-8 relative); no 1 + y rounding, so tiny y keep their digits. */
 static inline float log1p_unit(float y) {
     float w = y / (2.0f + y), w2 = w * w;
     float p = 1.0f / 13.0f;
@@ -76,8 +74,11 @@ static inline float rsqrt_fast(float x) {
 
 /* sin and cos together: x = n pi/2 + r with a three-part Cody-Waite split of pi/2 (exact n*C1
  * for |n| < 2^15, i.e. |x| < ~5e4), Cephes' minimax polynomials on |r| <= pi/4, quadrant
- * selection by n mod 4. Absolute error ~1e-7. */
+ * selection by n mod 4. Absolute error ~1e-7 for |x| < 5e4. Arguments are clamped to +-5e4 so a
+ * runaway phase gives a bounded (meaningless) angle rather than a NaN: in float such a phase has
+ * no digits below 0.004 rad anyway. TRN's angles stay below ~30 (theta) and O(10) (psi). */
 static inline void sincos_fast(float x, float *sn, float *cs) {
+    x = x > 5e4f ? 5e4f : (x < -5e4f ? -5e4f : x);
     float n = (x * 0.636619772367581343f + 12582912.0f) - 12582912.0f;
     float r = x - n * 1.5703125f;
     r = r - n * 4.837512969970703125e-4f;
@@ -138,20 +139,34 @@ typedef struct TrnCtx {
     float *rho;                   /* [B, T, 2, K] gated rho (before g_out) */
 } TrnCtx;
 
-/* Everything between the scan output and the gated rho for one row, recomputed identically by
- * forward and backward. */
-#define TRN_GATE_CHAIN(rr, ri, c, s, e_raw, psi_k, lam)                                   \
-    float z_re = (rr) * (c) + (ri) * (s), z_im = (ri) * (c) - (rr) * (s);                 \
-    float beta = fast_sigmoidf(e_raw);                                                    \
-    float v_re = (1.0f - beta) * z_re, v_im = z_im;                                       \
-    float nrm2 = v_re * v_re + v_im * v_im + 1e-8f; /* state norm: n^2 > 1 <=> n > 1 */   \
-    float inv = nrm2 > 1.0f ? rsqrt_fast(nrm2) : 1.0f;                                    \
-    float p_re = v_re * inv, p_im = v_im * inv;                                           \
-    float rn = rsqrt_fast(p_re * p_re + p_im * p_im + 1e-6f);                             \
-    float sps, cps;                                                                       \
-    sincos_fast(psi_k, &sps, &cps);                                                       \
-    float al = (p_re * cps + p_im * sps) * rn;                                            \
-    float gate = fast_sigmoidf((lam) * al)
+/* Everything between the scan output and the gated rho for one (t, k), recomputed identically by
+ * forward and backward (inlined into vectorised loops; the struct lives in registers). */
+typedef struct GateChain {
+    float z_re, z_im;      /* demodulated scan state r e^{-i theta} */
+    float beta;            /* erase strength */
+    float nrm2, inv;       /* |v|^2 + 1e-8 and 1 / max(|v|, 1) */
+    float p_re, p_im;      /* rho after erase and state norm */
+    float rn;              /* 1 / sqrt(|rho|^2 + 1e-6) */
+    float sps, cps;        /* sin psi, cos psi */
+    float al, gate;        /* phase alignment, gate = sig(lambda al) */
+} GateChain;
+
+static inline GateChain gate_chain(float rr, float ri, float c, float s, float e_raw, float psi, float lam) {
+    GateChain g;
+    g.z_re = rr * c + ri * s;
+    g.z_im = ri * c - rr * s;
+    g.beta = fast_sigmoidf(e_raw);
+    float v_re = (1.0f - g.beta) * g.z_re, v_im = g.z_im;
+    g.nrm2 = v_re * v_re + v_im * v_im + 1e-8f; /* n > 1 <=> n^2 > 1 */
+    g.inv = g.nrm2 > 1.0f ? rsqrt_fast(g.nrm2) : 1.0f;
+    g.p_re = v_re * g.inv;
+    g.p_im = v_im * g.inv;
+    g.rn = rsqrt_fast(g.p_re * g.p_re + g.p_im * g.p_im + 1e-6f);
+    sincos_fast(psi, &g.sps, &g.cps);
+    g.al = (g.p_re * g.cps + g.p_im * g.sps) * g.rn;
+    g.gate = fast_sigmoidf(lam * g.al);
+    return g;
+}
 
 static void trn_core_backward(Tape *tp, TapeEntry *e) {
     Tensor *proj = e->in[0], *ob = e->in[1], *psi = e->in[2], *lam_t = e->in[3];
@@ -217,27 +232,28 @@ static void trn_core_backward(Tape *tp, TapeEntry *e) {
             double lam_row = 0;
 #pragma omp simd reduction(+ : lam_row)
             for (size_t k = 0; k < K; k++) {
-                TRN_GATE_CHAIN(rr[k], ri[k], cs[k], sn[k], Pr[5 * K + k], psr[k], lam);
+                GateChain gc = gate_chain(rr[k], ri[k], cs[k], sn[k], Pr[5 * K + k], psr[k], lam);
+                float p_re = gc.p_re, p_im = gc.p_im, gate = gc.gate, rn = gc.rn, beta = gc.beta;
                 float dgate = dxr[k] * p_re + dxi[k] * p_im;
                 float dpre = dgate * gate * (1.0f - gate);
-                lam_row += (double)dpre * al;
+                lam_row += (double)dpre * gc.al;
                 float dalign = dpre * lam;
                 float h_re = p_re * rn, h_im = p_im * rn; /* rho_hat */
-                dps[k] += dalign * (h_im * cps - h_re * sps);
-                float dh_re = dalign * cps, dh_im = dalign * sps;
+                dps[k] += dalign * (h_im * gc.cps - h_re * gc.sps);
+                float dh_re = dalign * gc.cps, dh_im = dalign * gc.sps;
                 float dot = h_re * dh_re + h_im * dh_im;
                 float dp_re = gate * dxr[k] + (dh_re - h_re * dot) * rn;
                 float dp_im = gate * dxi[k] + (dh_im - h_im * dot) * rn;
                 /* through rho = v / max(n, 1): the normalisation only acts when n > 1 */
                 float pd = p_re * dp_re + p_im * dp_im;
-                float dv_re = nrm2 > 1.0f ? (dp_re - p_re * pd) * inv : dp_re;
-                float dv_im = nrm2 > 1.0f ? (dp_im - p_im * pd) * inv : dp_im;
+                float dv_re = gc.nrm2 > 1.0f ? (dp_re - p_re * pd) * gc.inv : dp_re;
+                float dv_im = gc.nrm2 > 1.0f ? (dp_im - p_im * pd) * gc.inv : dp_im;
                 float dz_re = (1.0f - beta) * dv_re, dz_im = dv_im;
-                dPr[5 * K + k] += -z_re * dv_re * beta * (1.0f - beta);
+                dPr[5 * K + k] += -gc.z_re * dv_re * beta * (1.0f - beta);
                 dPr[4 * K + k] += dg[k] * go[k] * (1.0f - go[k]);
                 drr[k] = cs[k] * dz_re - sn[k] * dz_im;
                 dri[k] = sn[k] * dz_re + cs[k] * dz_im;
-                dt[k] = z_im * dz_re - z_re * dz_im;
+                dt[k] = gc.z_im * dz_re - gc.z_re * dz_im;
             }
             acc_lam += lam_row;
         }
@@ -362,10 +378,10 @@ Tensor *op_trn_core(Tape *tp, Tensor *proj, Tensor *omega_base, Tensor *psi, Ten
         float *xr = c->rho + row * 2 * K, *xi = xr + K, *go = c->gout + row * K, *o = out->data + row * F;
 #pragma omp simd
         for (size_t k = 0; k < K; k++) {
-            TRN_GATE_CHAIN(rr[k], ri[k], cs[k], sn[k], Pr[5 * K + k], psr[k], lam);
+            GateChain gc = gate_chain(rr[k], ri[k], cs[k], sn[k], Pr[5 * K + k], psr[k], lam);
             float g = fast_sigmoidf(Pr[4 * K + k]);
-            xr[k] = gate * p_re;
-            xi[k] = gate * p_im;
+            xr[k] = gc.gate * gc.p_re;
+            xi[k] = gc.gate * gc.p_im;
             go[k] = g;
             o[k] = g * xr[k];
             o[K + k] = g * xi[k];

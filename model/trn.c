@@ -38,7 +38,8 @@ void trn_layer_init(TrnLayer *L, Rng *rng, const TrnLayerInit *in) {
     float *b = L->proj_b->data;
     for (size_t i = 0; i < 6 * K; i++) b[i] = 0.0f;
     /* decay groups (PR #669): a quarter fast (alpha 0.30), a half medium (0.65), the rest slow
-     * (0.97) -- memories of about 1.4, 2.9 and 33 steps, 1 / (1 - alpha) */
+     * (0.97) -- memories of about 1.4, 2.9 and 33 steps, 1 / (1 - alpha). "The rest" is
+     * K - K/4 - K/2 as in the PR; the issue's "last K/4" is the same whenever 4 divides K. */
     size_t n1 = K / 4, n2 = K / 2;
     for (size_t k = 0; k < K; k++) b[3 * K + k] = (float)logit(k < n1 ? 0.30 : (k < n1 + n2 ? 0.65 : 0.97));
     for (size_t k = 0; k < K; k++) b[4 * K + k] = (float)logit(in->gate_bias);

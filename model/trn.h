@@ -16,7 +16,11 @@
  *   x = m0 x + m1 x0;  h = shift(rmsnorm(x)), h'_t = mu h_t + (1 - mu) h_{t-1}, mu = sig(m);
  *   x += attn_scale * TRN(h');  x += mlp_scale * down(silu(gate) * up), [gate | up] = gate_up(rmsnorm(x)).
  * Parameter names follow the PR's module tree (blocks.0.resonance.proj.proj.weight, ...), so a
- * checkpoint maps onto its HybridGPT by name (scalars are [1] here, [] there). */
+ * checkpoint maps onto its HybridGPT by name (scalars are [1] here, [] there).
+ * Where this differs from the PR: everything is fp32 (the PR keeps its TRN linears in bf16);
+ * BigramHash's table and projection are not both zero-initialised (the PR's are, which leaves
+ * both gradients exactly zero forever, backbones.md §5.5); the readout warm-up counts the
+ * model's training forwards (Model.train_forwards) instead of a per-layer buffer. */
 #ifndef TERN_TRN_H
 #define TERN_TRN_H
 

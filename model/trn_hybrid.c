@@ -188,7 +188,10 @@ static Tensor *hybrid_trunk(Model *m, Tape *tp, const int32_t *idx, size_t B, si
 static Tensor *hybrid_loss(Model *m, Tape *tp, const int32_t *x, const int32_t *y, size_t B, size_t T,
                            float *per_token, int training) {
     Hybrid *g = m->impl;
-    if (training) m->train_forwards++; /* once per micro-batch: the PR counts forward calls */
+    /* Once per training micro-batch, before w is computed (the PR increments each layer's own
+     * counter first, then uses it; one model-wide counter is the same as long as every TRN layer
+     * runs once per forward, i.e. without the PR's optional depth recurrence). */
+    if (training) m->train_forwards++;
     Tensor *logits = hybrid_trunk(m, tp, x, B, T, training);
     return op_cross_entropy(tp, logits, y, (float)g->c.softcap, -1, per_token);
 }
