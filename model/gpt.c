@@ -9,6 +9,7 @@
 #include "model/model.h"
 #include "model/qat.h"
 #include "model/lora.h"
+#include "model/blocks.h"
 
 #define F(type, m, h) CFG_F(type, GptConfig, m, h)
 const CfgField kGptConfigFields[] = {
@@ -84,29 +85,10 @@ static Tensor *add_param(ParamStore *ps, const char *name, int ndim, size_t a, s
 
 /* One block; x and x0 are [B, T, C]. */
 static Tensor *gpt_block(Gpt *g, GptBlock *bk, Tape *tp, Tensor *x, Tensor *x0, size_t B, size_t T) {
-    size_t C = g->c.dim, H = g->c.heads, G = g->c.kv_heads, D = g->head_dim;
-    float eps = (float)g->c.norm_eps;
-    Tensor *m0 = tensor_view(tp, bk->resid_mix, 0, 1, &C);
-    Tensor *m1 = tensor_view(tp, bk->resid_mix, C, 1, &C);
-    x = op_mix(tp, x, m0, x0, m1);
-    Tensor *h = op_rmsnorm(tp, x, NULL, eps);
-    Model *mm = g->m;
-    Tensor *q = op_reshape(tp, model_linear(mm, tp, h, bk->c_q, NULL), 4, (size_t[]){B, T, H, D});
-    Tensor *k = op_reshape(tp, model_linear(mm, tp, h, bk->c_k, NULL), 4, (size_t[]){B, T, G, D});
-    Tensor *v = op_reshape(tp, model_linear(mm, tp, h, bk->c_v, NULL), 4, (size_t[]){B, T, G, D});
-    q = op_rmsnorm_heads(tp, q, D, eps);
-    k = op_rmsnorm_heads(tp, k, D, eps);
-    Tensor *y = op_attention(tp, q, k, v, bk->q_gain, &g->rope, 0.0f);
-    y = op_reshape(tp, y, 3, (size_t[]){B, T, C});
-    if (g->c.subln) y = op_rmsnorm(tp, y, NULL, eps);
-    y = model_linear(mm, tp, y, bk->proj, NULL);
-    x = op_add_mul(tp, x, bk->attn_scale, y);
-    h = op_rmsnorm(tp, x, NULL, eps);
-    Tensor *m = model_linear(mm, tp, h, bk->fc, NULL);
-    m = g->swiglu ? op_swiglu(tp, m) : op_act(tp, m, g->act);
-    if (g->c.subln) m = op_rmsnorm(tp, m, NULL, eps);
-    m = model_linear(mm, tp, m, bk->mlp_proj, NULL);
-    return op_add_mul(tp, x, bk->mlp_scale, m);
+    AttnBlockW w = {bk->c_q, bk->c_k, bk->c_v, bk->proj, bk->q_gain, bk->attn_scale, bk->mlp_scale, bk->resid_mix, bk->fc, bk->mlp_proj};
+    AttnBlockCfg cfg = {.dim = g->c.dim, .heads = g->c.heads, .kv_heads = g->c.kv_heads, .head_dim = g->head_dim,
+                        .eps = (float)g->c.norm_eps, .act = g->act, .swiglu = g->swiglu, .subln = g->c.subln, .rope = &g->rope};
+    return attn_block_forward(g->m, tp, &w, &cfg, x, x0, B, T);
 }
 
 /* Final normed hidden states [B*T, C] -> logits [B*T, V] (before the softcap). */

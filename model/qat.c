@@ -130,21 +130,23 @@ int quant_plan_attach(Model *m, const cJSON *quant, const cJSON *exp, cJSON *rq,
             break;
         }
         if (rc) break;
+        /* control tensors (fp32_match) are never quantized, whatever their size */
+        int keep32 = !strcmp(x.passthrough, "fp32"), control = 0;
+        if (fp32m) {
+            for (const cJSON *g = fp32m->child; g; g = g->next)
+                if (cJSON_IsString(g) && !fnmatch(g->valuestring, t->name, 0)) control = 1;
+        } else {
+            for (size_t k = 0; k < sizeof kDefaultFp32 / sizeof kDefaultFp32[0]; k++)
+                if (!fnmatch(kDefaultFp32[k], t->name, 0)) control = 1;
+        }
         int is_embed = !strcmp(t->name, "tok_emb.weight");
-        int eligible = t->ndim == 2 && (matched || (t->numel > q.min_numel && (!is_embed || q.embed)));
+        int eligible = !control && t->ndim == 2 && (matched || (t->numel > q.min_numel && (!is_embed || q.embed)));
         if (eligible && spec.kind != QUANT_NONE) {
             pp->store = STORE_QUANT;
             pp->spec = spec;
             continue;
         }
-        int keep32 = !strcmp(x.passthrough, "fp32");
-        if (fp32m) {
-            for (const cJSON *g = fp32m->child; g; g = g->next)
-                if (cJSON_IsString(g) && !fnmatch(g->valuestring, t->name, 0)) keep32 = 1;
-        } else {
-            for (size_t k = 0; k < sizeof kDefaultFp32 / sizeof kDefaultFp32[0]; k++)
-                if (!fnmatch(kDefaultFp32[k], t->name, 0)) keep32 = 1;
-        }
+        keep32 |= control;
         pp->store = keep32 ? STORE_F32 : STORE_F16;
     }
     if (rc) {
@@ -211,7 +213,7 @@ const char *store_name(const ParamPlan *pp, char *buf, size_t n) {
 }
 
 static const ParamPlan *plan_of(const Model *m, const Tensor *W) {
-    if (!m->qat_active || !m->qplan || !W->is_param || (size_t)W->param_index >= m->qplan->n) return NULL;
+    if (!m || !m->qat_active || !m->qplan || !W->is_param || (size_t)W->param_index >= m->qplan->n) return NULL;
     const ParamPlan *pp = &m->qplan->p[W->param_index];
     return pp->store == STORE_QUANT ? pp : NULL;
 }
@@ -223,7 +225,7 @@ Tensor *model_weight(Model *m, Tape *tp, Tensor *W) {
 
 Tensor *model_linear(Model *m, Tape *tp, Tensor *x, Tensor *W, Tensor *b) {
     const ParamPlan *pp = plan_of(m, W);
-    Tensor *delta = m->lora ? lora_delta(m, tp, x, W) : NULL; /* adapters see the float input */
+    Tensor *delta = m && m->lora ? lora_delta(m, tp, x, W) : NULL; /* adapters see the float input */
     if (pp) {
         if (pp->spec.act_bits == 8) x = op_fake_quant_act(tp, x, pp->spec.act_block);
         W = op_fake_quant_weight(tp, W, &pp->spec);

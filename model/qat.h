@@ -53,7 +53,8 @@ void quant_plan_round_passthrough(Model *m);
 const char *store_name(const ParamPlan *pp, char *buf, size_t n);
 
 /* Used by architectures: a linear layer whose weight (and input) follow the plan while QAT is
- * active; the plain op otherwise. */
+ * active, plus the layer's LoRA adapter when one is attached; the plain op otherwise (also when
+ * m is NULL: a layer used on its own). */
 Tensor *model_weight(Model *m, Tape *tp, Tensor *W);
 Tensor *model_linear(Model *m, Tape *tp, Tensor *x, Tensor *W, Tensor *b);
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "kernels/util.h"
+#include "model/qat.h"
 
 static Tensor *add(ParamStore *ps, const char *prefix, const char *name, int ndim, size_t a, size_t b) {
     char full[256];
@@ -58,12 +59,12 @@ void trn_layer_init(TrnLayer *L, Rng *rng, const TrnLayerInit *in) {
     L->res_scale->data[0] = (float)in->res_scale;
 }
 
-Tensor *trn_layer_forward(const TrnLayer *L, Tape *tp, Tensor *h, const TrnCoreCfg *cfg, float warm) {
+Tensor *trn_layer_forward(Model *m, const TrnLayer *L, Tape *tp, Tensor *h, const TrnCoreCfg *cfg, float warm) {
     TERN_CHECK(h->ndim == 3 && h->shape[2] == L->dim, "trn layer: input must be [B, T, %zu]", L->dim);
-    Tensor *p = op_linear(tp, h, L->proj_w, L->proj_b);
-    Tensor *psi = op_linear(tp, h, L->w_phase, L->b_phase);
+    Tensor *p = model_linear(m, tp, h, L->proj_w, L->proj_b);
+    Tensor *psi = model_linear(m, tp, h, L->w_phase, L->b_phase);
     Tensor *f = op_trn_core(tp, p, L->omega_base, psi, L->lambda, cfg);
-    return op_scale_by(tp, op_linear(tp, f, L->w_res, NULL), L->res_scale, warm);
+    return op_scale_by(tp, model_linear(m, tp, f, L->w_res, NULL), L->res_scale, warm);
 }
 
 float trn_warmup_factor(uint64_t forwards, size_t warmup) {

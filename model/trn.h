@@ -54,7 +54,9 @@ typedef struct TrnLayerInit {
 void trn_layer_add_params(TrnLayer *L, ParamStore *ps, const char *prefix, size_t dim, size_t K);
 void trn_layer_init(TrnLayer *L, Rng *rng, const TrnLayerInit *init);
 /* h [B, T, d] -> [B, T, d]; warm = the readout warm-up factor w (1 at evaluation). */
-Tensor *trn_layer_forward(const TrnLayer *L, Tape *tp, Tensor *h, const TrnCoreCfg *cfg, float warm);
+/* m: the model owning L (its QAT plan and adapters apply to the layer's linears). */
+struct Model;
+Tensor *trn_layer_forward(struct Model *m, const TrnLayer *L, Tape *tp, Tensor *h, const TrnCoreCfg *cfg, float warm);
 /* The readout warm-up w for `forwards` training forwards (smoothstep; 1 when warmup == 0). */
 float trn_warmup_factor(uint64_t forwards, size_t warmup);
 

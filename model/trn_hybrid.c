@@ -8,6 +8,9 @@
 
 #include "model/model.h"
 #include "model/trn.h"
+#include "model/blocks.h"
+#include "model/lora.h"
+#include "model/qat.h"
 
 #define F(type, m, h) CFG_F(type, TrnHybridConfig, m, h)
 const CfgField kTrnHybridConfigFields[] = {
@@ -121,27 +124,15 @@ static const char kTrnHybridGroups[] =
     "{\"match\":\"blocks.*\",\"ndim\":2,\"group\":\"matrix\"},"
     "{\"match\":\"*\",\"group\":\"scalar\"}]";
 
-/* The baseline attention block (model/gpt.c's gpt_block, with this backbone's sizes). */
-static Tensor *attn_block(Hybrid *g, HyBlock *bk, Tape *tp, Tensor *x, Tensor *x0, size_t B, size_t T) {
-    size_t C = g->c.dim, H = g->c.heads, G = g->c.kv_heads, D = g->head_dim;
-    float eps = (float)g->c.norm_eps;
-    Tensor *m0 = tensor_view(tp, bk->resid_mix, 0, 1, &C);
-    Tensor *m1 = tensor_view(tp, bk->resid_mix, C, 1, &C);
-    x = op_mix(tp, x, m0, x0, m1);
-    Tensor *h = op_rmsnorm(tp, x, NULL, eps);
-    Tensor *q = op_reshape(tp, op_linear(tp, h, bk->c_q, NULL), 4, (size_t[]){B, T, H, D});
-    Tensor *k = op_reshape(tp, op_linear(tp, h, bk->c_k, NULL), 4, (size_t[]){B, T, G, D});
-    Tensor *v = op_reshape(tp, op_linear(tp, h, bk->c_v, NULL), 4, (size_t[]){B, T, G, D});
-    q = op_rmsnorm_heads(tp, q, D, eps);
-    k = op_rmsnorm_heads(tp, k, D, eps);
-    Tensor *y = op_attention(tp, q, k, v, bk->q_gain, &g->rope, 0.0f);
-    y = op_linear(tp, op_reshape(tp, y, 3, (size_t[]){B, T, C}), bk->proj, NULL);
-    x = op_add_mul(tp, x, bk->attn_scale, y);
-    Tensor *m = op_act(tp, op_linear(tp, op_rmsnorm(tp, x, NULL, eps), bk->fc, NULL), g->act);
-    return op_add_mul(tp, x, bk->mlp_scale, op_linear(tp, m, bk->mlp_proj, NULL));
+/* The baseline attention block (model/blocks.c), with this backbone's sizes. */
+static Tensor *attn_block(Model *m, Hybrid *g, HyBlock *bk, Tape *tp, Tensor *x, Tensor *x0, size_t B, size_t T) {
+    AttnBlockW w = {bk->c_q, bk->c_k, bk->c_v, bk->proj, bk->q_gain, bk->attn_scale, bk->mlp_scale, bk->resid_mix, bk->fc, bk->mlp_proj};
+    AttnBlockCfg cfg = {.dim = g->c.dim, .heads = g->c.heads, .kv_heads = g->c.kv_heads, .head_dim = g->head_dim,
+                        .eps = (float)g->c.norm_eps, .act = g->act, .rope = &g->rope};
+    return attn_block_forward(m, tp, &w, &cfg, x, x0, B, T);
 }
 
-static Tensor *trn_block(Hybrid *g, HyBlock *bk, Tape *tp, Tensor *x, Tensor *x0, const TrnCoreCfg *cc,
+static Tensor *trn_block(Model *mm, Hybrid *g, HyBlock *bk, Tape *tp, Tensor *x, Tensor *x0, const TrnCoreCfg *cc,
                          float warm) {
     size_t C = g->c.dim;
     float eps = (float)g->c.norm_eps;
@@ -150,9 +141,9 @@ static Tensor *trn_block(Hybrid *g, HyBlock *bk, Tape *tp, Tensor *x, Tensor *x0
     x = op_mix(tp, x, m0, x0, m1);
     Tensor *h = op_rmsnorm(tp, x, NULL, eps);
     if (bk->mu) h = op_token_shift(tp, h, op_sigmoid(tp, bk->mu));
-    x = op_add_mul(tp, x, bk->attn_scale, trn_layer_forward(&bk->trn, tp, h, cc, warm));
-    Tensor *m = op_swiglu(tp, op_linear(tp, op_rmsnorm(tp, x, NULL, eps), bk->gate_up, NULL));
-    return op_add_mul(tp, x, bk->mlp_scale, op_linear(tp, m, bk->down, NULL));
+    x = op_add_mul(tp, x, bk->attn_scale, trn_layer_forward(mm, &bk->trn, tp, h, cc, warm));
+    Tensor *m = op_swiglu(tp, model_linear(mm, tp, op_rmsnorm(tp, x, NULL, eps), bk->gate_up, NULL));
+    return op_add_mul(tp, x, bk->mlp_scale, model_linear(mm, tp, m, bk->down, NULL));
 }
 
 /* Logits [B*T, V] before the softcap. */
@@ -163,8 +154,11 @@ static Tensor *hybrid_trunk(Model *m, Tape *tp, const int32_t *idx, size_t B, si
     float eps = (float)g->c.norm_eps;
     TrnCoreCfg cc = {.scan = g->scan, .amp_max = (float)g->c.amp_max};
     float warm = training ? trn_warmup_factor(m->train_forwards, g->c.res_warmup) : 1.0f;
-    Tensor *x = op_embedding(tp, g->tok_emb, idx, B * T, 3, (size_t[]){B, T, C});
-    if (g->bg_embed) x = op_add(tp, x, op_bigram_hash(tp, g->bg_embed, g->bg_proj, g->bg_scale, idx, B, T));
+    /* quantized once per forward (QAT) and shared by the lookup and the tied head */
+    Tensor *emb = model_weight(m, tp, g->tok_emb);
+    Tensor *x = op_embedding(tp, emb, idx, B * T, 3, (size_t[]){B, T, C});
+    if (g->bg_embed)
+        x = op_add(tp, x, op_bigram_hash(tp, model_weight(m, tp, g->bg_embed), model_weight(m, tp, g->bg_proj), g->bg_scale, idx, B, T));
     x = op_rmsnorm(tp, x, NULL, eps);
     Tensor *x0 = x;
     size_t nenc = L / 2, ndec = L - nenc;
@@ -176,13 +170,13 @@ static Tensor *hybrid_trunk(Model *m, Tape *tp, const int32_t *idx, size_t B, si
             x = op_add_mul(tp, x, w, skips[--nskip]);
         }
         HyBlock *bk = &g->blocks[i];
-        x = bk->attn ? attn_block(g, bk, tp, x, x0, B, T) : trn_block(g, bk, tp, x, x0, &cc, warm);
+        x = bk->attn ? attn_block(m, g, bk, tp, x, x0, B, T) : trn_block(m, g, bk, tp, x, x0, &cc, warm);
         if (i < nenc && g->c.skips) skips[nskip++] = x;
     }
     (void)ndec;
     x = op_rmsnorm(tp, x, NULL, eps);
     x = op_reshape(tp, x, 2, (size_t[]){B * T, C});
-    return op_linear(tp, x, g->c.tie_embeddings ? g->tok_emb : g->lm_head, NULL);
+    return model_head(m, tp, x, g->c.tie_embeddings ? emb : model_weight(m, tp, g->lm_head));
 }
 
 static Tensor *hybrid_loss(Model *m, Tape *tp, const int32_t *x, const int32_t *y, size_t B, size_t T,

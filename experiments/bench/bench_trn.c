@@ -103,7 +103,7 @@ static double layer_run(void *p) {
     for (int i = 0; i < b->iters; i++) {
         tape_reset(&b->tp);
         Tensor *y = b->core_only ? op_trn_core(&b->tp, b->proj, b->L.omega_base, b->psi, b->L.lambda, &b->cfg)
-                                 : trn_layer_forward(&b->L, &b->tp, b->h, &b->cfg, 1.0f);
+                                 : trn_layer_forward(NULL, &b->L, &b->tp, b->h, &b->cfg, 1.0f);
         seed_backward(&b->tp, y);
     }
     return (now_seconds() - t0) / b->iters;
