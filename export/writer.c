@@ -81,18 +81,27 @@ static void describe(char *buf, size_t n, const TernTensorEntry *e) {
              e->scale_dtype == TERN_SCALE_F16 ? " s16" : "");
 }
 
-/* Quantizes (or converts) one parameter into dst (data) and sdst (scales). */
-static void pack_tensor(uint8_t *dst, uint8_t *sdst, const Plan *p) {
+/* Quantizes (or converts) one parameter into dst (data) and sdst (scales). Non-finite values
+ * (a weight beyond fp16's range stored as fp16, a diverged model) are refused: readers reject
+ * them. */
+static int pack_tensor(uint8_t *dst, uint8_t *sdst, const Plan *p, Err *err) {
     const TernTensorEntry *e = &p->e;
     size_t rows = (size_t)e->rows, cols = (size_t)e->cols, rb = tern_row_bytes(e->dtype, cols);
     const float *w = p->t->data;
+    for (size_t i = 0; i < rows * cols; i++) {
+        float v = w[i];
+        if (!(v == v) || v > 3.4028235e38f || v < -3.4028235e38f)
+            return err_set(err, "export: %s holds a non-finite value (element %zu)", e->name, i);
+        if (e->dtype == TERN_DT_F16 && (v > 65504.0f || v < -65504.0f))
+            return err_set(err, "export: %s: %g does not fit fp16 (use --passthrough fp32 or export.fp32_match)", e->name, (double)v);
+    }
     if (e->dtype == TERN_DT_F32) {
         tern_pack_f32_row(dst, w, rows * cols);
-        return;
+        return 0;
     }
     if (e->dtype == TERN_DT_F16) {
         tern_pack_f16_row(dst, w, rows * cols);
-        return;
+        return 0;
     }
     size_t ns = (size_t)tern_num_scales(e->dtype, e->group, e->rows, e->cols);
     int8_t *codes = xmalloc(rows * cols);
@@ -104,6 +113,7 @@ static void pack_tensor(uint8_t *dst, uint8_t *sdst, const Plan *p) {
     else tern_pack_f32_row(sdst, scales, ns);
     xfree(codes);
     xfree(scales);
+    return 0;
 }
 
 static int gpt_hparams(const Model *m, const cJSON *run_config, TernGptHparams *h, Err *err) {
@@ -201,7 +211,13 @@ int export_build(const Model *m, const cJSON *run_config, const ExportOptions *o
     for (size_t i = 0; i < n; i++) {
         const TernTensorEntry *e = &plans[i].e;
         tern_entry_encode(c + h.table_off + i * TERN_TENSOR_ENTRY_SIZE, e);
-        pack_tensor(c + e->data_off, e->scale_size ? c + e->scale_off : NULL, &plans[i]);
+        if (pack_tensor(c + e->data_off, e->scale_size ? c + e->scale_off : NULL, &plans[i], err)) {
+            xfree(c);
+            xfree(plans);
+            if (cfg_text) cJSON_free(cfg_text);
+            export_report_free(rep);
+            return -1;
+        }
         ExportTensorInfo *ti = &rep->t[i];
         snprintf(ti->name, sizeof ti->name, "%s", e->name);
         describe(ti->dtype, sizeof ti->dtype, e);

@@ -166,7 +166,8 @@ int cfg_set_path(cJSON *root, const char *assignment, Err *err) {
     memcpy(path, assignment, plen);
     path[plen] = 0;
     const char *value = eq + 1;
-    cJSON *v = cJSON_Parse(value);
+    /* JSON only when the WHOLE value parses ("2bit" is a string, not the number 2) */
+    cJSON *v = cJSON_ParseWithOpts(value, NULL, 1);
     if (!v) v = cJSON_CreateString(value);
     cJSON *node = root;
     char *save = NULL;

@@ -111,7 +111,7 @@ void quantize_weights(int8_t *codes, float *scales, const float *w, size_t rows,
                 float v = wr[c] > clip ? clip : (wr[c] < -clip ? -clip : wr[c]);
                 float q = nearbyintf(v / scale);
                 q = q > qmax ? qmax : (q < -qmax ? -qmax : q);
-                codes[r * cols + c] = (int8_t)q;
+                codes[r * cols + c] = q == q ? (int8_t)q : 0; /* NaN -> 0: casting NaN is undefined */
             }
         }
     } else if (s->kind == QUANT_TERNARY) {
@@ -132,7 +132,7 @@ void quantize_weights(int8_t *codes, float *scales, const float *w, size_t rows,
             scales[g] = scale;
             for (size_t i = 0; i < n; i++) {
                 float q = nearbyintf(wg[i] / scale);
-                cg[i] = (int8_t)(q > 1 ? 1 : (q < -1 ? -1 : q));
+                cg[i] = q == q ? (int8_t)(q > 1 ? 1 : (q < -1 ? -1 : q)) : 0;
             }
         }
     }
@@ -213,7 +213,7 @@ void quantize_act_int8(int8_t *codes, float *scales, const float *x, size_t rows
             scales[r * per_row + b] = s;
             for (size_t i = 0; i < n; i++) {
                 float q = nearbyintf(xb[i] / s);
-                codes[r * cols + c0 + i] = (int8_t)(q > 127 ? 127 : (q < -128 ? -128 : q));
+                codes[r * cols + c0 + i] = q == q ? (int8_t)(q > 127 ? 127 : (q < -128 ? -128 : q)) : 0;
             }
         }
 }

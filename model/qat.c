@@ -9,7 +9,8 @@
 #include "model/lora.h"
 
 typedef struct QuantCfg {
-    int qat, embed, act_bits;
+    int qat, embed;
+    long act_bits; /* CFG_INT fields are long */
     char weights[CFG_STR_MAX], scale_dtype[CFG_STR_MAX];
     size_t min_numel, group, act_block;
     double clip_quantile, start_lr_frac;
@@ -70,7 +71,7 @@ static int spec_from(const QuantCfg *q, QuantSpec *s, Err *err, const char *wher
     s->group = q->group;
     s->quantile = q->clip_quantile;
     s->scale_fp16 = !strcmp(q->scale_dtype, "fp16");
-    s->act_bits = q->act_bits;
+    s->act_bits = (int)q->act_bits;
     s->act_block = q->act_block;
     return 0;
 }

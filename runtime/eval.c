@@ -118,40 +118,74 @@ int trt_eval(const TrtModel *m, const char *shards, size_t T, size_t max_tokens,
     size_t nw = s.n > 1 ? (s.n - 1) / T : 0;
     if (max_tokens && max_tokens / T < nw) nw = max_tokens / T > 0 ? max_tokens / T : 1;
     size_t V = m->info.vocab_size;
-    TrtSessionOptions so = {0, threads, T};
-    TrtSession *sess = NULL;
-    float *logits = malloc(T * V * sizeof(float));
-    int32_t *x = malloc(T * sizeof(int32_t)), *y = malloc(T * sizeof(int32_t));
-    int rc = 0;
-    if (!logits || !x || !y) rc = rt_err(&e, "out of memory for a %zu x %zu logits window", T, V);
-    if (!rc && trt_session_new(m, &so, &sess, e.msg, sizeof e.msg)) rc = -1;
+    /* windows are independent: one single-threaded session per thread, windows handed out
+     * dynamically, results summed in window order afterwards (the same sums for any thread
+     * count). Coarse parallelism needs no barrier per layer, which matters on a busy machine. */
+    int nt = threads > 0 ? threads : RT_MAX_THREADS();
+    if (nt < 1) nt = 1;
+    if ((size_t)nt > nw && nw > 0) nt = (int)nw;
+    double *wloss = calloc(nw ? nw : 1, sizeof(double)), *wbytes = calloc(nw ? nw : 1, sizeof(double));
+    int rc = wloss && wbytes ? 0 : rt_err(&e, "out of memory");
+    int failed = 0;
+    char ferr[512] = "";
+#pragma omp parallel num_threads(nt) if (nt > 1 && !rc)
+    {
+        TrtSessionOptions so = {0, 1, T};
+        TrtSession *sess = NULL;
+        char terr[512] = "";
+        float *logits = malloc(T * V * sizeof(float));
+        int32_t *x = malloc(T * sizeof(int32_t)), *y = malloc(T * sizeof(int32_t));
+        int ok = !rc && logits && x && y;
+        if (!ok) snprintf(terr, sizeof terr, "out of memory for a %zu x %zu logits window", T, V);
+        if (ok && trt_session_new(m, &so, &sess, terr, sizeof terr)) ok = 0;
+#pragma omp for schedule(dynamic, 1)
+        for (size_t w = 0; w < nw; w++) {
+            if (!ok) continue;
+            for (size_t i = 0; i < T; i++) {
+                x[i] = s.tok[w * T + i];
+                y[i] = s.tok[w * T + i + 1];
+            }
+            trt_session_reset(sess);
+            if (trt_session_observe(sess, x, T, logits, terr, sizeof terr)) {
+                ok = 0;
+                continue;
+            }
+            double ls = 0;
+            for (size_t i = 0; i < T; i++) {
+                /* log-sum-exp of the (already softcapped) logits in double; each position's loss
+                 * rounded to float as the trainer's per-token losses are */
+                const float *z = logits + i * V;
+                double mx = z[0];
+                for (size_t c = 1; c < V; c++) mx = z[c] > mx ? z[c] : mx;
+                double sum = 0;
+                for (size_t c = 0; c < V; c++) sum += exp((double)z[c] - mx);
+                ls += (double)(float)(mx + log(sum) - (double)z[y[i]]);
+            }
+            wloss[w] = ls;
+            wbytes[w] = m->have_bc ? bpb_count(&m->bc, x, y, T) : 0;
+        }
+        if (!ok) {
+#pragma omp critical
+            {
+                if (!failed) snprintf(ferr, sizeof ferr, "%s", terr);
+                failed = 1;
+            }
+        }
+        trt_session_free(sess);
+        free(logits);
+        free(x);
+        free(y);
+    }
+    if (!rc && failed) rc = rt_err(&e, "%s", ferr);
+    /* the window sums in order, as train/eval.c adds them */
     for (size_t w = 0; w < nw && !rc; w++) {
-        for (size_t i = 0; i < T; i++) {
-            x[i] = s.tok[w * T + i];
-            y[i] = s.tok[w * T + i + 1];
-        }
-        trt_session_reset(sess);
-        if (trt_session_observe(sess, x, T, logits, e.msg, sizeof e.msg)) {
-            rc = -1;
-            break;
-        }
-        for (size_t i = 0; i < T; i++) {
-            /* log-sum-exp of the (already softcapped) logits, in double */
-            const float *z = logits + i * V;
-            double mx = z[0];
-            for (size_t c = 1; c < V; c++) mx = z[c] > mx ? z[c] : mx;
-            double sum = 0;
-            for (size_t c = 0; c < V; c++) sum += exp((double)z[c] - mx);
-            r->loss_sum += (double)(float)(mx + log(sum) - (double)z[y[i]]);
-        }
+        r->loss_sum += wloss[w];
         r->tokens += (double)T;
-        if (m->have_bc) r->bytes += bpb_count(&m->bc, x, y, T);
+        r->bytes += wbytes[w];
         r->windows++;
     }
-    trt_session_free(sess);
-    free(logits);
-    free(x);
-    free(y);
+    free(wloss);
+    free(wbytes);
     free(s.tok);
     if (rc) {
         rt_err_out(&e, err, errlen);

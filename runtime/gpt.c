@@ -35,7 +35,7 @@ typedef struct RtGpt {
 
 typedef struct GptState {
     size_t P;
-    float *kc, *vc; /* [L][max_ctx][KV] */
+    float *kc, *vc; /* keys [L][kv head][block of 16 positions][head dim][16], values [L][max_ctx][KV] */
     float *x, *x0, *h, *q, *k, *v, *att, *tmp, *fc, *act, *skips, *cosb, *sinb, *scores, *hlast;
     void *lin;
     void *mem;
@@ -47,13 +47,11 @@ static const RtTensor *find(const TrtModel *m, const char *name) {
     return NULL;
 }
 
-static int want(const TrtModel *m, const char *name, size_t rows, size_t cols, int ndim, const RtTensor **out, size_t *used,
-                RtErr *e) {
+static int want(const TrtModel *m, const char *name, size_t rows, size_t cols, const RtTensor **out, size_t *used, RtErr *e) {
     const RtTensor *t = find(m, name);
     if (!t) return rt_err(e, "tensor %s is missing", name);
     if (t->rows != rows || t->cols != cols)
         return rt_err(e, "tensor %s is %zu x %zu, the hyper-parameters need %zu x %zu", name, t->rows, t->cols, rows, cols);
-    (void)ndim;
     *out = t;
     (*used)++;
     return 0;
@@ -93,6 +91,11 @@ static int gpt_bind(TrtModel *m, const uint8_t *hp, size_t hp_size, RtErr *e) {
     if (!g) return rt_err(e, "out of memory");
     m->arch_model = g;
     tern_gpt_hparams_decode(hp, &g->h);
+    for (size_t i = 52; i < TERN_GPT_HPARAMS_SIZE; i++)
+        if (hp[i]) {
+            gpt_unbind(m);
+            return rt_err(e, "GPT hyper-parameters: reserved byte %zu is not zero (corrupt)", i);
+        }
     const TernGptHparams *h = &g->h;
     if (check_hparams(h, e)) {
         gpt_unbind(m);
@@ -123,10 +126,10 @@ static int gpt_bind(TrtModel *m, const uint8_t *hp, size_t hp_size, RtErr *e) {
     }
     float *vp = g->vecs;
     const RtTensor *t;
-    rc = want(m, "tok_emb.weight", g->V, C, 2, &g->tok_emb, &used, e);
-    if (!rc && !(h->flags & TERN_GPT_TIE_EMBEDDINGS)) rc = want(m, "lm_head.weight", g->V, C, 2, &g->lm_head, &used, e);
+    rc = want(m, "tok_emb.weight", g->V, C, &g->tok_emb, &used, e);
+    if (!rc && !(h->flags & TERN_GPT_TIE_EMBEDDINGS)) rc = want(m, "lm_head.weight", g->V, C, &g->lm_head, &used, e);
     if (!rc && g->nskip) {
-        rc = want(m, "skip_weights", g->nskip, C, 2, &t, &used, e);
+        rc = want(m, "skip_weights", g->nskip, C, &t, &used, e);
         if (!rc) {
             for (size_t r = 0; r < g->nskip; r++) rt_tensor_row_float(t, r, vp + r * C);
             g->skip_w = vp;
@@ -138,7 +141,7 @@ static int gpt_bind(TrtModel *m, const uint8_t *hp, size_t hp_size, RtErr *e) {
 #define W(field, nm, rr, cc)                                          \
     if (!rc) {                                                        \
         snprintf(name, sizeof name, "blocks.%zu.%s", i, nm);          \
-        rc = want(m, name, rr, cc, 2, &b->field, &used, e);           \
+        rc = want(m, name, rr, cc, &b->field, &used, e);           \
     }
         W(c_q, "attn.c_q.weight", C, C);
         W(c_k, "attn.c_k.weight", g->KV, C);
@@ -150,7 +153,7 @@ static int gpt_bind(TrtModel *m, const uint8_t *hp, size_t hp_size, RtErr *e) {
 #define VEC(field, nm, rr, cc)                                                     \
     if (!rc) {                                                                     \
         snprintf(name, sizeof name, "blocks.%zu.%s", i, nm);                       \
-        rc = want(m, name, rr, cc, 1, &t, &used, e);                               \
+        rc = want(m, name, rr, cc, &t, &used, e);                               \
         if (!rc) {                                                                 \
             for (size_t r = 0; r < (size_t)(rr); r++) rt_tensor_row_float(t, r, vp + r * (cc)); \
             b->field = vp;                                                         \
@@ -204,13 +207,13 @@ static int gpt_session_init(TrtSession *s, RtErr *e) {
     if (!st) return rt_err(e, "out of memory");
     s->state = st;
     size_t P = RT_GPT_CHUNK, C = g->C, KV = g->KV, T = s->max_ctx, nt = (size_t)s->threads;
-    size_t kvn;
-    if (!rt_mul_ok(g->L * T, KV, &kvn) || kvn > ((size_t)1 << 40)) {
+    size_t kvn, kn;
+    if (!rt_mul_ok(g->L * T, KV, &kvn) || kvn > ((size_t)1 << 40) || !rt_mul_ok(g->L * ((T + 15) / 16) * 16, KV, &kn)) {
         gpt_session_free(s);
         return rt_err(e, "KV cache too large");
     }
     st->P = P;
-    st->kc = rt_alloc(kvn * sizeof(float));
+    st->kc = rt_alloc(kn * sizeof(float)); /* keys: whole blocks of 16 positions */
     st->vc = rt_alloc(kvn * sizeof(float));
     size_t sizes[] = {P * C, P * C, P * C, P * C, P * KV, P * KV, P * C, P * C, P * g->fc_rows, P * g->hidden,
                       g->nenc * P * C, P * g->D / 2, P * g->D / 2, nt * T, C};
@@ -262,39 +265,82 @@ static void qk_prep(float *x, size_t n, size_t nh, size_t D, float eps, const fl
         }
 }
 
-static void attention(const RtGpt *g, GptState *st, size_t layer, size_t p0, size_t n, size_t max_ctx, int threads) {
+/* e^x for x <= 0 (softmax arguments), branch-free so the loop vectorizes: x log2(e) = n + f
+ * with |f| <= 1/2, 2^f by its Taylor series to degree 7 (error < 1e-8 relative), times 2^n
+ * built in the exponent bits; below -87 the result is 0. */
+static inline float exp_neg(float x) {
+    float t = x * 1.44269504088896341f;
+    t = t > -126.0f ? (t < 127.0f ? t : 127.0f) : -126.0f; /* also maps NaN into range: no UB below */
+    float n = (t + 12582912.0f) - 12582912.0f; /* round to nearest integer */
+    float f = (t - n) * 0.693147180559945f;
+    float p = 1.0f / 5040.0f;
+    p = p * f + 1.0f / 720.0f;
+    p = p * f + 1.0f / 120.0f;
+    p = p * f + 1.0f / 24.0f;
+    p = p * f + 1.0f / 6.0f;
+    p = p * f + 0.5f;
+    p = p * f + 1.0f;
+    p = p * f + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return x < -87.0f ? 0.0f : p * scale;
+}
+
+/* sum and max of n floats with 16 independent partials (a single float accumulator is a
+ * latency chain the compiler may not reorder) */
+static inline float sum16(const float *x, size_t n) {
+    float acc[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += x[i + j];
+    for (; i < n; i++) acc[i % 16] += x[i];
+    float s = 0;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
+static inline float max16(const float *x, size_t n) {
+    float acc[16];
+    for (int j = 0; j < 16; j++) acc[j] = -INFINITY;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+    for (; i < n; i++) acc[i % 16] = x[i] > acc[i % 16] ? x[i] : acc[i % 16];
+    float m = -INFINITY;
+    for (int j = 0; j < 16; j++) m = acc[j] > m ? acc[j] : m;
+    return m;
+}
+
+static void attention(const RtKernels *k, const RtGpt *g, GptState *st, size_t layer, size_t p0, size_t n, size_t max_ctx,
+                      int threads) {
     size_t H = g->H, D = g->D, KV = g->KV, rep = g->H / g->G, C = g->C;
     float scale = 1.0f / sqrtf((float)D);
-    const float *kc = st->kc + layer * max_ctx * KV, *vc = st->vc + layer * max_ctx * KV;
+    size_t nblk = (max_ctx + 15) / 16;
+    const float *kc = st->kc + layer * g->G * nblk * D * 16, *vc = st->vc + layer * max_ctx * KV;
     int nt = threads;
     if ((double)n * (double)H * (double)(p0 + n) * (double)D < 65536.0) nt = 1;
     (void)nt;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
     for (size_t task = 0; task < n * H; task++) {
-        size_t i = task / H, hh = task % H, kvh = hh / rep, p = p0 + i;
+        size_t i = task / H, hh = task % H, kvh = hh / rep, p = p0 + i, len = p + 1;
         const float *q = st->q + i * C + hh * D;
         float *sc = st->scores + (size_t)RT_THREAD_ID() * max_ctx;
-        float mx = -INFINITY;
-        for (size_t j = 0; j <= p; j++) {
-            const float *k = kc + j * KV + kvh * D;
-            float d = 0.0f;
-            for (size_t c = 0; c < D; c++) d += q[c] * k[c];
-            sc[j] = d * scale;
-            mx = sc[j] > mx ? sc[j] : mx;
+        /* keys are cached in blocks of 16 positions, transposed within a block
+         * ([head][block][dim][16]): the 16 scores of a block stay in registers while the head
+         * dimension streams through one contiguous 4 KB run (no 4 KB-strided loads) */
+        const float *kt = kc + kvh * nblk * D * 16;
+        for (size_t j0 = 0; j0 < len; j0 += 16) {
+            float blk[16];
+            k->kblock_scores(blk, q, kt + (j0 / 16) * D * 16, D);
+            size_t nj = len - j0 < 16 ? len - j0 : 16;
+            for (size_t jj = 0; jj < nj; jj++) sc[j0 + jj] = blk[jj] * scale;
         }
-        float sum = 0.0f;
-        for (size_t j = 0; j <= p; j++) {
-            sc[j] = expf(sc[j] - mx);
-            sum += sc[j];
-        }
-        float inv = 1.0f / sum;
-        float *o = st->att + i * C + hh * D;
-        for (size_t c = 0; c < D; c++) o[c] = 0.0f;
-        for (size_t j = 0; j <= p; j++) {
-            const float *v = vc + j * KV + kvh * D;
-            float w = sc[j] * inv;
-            for (size_t c = 0; c < D; c++) o[c] += w * v[c];
-        }
+        float mx = max16(sc, len);
+        for (size_t j = 0; j < len; j++) sc[j] = exp_neg(sc[j] - mx);
+        float inv = 1.0f / sum16(sc, len);
+        for (size_t j = 0; j < len; j++) sc[j] *= inv; /* the probabilities, as the trainer forms them */
+        k->weighted_rows(st->att + i * C + hh * D, sc, vc + kvh * D, len, KV, D);
     }
 }
 
@@ -337,10 +383,15 @@ static void forward_chunk(TrtSession *s, const int32_t *ids, size_t n, size_t p0
         rt_linear(k, st->v, st->h, n, b->c_v, 0, st->lin, nt);
         qk_prep(st->q, n, g->H, g->D, eps, st->cosb, st->sinb, b->q_gain);
         qk_prep(st->k, n, g->G, g->D, eps, st->cosb, st->sinb, NULL);
-        float *kc = st->kc + l * T * KV, *vc = st->vc + l * T * KV;
-        memcpy(kc + p0 * KV, st->k, n * KV * sizeof(float));
+        size_t nblk = (T + 15) / 16, D = g->D;
+        float *kc = st->kc + l * g->G * nblk * D * 16, *vc = st->vc + l * T * KV;
+        for (size_t i = 0; i < n; i++) {
+            size_t p = p0 + i;
+            for (size_t hh = 0; hh < g->G; hh++)
+                for (size_t c = 0; c < D; c++) kc[((hh * nblk + p / 16) * D + c) * 16 + p % 16] = st->k[i * KV + hh * D + c];
+        }
         memcpy(vc + p0 * KV, st->v, n * KV * sizeof(float));
-        attention(g, st, l, p0, n, T, nt);
+        attention(k, g, st, l, p0, n, T, nt);
         if (g->h.flags & TERN_GPT_SUBLN) rmsnorm(st->att, st->att, n, C, eps);
         rt_linear(k, st->tmp, st->att, n, b->proj, 0, st->lin, nt);
         for (size_t i = 0; i < n * C; i++) st->x[i] += b->attn_scale[i % C] * st->tmp[i];
@@ -366,15 +417,17 @@ static void forward_chunk(TrtSession *s, const int32_t *ids, size_t n, size_t p0
     }
     /* the head: all positions for evaluation, else only the last one */
     const RtTensor *head = g->lm_head ? g->lm_head : g->tok_emb;
-    int tied = g->lm_head == NULL; /* QAT multiplies the tied head without quantizing its input */
+    /* the head (tied or not) multiplies float activations by its (fake-quantized) weight in
+     * QAT (model/lora.c model_head): its act_bits never apply */
+    const int float_head = 1;
     if (logits_all) {
         rmsnorm(st->h, st->x, n, C, eps);
-        rt_linear(k, logits_all, st->h, n, head, tied, st->lin, nt);
+        rt_linear(k, logits_all, st->h, n, head, float_head, st->lin, nt);
         for (size_t i = 0; i < n; i++) softcap_logits(logits_all + i * g->V, g->V, g->h.softcap);
         if (want_last) memcpy(s->logits, logits_all + (n - 1) * g->V, g->V * sizeof(float));
     } else if (want_last) {
         rmsnorm(st->hlast, st->x + (n - 1) * C, 1, C, eps);
-        rt_linear(k, s->logits, st->hlast, 1, head, tied, st->lin, nt);
+        rt_linear(k, s->logits, st->hlast, 1, head, float_head, st->lin, nt);
         softcap_logits(s->logits, g->V, g->h.softcap);
     }
 }

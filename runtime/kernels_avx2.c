@@ -150,31 +150,130 @@ T2 static float dot_f32_avx2(const float *w, const float *x, size_t n) {
     return s;
 }
 
-T2 static void f16_to_f32_avx2(float *dst, const uint8_t *src, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * i))));
-    for (; i < n; i++) dst[i] = tern_f16_to_f32((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
-}
-
-T2 static void u8_to_f32_avx2(float *dst, const uint8_t *u, size_t n, int off, float scale) {
+T2 static float dot_u8f32_avx2(const uint8_t *u, const float *x, size_t n, int off) {
     const __m256i o = _mm256_set1_epi32(off);
-    const __m256 s = _mm256_set1_ps(scale);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(u + i)));
-        _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, o)), s));
+    for (; i + 16 <= n; i += 16) {
+        __m256i v0 = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(u + i))), o);
+        __m256i v1 = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(u + i + 8))), o);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v0), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v1), _mm256_loadu_ps(x + i + 8), a1);
     }
-    for (; i < n; i++) dst[i] = (float)((int)u[i] - off) * scale;
+    float s = hsum_ps(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) s += (float)((int)u[i] - off) * x[i];
+    return s;
 }
 
-T2 static void s8_to_f32_avx2(float *dst, const int8_t *q, size_t n, float scale) {
-    const __m256 s = _mm256_set1_ps(scale);
+T2 static float dot_s8f32_avx2(const int8_t *q, const float *x, size_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(q + i)));
-        _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_cvtepi32_ps(v), s));
+    for (; i + 16 <= n; i += 16) {
+        __m256i v0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(q + i)));
+        __m256i v1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(q + i + 8)));
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v0), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v1), _mm256_loadu_ps(x + i + 8), a1);
     }
-    for (; i < n; i++) dst[i] = (float)q[i] * scale;
+    float s = hsum_ps(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) s += (float)q[i] * x[i];
+    return s;
+}
+
+T2 static float dot_f16f32_avx2(const uint8_t *h, const float *x, size_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(h + 2 * i))), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(h + 2 * i + 16))), _mm256_loadu_ps(x + i + 8),
+                             a1);
+    }
+    float s = hsum_ps(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) s += tern_f16_to_f32((uint16_t)(h[2 * i] | h[2 * i + 1] << 8)) * x[i];
+    return s;
+}
+
+/* Eight int32 lane-vectors -> their eight sums, in order (three rounds of pairwise adds). */
+T2 static inline __m256i hsum8_epi32(__m256i a0, __m256i a1, __m256i a2, __m256i a3, __m256i a4, __m256i a5, __m256i a6, __m256i a7) {
+    __m256i t0 = _mm256_hadd_epi32(a0, a1), t1 = _mm256_hadd_epi32(a2, a3);
+    __m256i t2 = _mm256_hadd_epi32(a4, a5), t3 = _mm256_hadd_epi32(a6, a7);
+    __m256i u0 = _mm256_hadd_epi32(t0, t1), u1 = _mm256_hadd_epi32(t2, t3);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31));
+}
+
+/* int32 lanes of sum(u x) for one 2-bit chunk */
+T2 static inline __m256i t2_chunk_avx2(const uint8_t *w, const int8_t *xc) {
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)w);
+    __m256i p = _mm256_maddubs_epi16(_mm256_and_si256(b, m3), _mm256_loadu_si256((const __m256i *)(const void *)xc));
+    p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(b, 2), m3),
+                                                 _mm256_loadu_si256((const __m256i *)(const void *)(xc + 32))));
+    p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(b, 4), m3),
+                                                 _mm256_loadu_si256((const __m256i *)(const void *)(xc + 64))));
+    p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(b, 6), m3),
+                                                 _mm256_loadu_si256((const __m256i *)(const void *)(xc + 96))));
+    return _mm256_madd_epi16(p, ones);
+}
+
+/* Eight chunks at a time: their sums come out of one transpose-and-add, the scaling is one
+ * vector multiply, and the eight terms are then added in chunk order (as the reference). */
+T2 static float t2_row_g1_avx2(const uint8_t *w, const int8_t *x, const int32_t *csum, const float *ws, float as, size_t nchunks) {
+    float acc = 0.0f;
+    size_t c = 0;
+    const __m256 vas = _mm256_set1_ps(as);
+    for (; c + 8 <= nchunks; c += 8) {
+        const uint8_t *wc = w + 32 * c;
+        const int8_t *xc = x + TERN_CHUNK * c;
+        __m256i s = hsum8_epi32(t2_chunk_avx2(wc, xc), t2_chunk_avx2(wc + 32, xc + 128), t2_chunk_avx2(wc + 64, xc + 256),
+                                t2_chunk_avx2(wc + 96, xc + 384), t2_chunk_avx2(wc + 128, xc + 512), t2_chunk_avx2(wc + 160, xc + 640),
+                                t2_chunk_avx2(wc + 192, xc + 768), t2_chunk_avx2(wc + 224, xc + 896));
+        s = _mm256_sub_epi32(s, _mm256_loadu_si256((const __m256i *)(const void *)(csum + c)));
+        __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(_mm256_loadu_ps(ws + c), vas));
+        float tv[8];
+        _mm256_storeu_ps(tv, t);
+        for (int j = 0; j < 8; j++) acc += tv[j];
+    }
+    for (; c < nchunks; c++) acc += (float)(hsum_epi32(t2_chunk_avx2(w + 32 * c, x + TERN_CHUNK * c)) - csum[c]) * (ws[c] * as);
+    return acc;
+}
+
+T2 static void kblock_scores_avx2(float *out, const float *q, const float *blk, size_t D) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    for (size_t c = 0; c < D; c++) {
+        __m256 qc = _mm256_set1_ps(q[c]);
+        a0 = _mm256_fmadd_ps(qc, _mm256_loadu_ps(blk + 16 * c), a0);
+        a1 = _mm256_fmadd_ps(qc, _mm256_loadu_ps(blk + 16 * c + 8), a1);
+    }
+    _mm256_storeu_ps(out, a0);
+    _mm256_storeu_ps(out + 8, a1);
+}
+
+T2 static void weighted_rows_avx2(float *o, const float *w, const float *v, size_t n, size_t stride, size_t D) {
+    size_t c0 = 0;
+    for (; c0 + 32 <= D; c0 += 32) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t j = 0; j < n; j++) {
+            const float *vr = v + j * stride + c0;
+            __m256 wj = _mm256_set1_ps(w[j]);
+            a0 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vr), a0);
+            a1 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vr + 8), a1);
+            a2 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vr + 16), a2);
+            a3 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vr + 24), a3);
+        }
+        _mm256_storeu_ps(o + c0, a0);
+        _mm256_storeu_ps(o + c0 + 8, a1);
+        _mm256_storeu_ps(o + c0 + 16, a2);
+        _mm256_storeu_ps(o + c0 + 24, a3);
+    }
+    for (; c0 + 8 <= D; c0 += 8) {
+        __m256 a0 = _mm256_setzero_ps();
+        for (size_t j = 0; j < n; j++) a0 = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), _mm256_loadu_ps(v + j * stride + c0), a0);
+        _mm256_storeu_ps(o + c0, a0);
+    }
+    for (; c0 < D; c0++) {
+        float a = 0.0f;
+        for (size_t j = 0; j < n; j++) a += w[j] * v[j * stride + c0];
+        o[c0] = a;
+    }
 }
 
 void rt_kernels_avx2(RtKernels *k) {
@@ -184,9 +283,12 @@ void rt_kernels_avx2(RtKernels *k) {
     k->dot_u8s8 = dot_u8s8_avx2;
     k->dot_s8s8 = dot_s8s8_avx2;
     k->dot_f32 = dot_f32_avx2;
-    k->f16_to_f32 = f16_to_f32_avx2;
-    k->u8_to_f32 = u8_to_f32_avx2;
-    k->s8_to_f32 = s8_to_f32_avx2;
+    k->dot_u8f32 = dot_u8f32_avx2;
+    k->dot_s8f32 = dot_s8f32_avx2;
+    k->dot_f16f32 = dot_f16f32_avx2;
+    k->t2_row_g1 = t2_row_g1_avx2;
+    k->kblock_scores = kblock_scores_avx2;
+    k->weighted_rows = weighted_rows_avx2;
 }
 #else
 void rt_kernels_avx2(RtKernels *k) { rt_kernels_scalar(k); }

@@ -65,16 +65,41 @@ static float dot_f32_scalar(const float *w, const float *x, size_t n) {
     return s;
 }
 
-static void f16_to_f32_scalar(float *dst, const uint8_t *src, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = tern_f16_to_f32((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
+static float dot_u8f32_scalar(const uint8_t *u, const float *x, size_t n, int off) {
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++) s += (float)((int)u[i] - off) * x[i];
+    return s;
 }
 
-static void u8_to_f32_scalar(float *dst, const uint8_t *u, size_t n, int off, float scale) {
-    for (size_t i = 0; i < n; i++) dst[i] = (float)((int)u[i] - off) * scale;
+static float dot_s8f32_scalar(const int8_t *q, const float *x, size_t n) {
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++) s += (float)q[i] * x[i];
+    return s;
 }
 
-static void s8_to_f32_scalar(float *dst, const int8_t *q, size_t n, float scale) {
-    for (size_t i = 0; i < n; i++) dst[i] = (float)q[i] * scale;
+static float dot_f16f32_scalar(const uint8_t *h, const float *x, size_t n) {
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++) s += tern_f16_to_f32((uint16_t)(h[2 * i] | h[2 * i + 1] << 8)) * x[i];
+    return s;
+}
+
+static float t2_row_g1_scalar(const uint8_t *w, const int8_t *x, const int32_t *csum, const float *ws, float as, size_t nchunks) {
+    float acc = 0.0f;
+    for (size_t c = 0; c < nchunks; c++)
+        acc += (float)(t2_dot_scalar(w + 32 * c, x + TERN_CHUNK * c, 1) - csum[c]) * (ws[c] * as);
+    return acc;
+}
+
+static void kblock_scores_scalar(float *out, const float *q, const float *blk, size_t D) {
+    for (int j = 0; j < 16; j++) out[j] = 0.0f;
+    for (size_t c = 0; c < D; c++)
+        for (int j = 0; j < 16; j++) out[j] += q[c] * blk[16 * c + j];
+}
+
+static void weighted_rows_scalar(float *o, const float *w, const float *v, size_t n, size_t stride, size_t D) {
+    for (size_t c = 0; c < D; c++) o[c] = 0.0f;
+    for (size_t j = 0; j < n; j++)
+        for (size_t c = 0; c < D; c++) o[c] += w[j] * v[j * stride + c];
 }
 
 void rt_kernels_scalar(RtKernels *k) {
@@ -84,7 +109,10 @@ void rt_kernels_scalar(RtKernels *k) {
     k->dot_u8s8 = dot_u8s8_scalar;
     k->dot_s8s8 = dot_s8s8_scalar;
     k->dot_f32 = dot_f32_scalar;
-    k->f16_to_f32 = f16_to_f32_scalar;
-    k->u8_to_f32 = u8_to_f32_scalar;
-    k->s8_to_f32 = s8_to_f32_scalar;
+    k->dot_u8f32 = dot_u8f32_scalar;
+    k->dot_s8f32 = dot_s8f32_scalar;
+    k->dot_f16f32 = dot_f16f32_scalar;
+    k->t2_row_g1 = t2_row_g1_scalar;
+    k->kblock_scores = kblock_scores_scalar;
+    k->weighted_rows = weighted_rows_scalar;
 }

@@ -13,9 +13,9 @@
  * integer path is bit-identical across instruction sets.
  *
  * Float path (act_bits 0 — the parameter-golf int5 recipe — fp16/fp32 weights, and the tied
- * head, which QAT multiplies without quantizing its input): each row is dequantized on the fly
- * to w = code * scale, the same float the trainer's fake quantization produces, and dotted
- * with the float input. Batched calls (prefill) unpack a row once and reuse it for all tokens. */
+ * head, which QAT multiplies without quantizing its input): float activations times the stored
+ * codes, scale applied per weight-scale segment, i.e. the trainer's x . (code * scale) up to the
+ * order of float rounding. Batched calls (prefill) unpack a packed row once for all tokens. */
 #include <math.h>
 #include <string.h>
 
@@ -100,13 +100,17 @@ void rt_quantize_act(RtActQ *a, const float *x) {
         for (size_t b = 0; b < a->nblk; b++) {
             size_t c0 = b * B, n = cols - c0 < B ? cols - c0 : B;
             float m = 0;
-            for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(xr[c0 + i]));
+            for (size_t i = 0; i < n; i++) { /* fmaxf, written so it inlines (no NaN here can matter: fmaxf drops them too) */
+                float a = fabsf(xr[c0 + i]);
+                m = a > m ? a : m;
+            }
             if (m < 1e-5f) m = 1e-5f;
             float s = m / 127.0f;
             a->scale[t * a->nblk + b] = s;
             for (size_t i = 0; i < n; i++) {
                 float v = nearbyintf(xr[c0 + i] / s);
-                q[c0 + i] = (int8_t)(v > 127 ? 127 : (v < -128 ? -128 : v));
+                /* NaN (from a non-finite activation) becomes 0 rather than undefined behaviour */
+                q[c0 + i] = (int8_t)(v >= 127 ? 127 : (v <= -128 ? -128 : (v == v ? v : 0)));
             }
         }
         memset(q + cols, 0, a->cols_pad - cols);
@@ -169,8 +173,7 @@ void rt_linear_ref(float *y, const float *x, size_t n, const RtTensor *W, int fo
 /* ---------------------------------------------------------------- the fast driver */
 size_t rt_linear_scratch_bytes(size_t n, size_t cols, int threads) {
     size_t cp = round_up(cols, TERN_CHUNK);
-    size_t per_thread = round_up(cp, 64) + round_up(cp * sizeof(float), 64);
-    return rt_actq_bytes(n, cols) + (size_t)(threads > 0 ? threads : 1) * per_thread + 128;
+    return rt_actq_bytes(n, cols) + (size_t)(threads > 0 ? threads : 1) * round_up(cp, 64) + 128;
 }
 
 static void row_int(const RtKernels *k, const RtTensor *W, size_t r, const RtActQ *a, float *y, size_t n, uint8_t *ubuf) {
@@ -179,10 +182,16 @@ static void row_int(const RtKernels *k, const RtTensor *W, size_t r, const RtAct
     uint32_t dt = W->dtype;
     if (dt == TERN_DT_I4 || dt == TERN_DT_I5 || dt == TERN_DT_I6) k->unpack_u8(dt, ubuf, row, nch * TERN_CHUNK);
     int32_t off = W->qmax;
+    /* the BitNet default (group 128, one activation scale per token): one call per row */
+    int g1 = dt == TERN_DT_T2 && seg == 1 && W->group == TERN_CHUNK && !W->act_block;
     for (size_t t = 0; t < n; t++) {
         const int8_t *xq = a->q + t * a->cols_pad;
         const int32_t *cs = a->csum + t * nch;
         const float *as = a->scale + t * a->nblk;
+        if (g1) {
+            y[t * rows + r] = k->t2_row_g1(row, xq, cs, W->scales + r * nch, as[0], nch);
+            continue;
+        }
         float acc = 0.0f;
         for (size_t c0 = 0; c0 < nch; c0 += seg) {
             size_t nc = nch - c0 < seg ? nch - c0 : seg;
@@ -200,26 +209,34 @@ static void row_int(const RtKernels *k, const RtTensor *W, size_t r, const RtAct
     }
 }
 
-static void row_float(const RtKernels *k, const RtTensor *W, size_t r, const float *x, float *y, size_t n, uint8_t *ubuf,
-                      float *fbuf) {
+/* Float path, one row for n tokens: y = sum over weight-scale segments of scale * sum(code x),
+ * from the stored codes (a packed row is unpacked to bytes once for all n tokens; no float copy
+ * of the weights), the same arithmetic for one token or many, so prefill and decode agree
+ * exactly. */
+static void row_float(const RtKernels *k, const RtTensor *W, size_t r, const float *x, float *y, size_t n, uint8_t *ubuf) {
     const uint8_t *row = W->data + r * W->row_bytes;
-    size_t cols = W->cols, rows = W->rows;
-    const float *w = fbuf;
-    switch (W->dtype) {
-    case TERN_DT_F32: w = (const float *)(const void *)row; break;
-    case TERN_DT_F16: k->f16_to_f32(fbuf, row, cols); break;
-    default: {
-        size_t step = W->wseg_chunks * TERN_CHUNK;
-        if (W->dtype != TERN_DT_I8) k->unpack_u8(W->dtype, ubuf, row, W->nchunks * TERN_CHUNK);
+    size_t cols = W->cols, rows = W->rows, step = W->wseg_chunks * TERN_CHUNK;
+    uint32_t dt = W->dtype;
+    if (dt == TERN_DT_F32) {
+        for (size_t t = 0; t < n; t++) y[t * rows + r] = k->dot_f32((const float *)(const void *)row, x + t * cols, cols);
+        return;
+    }
+    if (dt == TERN_DT_F16) {
+        for (size_t t = 0; t < n; t++) y[t * rows + r] = k->dot_f16f32(row, x + t * cols, cols);
+        return;
+    }
+    if (dt != TERN_DT_I8) k->unpack_u8(dt, ubuf, row, W->nchunks * TERN_CHUNK);
+    for (size_t t = 0; t < n; t++) {
+        const float *xt = x + t * cols;
+        float acc = 0.0f;
         for (size_t c0 = 0; c0 < cols; c0 += step) {
             size_t len = cols - c0 < step ? cols - c0 : step;
             float ws = W->scales[rt_wscale_index(W, r, c0)];
-            if (W->dtype == TERN_DT_I8) k->s8_to_f32(fbuf + c0, (const int8_t *)row + c0, len, ws);
-            else k->u8_to_f32(fbuf + c0, ubuf + c0, len, W->qmax, ws);
+            float d = dt == TERN_DT_I8 ? k->dot_s8f32((const int8_t *)row + c0, xt + c0, len) : k->dot_u8f32(ubuf + c0, xt + c0, len, W->qmax);
+            acc += ws * d;
         }
+        y[t * rows + r] = acc;
     }
-    }
-    for (size_t t = 0; t < n; t++) y[t * rows + r] = k->dot_f32(w, x + t * cols, cols);
 }
 
 void rt_linear(const RtKernels *k, float *y, const float *x, size_t n, const RtTensor *W, int force_float, void *scratch,
@@ -238,7 +255,7 @@ void rt_linear(const RtKernels *k, float *y, const float *x, size_t n, const RtT
     }
     p += rt_actq_bytes(n, cols);
     p = (uint8_t *)round_up((size_t)(uintptr_t)p, 64);
-    size_t per_thread = round_up(cp, 64) + round_up(cp * sizeof(float), 64);
+    size_t per_thread = round_up(cp, 64); /* the unpacked row */
     int nt = threads > 0 ? threads : 1;
     /* small products are not worth waking threads for */
     if ((double)W->rows * (double)cols * (double)n < 65536.0) nt = 1;
@@ -246,13 +263,11 @@ void rt_linear(const RtKernels *k, float *y, const float *x, size_t n, const RtT
     (void)nt;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        uint8_t *mine = p + (size_t)RT_THREAD_ID() * per_thread;
-        uint8_t *ubuf = mine;
-        float *fbuf = (float *)(void *)(mine + round_up(cp, 64));
+        uint8_t *ubuf = p + (size_t)RT_THREAD_ID() * per_thread;
 #pragma omp for schedule(static)
         for (size_t r = 0; r < W->rows; r++) {
             if (intpath) row_int(k, W, r, &a, y, n, ubuf);
-            else row_float(k, W, r, x, y, n, ubuf, fbuf);
+            else row_float(k, W, r, x, y, n, ubuf);
         }
     }
 }

@@ -51,8 +51,16 @@ static int load_tensors(TrtModel *m, const char *name, RtErr *e) {
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         TernTensorEntry *te = &ent[i];
-        if (tern_entry_decode(c + h->table_off + i * TERN_TENSOR_ENTRY_SIZE, te)) {
+        const uint8_t *ep = c + h->table_off + i * TERN_TENSOR_ENTRY_SIZE;
+        if (tern_entry_decode(ep, te)) {
             rc = rt_err(e, "%s: tensor %zu: name is not NUL-terminated (corrupt table)", name, i);
+            break;
+        }
+        size_t nl = strlen(te->name);
+        int pad_ok = nl > 0;
+        for (size_t k = nl; k < TERN_NAME_MAX; k++) pad_ok &= ep[k] == 0;
+        if (!pad_ok) {
+            rc = rt_err(e, "%s: tensor %zu: empty name or bytes after its end (corrupt table)", name, i);
             break;
         }
         const char *tn = te->name;
@@ -93,7 +101,7 @@ static int load_tensors(TrtModel *m, const char *name, RtErr *e) {
             break;
         }
         if (!in_range(te->data_off, te->data_size, limit) || te->data_off < h->payload_off || te->data_off % TERN_ALIGN ||
-            (ssz && (!in_range(te->scale_off, ssz, limit) || te->scale_off < h->payload_off))) {
+            (ssz && (!in_range(te->scale_off, ssz, limit) || te->scale_off < h->payload_off || te->scale_off % TERN_ALIGN))) {
             rc = rt_err(e, "%s: tensor %s: data or scales outside the payload (truncated or corrupt)", name, tn);
             break;
         }
@@ -162,6 +170,14 @@ static int load_tensors(TrtModel *m, const char *name, RtErr *e) {
                 t->row_bytes = rb2;
                 xp += t->rows * rb2 + RT_SLACK;
             }
+        } else {
+            /* weights read as numbers must be numbers: reject inf / NaN */
+            for (size_t k = 0; k < t->rows * t->cols && !rc; k++) {
+                float v = tern_row_float(t->dtype, t->data, k);
+                if (!(v == v) || v > 3.4028235e38f || v < -3.4028235e38f)
+                    rc = rt_err(e, "%s: tensor %s: element %zu is not finite (corrupt)", name, t->name, k);
+            }
+            if (rc) break;
         }
         rt_tensor_plan(t);
     }
@@ -184,8 +200,8 @@ static void weights_summary(TrtModel *m) {
     if (a8 && o < sizeof m->summary) snprintf(m->summary + o, sizeof m->summary - o, " (%zu with int8 activations)", a8);
 }
 
-int rt_load_container(TrtModel **out, const uint8_t *src, size_t len, const char *name, int isa, int check_crc, RtErr *e) {
-    *out = NULL;
+static int check_header(const uint8_t *src, size_t len, const char *name, int check_crc, TernHeader *hp, const RtArchOps **archp,
+                        RtErr *e) {
     if (len < TERN_HEADER_SIZE + TERN_CRC_SIZE) return rt_err(e, "%s: container of %zu bytes is too short (truncated)", name, len);
     TernHeader h;
     if (tern_header_decode(src, &h)) return rt_err(e, "%s: not a tern artifact (wrong container magic)", name);
@@ -197,8 +213,9 @@ int rt_load_container(TrtModel **out, const uint8_t *src, size_t len, const char
     if (check_crc && tern_rd_u32(src + len - TERN_CRC_SIZE) != tern_crc32(0, src, len - TERN_CRC_SIZE))
         return rt_err(e, "%s: CRC-32 mismatch (corrupt artifact)", name);
     uint64_t limit = len - TERN_CRC_SIZE;
-    if (h.header_size != TERN_HEADER_SIZE || h.entry_size != TERN_TENSOR_ENTRY_SIZE || h.flags)
-        return rt_err(e, "%s: unexpected header/entry size or flags (corrupt header)", name);
+    if (h.header_size != TERN_HEADER_SIZE || h.entry_size != TERN_TENSOR_ENTRY_SIZE || h.flags || tern_rd_u32(src + 92) ||
+        tern_rd_u64(src + 120))
+        return rt_err(e, "%s: unexpected header/entry size, flags or reserved bytes (corrupt header)", name);
     if (h.n_tensors == 0 || h.n_tensors > 100000 || !in_range(h.table_off, (uint64_t)h.n_tensors * TERN_TENSOR_ENTRY_SIZE, limit))
         return rt_err(e, "%s: tensor table (%u entries) outside the container (corrupt)", name, h.n_tensors);
     if (!in_range(h.hparams_off, h.hparams_size, limit) || !in_range(h.config_off, h.config_size, limit) ||
@@ -208,17 +225,37 @@ int rt_load_container(TrtModel **out, const uint8_t *src, size_t len, const char
         return rt_err(e, "%s: unknown tokenizer kind %u", name, h.tokenizer_kind);
     const RtArchOps *arch = rt_arch_find(h.arch);
     if (!arch) return rt_err(e, "%s: architecture %u is not supported by this runtime", name, h.arch);
+    *hp = h;
+    *archp = arch;
+    return 0;
+}
 
+/* owned: NULL (the bytes at src are copied), or an rt_alloc'd buffer of len + RT_SLACK bytes
+ * holding the container, which the model takes over (or frees on failure) */
+static int load_container(TrtModel **out, uint8_t *owned, const uint8_t *src, size_t len, const char *name, int isa, int check_crc,
+                          RtErr *e) {
+    *out = NULL;
+    if (owned) src = owned;
+    TernHeader h;
+    const RtArchOps *arch = NULL;
+    if (check_header(src, len, name, check_crc, &h, &arch, e)) {
+        rt_free(owned);
+        return -1;
+    }
     TrtModel *m = calloc(1, sizeof *m);
-    if (!m) return rt_err(e, "%s: out of memory", name);
+    if (!m) {
+        rt_free(owned);
+        return rt_err(e, "%s: out of memory", name);
+    }
     m->hdr = h;
-    m->container = rt_alloc(len + RT_SLACK);
+    m->container = owned ? owned : rt_alloc(len + RT_SLACK);
     m->config_json = rt_alloc((size_t)h.config_size + 1);
     if (!m->container || !m->config_json) {
         model_destroy(m);
         return rt_err(e, "%s: out of memory for %zu bytes", name, len);
     }
-    memcpy(m->container, src, len);
+    if (!owned) memcpy(m->container, src, len);
+    src = m->container;
     m->container_len = len;
     memcpy(m->config_json, src + h.config_off, (size_t)h.config_size);
     rt_kernels_select(&m->k, isa);
@@ -270,9 +307,17 @@ int rt_load_container(TrtModel **out, const uint8_t *src, size_t len, const char
     return 0;
 }
 
+int rt_load_container(TrtModel **out, const uint8_t *src, size_t len, const char *name, int isa, int check_crc, RtErr *e) {
+    return load_container(out, NULL, src, len, name, isa, check_crc, e);
+}
+
 static int load_bytes(TrtModel **out, const uint8_t *d, size_t len, const char *name, const TrtLoadOptions *opt, RtErr *e) {
     *out = NULL;
     TernPreamble pre;
+    if (len >= 4 && tern_rd_u32(d) != TERN_SKIPPABLE_MAGIC) {
+        if (tern_rd_u32(d) == 0xFD2FB528u) return rt_err(e, "%s: a plain zstd file, not a tern artifact (no tern preamble)", name);
+        return rt_err(e, "%s: not a tern artifact (wrong magic)", name);
+    }
     if (len < TERN_PREAMBLE_SIZE) return rt_err(e, "%s: %zu bytes is too short to be a tern artifact (truncated?)", name, len);
     if (tern_preamble_decode(d, len, &pre)) {
         if (len >= 4 && tern_rd_u32(d) == 0xFD2FB528u)
@@ -298,24 +343,21 @@ static int load_bytes(TrtModel **out, const uint8_t *d, size_t len, const char *
     if (ZSTD_isError(fsz)) return rt_err(e, "%s: truncated or corrupt zstd frame (%s)", name, ZSTD_getErrorName(fsz));
     if (fsz != zlen) return rt_err(e, "%s: %zu unexpected bytes after the zstd frame", name, zlen - fsz);
     size_t clen = (size_t)pre.container_size;
-    uint8_t *c = malloc(clen ? clen : 1);
+    int isa = rt_isa_from_name(opt ? opt->isa : NULL);
+    if (isa < 0) return rt_err(e, "unknown instruction set \"%s\" (auto, avx512vnni, avx512, avx2, scalar)", opt->isa);
+    /* decompressed straight into the buffer the model keeps (no second copy) */
+    uint8_t *c = rt_alloc(clen + RT_SLACK);
     if (!c) return rt_err(e, "%s: out of memory for %zu bytes", name, clen);
     size_t got = ZSTD_decompress(c, clen, z, zlen);
     if (ZSTD_isError(got)) {
-        free(c);
+        rt_free(c);
         return rt_err(e, "%s: corrupt compressed data (%s)", name, ZSTD_getErrorName(got));
     }
     if (got != clen) {
-        free(c);
+        rt_free(c);
         return rt_err(e, "%s: decompressed %zu bytes, expected %zu (corrupt)", name, got, clen);
     }
-    int isa = rt_isa_from_name(opt ? opt->isa : NULL);
-    if (isa < 0) {
-        free(c);
-        return rt_err(e, "unknown instruction set \"%s\" (auto, avx512vnni, avx512, avx2, scalar)", opt->isa);
-    }
-    int rc = rt_load_container(out, c, clen, name, isa, 1, e);
-    free(c);
+    int rc = load_container(out, c, NULL, clen, name, isa, 1, e);
     if (!rc) (*out)->info.file_bytes = len;
     return rc;
 }

@@ -75,7 +75,7 @@ void rt_quantize_act(RtActQ *a, const float *x);
 /* ---------------------------------------------------------------- kernels
  * One table per instruction set, chosen at load from cpuid. The integer kernels are exact; the
  * float ones differ from the scalar ones only in the order of their sums. n is a multiple of
- * TERN_CHUNK except for dot_f32 / f16_to_f32 / u8_to_f32 / s8_to_f32 (any n). */
+ * TERN_CHUNK except for the float dots (any n). */
 typedef struct RtKernels {
     const char *name;
     /* sum of u * x over nchunks 2-bit chunks (u = stored value, not yet offset) */
@@ -85,9 +85,18 @@ typedef struct RtKernels {
     int32_t (*dot_u8s8)(const uint8_t *u, const int8_t *x, size_t n);
     int32_t (*dot_s8s8)(const int8_t *w, const int8_t *x, size_t n);
     float (*dot_f32)(const float *w, const float *x, size_t n);
-    void (*f16_to_f32)(float *dst, const uint8_t *src, size_t n);
-    void (*u8_to_f32)(float *dst, const uint8_t *u, size_t n, int off, float scale); /* (u - off) * scale */
-    void (*s8_to_f32)(float *dst, const int8_t *q, size_t n, float scale);
+    /* float-path dots straight from the stored form: sum (u - off) x, sum q x, sum half(h) x */
+    float (*dot_u8f32)(const uint8_t *u, const float *x, size_t n, int off);
+    float (*dot_s8f32)(const int8_t *q, const float *x, size_t n);
+    float (*dot_f16f32)(const uint8_t *h, const float *x, size_t n);
+    /* a whole 2-bit row whose every chunk has its own weight scale (ternary group 128, one
+     * activation scale): sum over chunks c, in order, of
+     * (float)(sum(u x) - csum[c]) * (ws[c] * as) — exactly what the generic segment loop does */
+    float (*t2_row_g1)(const uint8_t *w, const int8_t *x, const int32_t *csum, const float *ws, float as, size_t nchunks);
+    /* attention: out[j] = sum_c q[c] blk[16 c + j] for the 16 positions of a key block (keys
+     * cached transposed per block of 16), and o[c] = sum_j w[j] v[j stride + c], c < D */
+    void (*kblock_scores)(float *out, const float *q, const float *blk, size_t D);
+    void (*weighted_rows)(float *o, const float *w, const float *v, size_t n, size_t stride, size_t D);
 } RtKernels;
 
 enum { RT_ISA_SCALAR = 0, RT_ISA_AVX2 = 1, RT_ISA_AVX512 = 2, RT_ISA_AVX512VNNI = 3 };

@@ -26,10 +26,25 @@ static const char *value(int argc, char **argv, int *i, const char *name, const 
     return argv[++*i];
 }
 
+/* JSON string of bytes that need not be valid UTF-8 (a barely trained byte-level model emits
+ * stray bytes): malformed sequences become U+FFFD. */
 static void json_str(FILE *f, const char *s, size_t n) {
     fputc('"', f);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            size_t ok = tokenizer_first_invalid_utf8(s + i, n - i);
+            if (ok == 0) {
+                fputs("\\ufffd", f);
+            } else {
+                /* copy the well-formed run of non-ASCII bytes (stop at the next ASCII byte) */
+                size_t j = i;
+                while (j < i + ok && (unsigned char)s[j] >= 0x80) j++;
+                fwrite(s + i, 1, j - i, f);
+                i = j - 1;
+            }
+            continue;
+        }
         if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
         else if (c == '\n') fputs("\\n", f);
         else if (c == '\t') fputs("\\t", f);

@@ -47,3 +47,13 @@ cat >&2 <<TXT
   run folder   $run_dir   (config.json, metrics.jsonl, summary.json, ckpt/latest.h5)
   next:        $TERN eval --ckpt $run_dir/ckpt/latest.h5 --data '$CACHE/shards/sotu_val_*.bin'
 TXT
+
+# ---- the trained model as a packed artifact, run by the separate runtime (runtime/, tern-run)
+RUN="$BUILD/bin/tern-run"
+ART="$run_dir/model.tern"
+say "exporting the model (int8 weights, zstd-22) and sampling it with tern-run"
+"$TERN" export --ckpt "$run_dir/ckpt/latest.h5" -o "$ART" --quant int8 --min-numel 4096 2>&1 | tail -n 3 >&2
+printf '  artifact     %s: %s bytes\n' "$ART" "$(wc -c < "$ART")" >&2
+"$RUN" eval "$ART" --data "$CACHE/shards/sotu_val_*.bin" >&2
+printf '  sample (seed 42):\n\n' >&2
+"$RUN" generate "$ART" --prompt "Fellow citizens, " -n 96 --temp 0.8 --seed 42

@@ -64,9 +64,12 @@ static int read_file(const char *path, uint8_t **out, size_t *len, Err *err) {
     return 0;
 }
 
-static int set_key(cJSON *cfg, const char *key, const char *value, Err *err) {
+/* is_string: the value is text, quoted here because cfg_set_path would read "2bit" as the
+ * number 2 (cJSON_Parse stops at the first token without requiring the end of input) */
+static int set_key(cJSON *cfg, const char *key, const char *value, int is_string, Err *err) {
     char buf[1024];
-    snprintf(buf, sizeof buf, "%s=%s", key, value);
+    if (is_string && (strchr(value, '"') || strchr(value, '\\'))) return err_set(err, "--%s: bad value %s", key, value);
+    snprintf(buf, sizeof buf, is_string ? "%s=\"%s\"" : "%s=%s", key, value);
     return cfg_set_path(cfg, buf, err);
 }
 
@@ -102,12 +105,13 @@ int cmd_export(int argc, char **argv) {
     int nsets = 0;
     struct {
         const char *flag, *key;
+        int is_string;
         const char *value;
-    } ov[] = {{"quant", "quant.weights", NULL},          {"group", "quant.group", NULL},
-              {"act-bits", "quant.act_bits", NULL},       {"scale-dtype", "quant.scale_dtype", NULL},
-              {"min-numel", "quant.min_numel", NULL},     {"embed", "quant.embed", NULL},
-              {"ternary-packing", "export.ternary_packing", NULL}, {"passthrough", "export.passthrough", NULL},
-              {"zstd-level", "export.zstd_level", NULL}};
+    } ov[] = {{"quant", "quant.weights", 1, NULL},       {"group", "quant.group", 0, NULL},
+              {"act-bits", "quant.act_bits", 0, NULL},    {"scale-dtype", "quant.scale_dtype", 1, NULL},
+              {"min-numel", "quant.min_numel", 0, NULL},  {"embed", "quant.embed", 0, NULL},
+              {"ternary-packing", "export.ternary_packing", 1, NULL}, {"passthrough", "export.passthrough", 1, NULL},
+              {"zstd-level", "export.zstd_level", 0, NULL}};
     const size_t nov = sizeof ov / sizeof ov[0];
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -155,8 +159,12 @@ int cmd_export(int argc, char **argv) {
     memset(&rep, 0, sizeof rep);
     int status = 1;
     if (model_load_checkpoint(ckpt, use_ema, &m, &cfg, &err)) goto out;
-    for (size_t k = 0; k < nov; k++)
-        if (ov[k].value && set_key(cfg, ov[k].key, ov[k].value, &err)) goto out;
+    for (size_t k = 0; k < nov; k++) {
+        const char *v = ov[k].value;
+        if (v && !strcmp(ov[k].flag, "embed")) /* a boolean in the config */
+            v = (!strcmp(v, "1") || !strcmp(v, "true")) ? "true" : (!strcmp(v, "0") || !strcmp(v, "false")) ? "false" : v;
+        if (v && set_key(cfg, ov[k].key, v, ov[k].is_string, &err)) goto out;
+    }
     for (int k = 0; k < nsets; k++) {
         if (strncmp(sets[k], "quant.", 6) && strncmp(sets[k], "export.", 7)) {
             err_set(&err, "--set %s: only quant.* and export.* keys change an export", sets[k]);

@@ -6,6 +6,7 @@ initialised weights compress better than trained ones (zero-initialised projecti
 embedding), the test also checks the bound that holds for ANY weights: the uncompressed
 container + code bytes. tern-run then loads the artifact and runs a few tokens."""
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -70,4 +71,6 @@ check(info["params"] == 17059912 and info["layers"] == 9 and info["dim"] == 512,
 b = json.loads(must([RUN, "bench", art, "--prompt", "16", "--gen", "4", "--repeat", "1", "--threads", "1", "--json"], "bench").stdout)
 check(b["decode_tok_per_s"] > 0, f"and runs it: prefill {b['prefill_tok_per_s']:.0f} tok/s, decode {b['decode_tok_per_s']:.0f} tok/s (1 thread)")
 print("e2e_runtime_pgolf_size:", "FAILED" if failures else "all checks passed")
+if not failures:
+    shutil.rmtree(d, ignore_errors=True)  # a failure keeps its files for inspection
 sys.exit(1 if failures else 0)

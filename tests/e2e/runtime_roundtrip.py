@@ -9,6 +9,7 @@ QAT on from step 0 on synthetic text (own BPE tokenizer, shards by `tern prepare
     and a failed export leaves an existing file untouched; --help everywhere.
 """
 import json
+import shutil
 import os
 import random
 import subprocess
@@ -181,4 +182,6 @@ info = json.loads(must(run(RUN, "info", art5, "--json"), "info").stdout)
 check(info["arch"] == "gpt" and info["vocab_size"] == 320 and info["eval_seq_len"] == 32 and info["tokenizer"], "tern-run info --json")
 
 print("e2e_runtime_roundtrip:", "FAILED" if failures else "all checks passed")
+if not failures:
+    shutil.rmtree(d, ignore_errors=True)  # a failure keeps its files for inspection
 sys.exit(1 if failures else 0)

@@ -65,6 +65,10 @@ static void test_layouts(void) {
         for (int k = 0; k < 5; k++) ok &= b[5 * g + k] == (uint8_t)(w >> (8 * k));
     }
     CHECK(ok, "int5 layout is parameter-golf's 40-bit word");
+    const int8_t ex[8] = {-15, 0, 15, 1, 2, 3, 4, 5}; /* the example in docs/FORMAT.md 1.5 */
+    const uint8_t exb[5] = {0xE0, 0x79, 0x18, 0xE5, 0xA4};
+    tern_pack_row(TERN_DT_I5, b, ex, 8);
+    CHECK(!memcmp(b, exb, 5), "docs/FORMAT.md int5 example bytes");
     CHECK(tern_row_bytes(TERN_DT_I5, 512) == 320 && tern_row_bytes(TERN_DT_I5, 9) == 10, "int5 row bytes (0.625 B/weight, padded to 8)");
     CHECK(tern_row_bytes(TERN_DT_I6, 4) == 3 && tern_row_bytes(TERN_DT_I4, 3) == 2, "int6/int4 row bytes");
     /* ternary 2-bit: byte m of a 128-block holds weights m, m+32, m+64, m+96 in bits 0-1 .. 6-7 */

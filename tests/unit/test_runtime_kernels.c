@@ -171,6 +171,34 @@ static void test_primitives(void) {
         CHECK(g_k[k].t2_dot(row, x, n / 128) == g_k[0].t2_dot(row, x, n / 128), "%s t2_dot", g_k[k].name);
         printf("  %-12s unpack (2-bit, int4, int5, int6), u8 x s8, s8 x s8, 2-bit dots == scalar: %s\n", g_k[k].name, ok ? "ok" : "FAIL");
     }
+    /* attention kernels: 16 scores of a transposed key block; a weighted sum of value rows */
+    for (int k = 1; k < g_tables; k++) {
+        const size_t Ds[] = {64, 40, 24, 130};
+        double worst = 0;
+        for (size_t di = 0; di < 4; di++) {
+            size_t D = Ds[di], nr = 37, stride = D + 7;
+            float *q = malloc(D * sizeof(float)), *blk = malloc(16 * D * sizeof(float)), *v = malloc(nr * stride * sizeof(float));
+            float *wv = malloc(nr * sizeof(float)), a[16], b[16], *o1 = malloc(D * sizeof(float)), *o2 = malloc(D * sizeof(float));
+            for (size_t i = 0; i < D; i++) q[i] = frand();
+            for (size_t i = 0; i < 16 * D; i++) blk[i] = frand();
+            for (size_t i = 0; i < nr * stride; i++) v[i] = frand();
+            for (size_t i = 0; i < nr; i++) wv[i] = frand() + 1.0f;
+            g_k[0].kblock_scores(a, q, blk, D);
+            g_k[k].kblock_scores(b, q, blk, D);
+            for (int j = 0; j < 16; j++) worst = fmax(worst, fabs(a[j] - b[j]) / (1 + fabs(a[j])));
+            g_k[0].weighted_rows(o1, wv, v, nr, stride, D);
+            g_k[k].weighted_rows(o2, wv, v, nr, stride, D);
+            for (size_t j = 0; j < D; j++) worst = fmax(worst, fabs(o1[j] - o2[j]) / (1 + fabs(o1[j])));
+            free(q);
+            free(blk);
+            free(v);
+            free(wv);
+            free(o1);
+            free(o2);
+        }
+        CHECK(worst < 1e-5, "%s attention kernels: rel err %.3g", g_k[k].name, worst);
+        printf("  %-12s attention kernels (head dims 64, 40, 24, 130) == scalar to %.1e\n", g_k[k].name, worst);
+    }
     rt_free(row);
     rt_free(u0);
     rt_free(u1);

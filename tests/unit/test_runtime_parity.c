@@ -148,6 +148,25 @@ static void test_generation(const TrtModel *rm) {
     CHECK(!memcmp(a.ids, b.ids, sizeof a.ids), "same seed -> same tokens (and concurrent sessions do not interfere)");
     CHECK(memcmp(a.ids, c.ids, sizeof a.ids) != 0, "another seed -> other tokens");
     printf("  generation: seed 42 twice (once alone, once beside another session) identical; seed 43 differs\n");
+    /* a context of 16: generating 40 tokens drops the older half and re-feeds the newer half */
+    TrtSessionOptions so = {7, 1, 16};
+    TrtSession *s = NULL;
+    char err[256];
+    int32_t ids[40], p[5] = {1, 2, 3, 4, 5};
+    size_t n = 0;
+    int rc = trt_session_new(rm, &so, &s, err, sizeof err);
+    if (!rc) rc = trt_session_observe(s, p, 5, NULL, err, sizeof err);
+    TrtSampling sp = {0.0f, 1.0f, 1.0f, 64, 0};
+    if (!rc) rc = trt_generate(s, 40, &sp, NULL, NULL, ids, &n, err, sizeof err);
+    CHECK(!rc && n == 40 && trt_session_length(s) <= 16, "generation past a full context: rc %d, %zu tokens, context %zu", rc, n,
+          s ? trt_session_length(s) : 0);
+    int32_t big[17] = {0};
+    trt_session_reset(s);
+    CHECK(trt_session_observe(s, big, 17, NULL, err, sizeof err) != 0 && strstr(err, "do not fit"), "17 tokens into 16: %s", err);
+    int32_t bad = 100000;
+    CHECK(trt_session_observe(s, &bad, 1, NULL, err, sizeof err) != 0 && strstr(err, "outside the vocabulary"), "bad id: %s", err);
+    trt_session_free(s);
+    printf("  context 16: 40 tokens generated through context shifts; overlong feed and bad ids refused\n");
 }
 
 int main(int argc, char **argv) {
