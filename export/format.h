@@ -14,7 +14,9 @@
  * All integers are little-endian; offsets are from the container's first byte.
  *
  * Versioning: TERN_FORMAT_VERSION changes whenever a reader of the old version would misread a
- * new file. Readers accept exactly the versions they know. */
+ * new file. Readers accept exactly the versions they know. A new architecture id (with its own
+ * hyper-parameter structure) is not a version change: readers reject ids they do not know, so
+ * no reader misreads one (the TRN hybrid, arch 2, was added within version 1). */
 #ifndef TERN_FORMAT_H
 #define TERN_FORMAT_H
 
@@ -35,12 +37,14 @@
 #define TERN_NAME_MAX 64u           /* including the NUL */
 #define TERN_ALIGN 64u              /* payload blobs: cache line / AVX-512 alignment */
 #define TERN_GPT_HPARAMS_SIZE 64u
+#define TERN_TRN_HPARAMS_SIZE 384u
+#define TERN_TRN_LAYOUT_MAX 256u    /* blocks of a TRN hybrid: letters of its layout */
 #define TERN_CRC_SIZE 4u
 #define TERN_CHUNK 128u             /* ternary 2-bit block; also the runtime's kernel chunk */
 
 typedef enum TernArch {
     TERN_ARCH_GPT = 1,        /* model/gpt.c: the parameter-golf baseline GPT */
-    TERN_ARCH_TRN_HYBRID = 2  /* reserved for model/trn_hybrid.c (not written yet) */
+    TERN_ARCH_TRN_HYBRID = 2  /* model/trn_hybrid.c: the TRN hybrid (parameter-golf PR #669) */
 } TernArch;
 
 typedef enum TernDtype {
@@ -64,6 +68,13 @@ enum {
     TERN_GPT_SKIPS = 1u << 1,
     TERN_GPT_SUBLN = 1u << 2,
     TERN_GPT_KNOWN_FLAGS = 7u
+};
+
+enum {
+    TERN_TRN_TIE_EMBEDDINGS = 1u << 0,
+    TERN_TRN_SKIPS = 1u << 1,
+    TERN_TRN_TOKEN_SHIFT = 1u << 2,
+    TERN_TRN_KNOWN_FLAGS = 7u
 };
 
 /* ---------------------------------------------------------------- little-endian access */
@@ -251,9 +262,11 @@ static inline int tern_header_decode(const uint8_t *p, TernHeader *h) {
  *  64 u8 dtype (TernDtype)   65 u8 scale dtype (TernScaleDtype)   66 u8 act_bits (0 | 8)
  *  67 u8 ndim (1 | 2)        68 u32 group (ternary: weights per scale along a row, 0 = one
  *  scale for the tensor; 0 otherwise)      72 u32 act_block (0 = one activation scale per
- *  token; else per block of this many input values)                  76 u32 flags (0)
+ *  token; else per block of this many input values)                  76 u32 flags
+ *  (TERN_TENSOR_BYTE_CODES or 0)
  *  80 u64 rows   88 u64 cols   (1-D tensors: rows = 1, cols = n)
- *  96 u64 data off  104 u64 data size  112 u64 scale off  120 u64 scale size */
+ *  96 u64 data off  104 u64 data size (rows x tern_stored_row_bytes)  112 u64 scale off
+ * 120 u64 scale size */
 typedef struct TernTensorEntry {
     char name[TERN_NAME_MAX];
     uint32_t dtype, scale_dtype, act_bits, ndim, group, act_block, flags;
@@ -332,6 +345,54 @@ static inline void tern_gpt_hparams_decode(const uint8_t *p, TernGptHparams *h) 
     h->rope_base = tern_rd_f32(p + 40);
     h->norm_eps = tern_rd_f32(p + 44);
     h->eval_seq_len = tern_rd_u32(p + 48);
+}
+
+/* ---------------------------------------------------------------- TRN hybrid hyper-parameters (384 B)
+ * Bytes 0..51 mean what they mean for the GPT (mlp_hidden and mlp_act are the attention blocks'
+ * MLP; flags are TERN_TRN_*):
+ *  0 u32 vocab_size  4 u32 layers (= letters of the layout)  8 u32 dim  12 u32 heads
+ * 16 u32 kv_heads    20 u32 mlp_hidden (resolved)  24 u32 seq_len  28 u32 mlp_act (relu2 |
+ * leaky_relu2)       32 u32 flags   36 f32 softcap (0 = off)  40 f32 rope_base
+ * 44 f32 norm_eps (resolved: never 0)   48 u32 eval_seq_len (0 = seq_len)
+ * 52 u32 oscillators K   56 u32 swiglu_hidden (resolved; gate_up has 2x rows: gate, then up)
+ * 60 u32 bigram_rows (0 = no BigramHash)   64 u32 bigram_dim   68 f32 amp_max
+ * 72..127 reserved (0)
+ * 128..383 layout: one byte per block, 'T' (TRN block) or 'A' (attention block), then NUL bytes
+ * to the end (at most 256 blocks). */
+typedef struct TernTrnHparams {
+    uint32_t vocab_size, layers, dim, heads, kv_heads, mlp_hidden, seq_len, mlp_act, flags;
+    float softcap, rope_base, norm_eps;
+    uint32_t eval_seq_len, oscillators, swiglu_hidden, bigram_rows, bigram_dim;
+    float amp_max;
+    char layout[TERN_TRN_LAYOUT_MAX + 1]; /* NUL-terminated in memory */
+} TernTrnHparams;
+
+static inline void tern_trn_hparams_encode(uint8_t *p, const TernTrnHparams *h) {
+    memset(p, 0, TERN_TRN_HPARAMS_SIZE);
+    const uint32_t u[9] = {h->vocab_size, h->layers, h->dim, h->heads, h->kv_heads,
+                           h->mlp_hidden, h->seq_len, h->mlp_act, h->flags};
+    for (int i = 0; i < 9; i++) tern_wr_u32(p + 4 * i, u[i]);
+    tern_wr_f32(p + 36, h->softcap);
+    tern_wr_f32(p + 40, h->rope_base);
+    tern_wr_f32(p + 44, h->norm_eps);
+    const uint32_t v[5] = {h->eval_seq_len, h->oscillators, h->swiglu_hidden, h->bigram_rows, h->bigram_dim};
+    for (int i = 0; i < 5; i++) tern_wr_u32(p + 48 + 4 * i, v[i]);
+    tern_wr_f32(p + 68, h->amp_max);
+    memcpy(p + 128, h->layout, strnlen(h->layout, TERN_TRN_LAYOUT_MAX));
+}
+
+static inline void tern_trn_hparams_decode(const uint8_t *p, TernTrnHparams *h) {
+    uint32_t *u[9] = {&h->vocab_size, &h->layers, &h->dim, &h->heads, &h->kv_heads,
+                      &h->mlp_hidden, &h->seq_len, &h->mlp_act, &h->flags};
+    for (int i = 0; i < 9; i++) *u[i] = tern_rd_u32(p + 4 * i);
+    h->softcap = tern_rd_f32(p + 36);
+    h->rope_base = tern_rd_f32(p + 40);
+    h->norm_eps = tern_rd_f32(p + 44);
+    uint32_t *v[5] = {&h->eval_seq_len, &h->oscillators, &h->swiglu_hidden, &h->bigram_rows, &h->bigram_dim};
+    for (int i = 0; i < 5; i++) *v[i] = tern_rd_u32(p + 48 + 4 * i);
+    h->amp_max = tern_rd_f32(p + 68);
+    memcpy(h->layout, p + 128, TERN_TRN_LAYOUT_MAX);
+    h->layout[TERN_TRN_LAYOUT_MAX] = 0;
 }
 
 /* ---------------------------------------------------------------- dtypes
@@ -499,6 +560,36 @@ static inline void tern_pack_f16_row(uint8_t *dst, const float *x, size_t n) {
 static inline float tern_row_float(uint32_t dt, const uint8_t *row, size_t i) {
     if (dt == TERN_DT_F32) return tern_rd_f32(row + 4 * i);
     return tern_f16_to_f32((uint16_t)(row[2 * i] | row[2 * i + 1] << 8));
+}
+
+/* ---------------------------------------------------------------- tensor flags
+ * TERN_TENSOR_BYTE_CODES: the codes of an int4 / int5 / int6 tensor are stored one per byte,
+ * exactly as the int8 dtype stores its codes (two's complement, |code| <= the dtype's qmax), so
+ * a row takes cols bytes. Bit-packed codes straddle byte boundaries and zstd barely compresses
+ * them (a freshly initialised TRN hybrid: 16.5 MB of int5 -> 16.3 MB); one code per byte
+ * compresses to about the codes' entropy (-> 14.1 MB), as the parameter-golf int5 / int6 records
+ * store theirs. The dtype still says which codes the tensor holds. Readers that do not know a
+ * flag reject the tensor ("unknown flags"), so a flag never gets misread. */
+enum { TERN_TENSOR_BYTE_CODES = 1u << 0, TERN_TENSOR_KNOWN_FLAGS = 1u };
+
+static inline int tern_flags_valid(uint32_t dt, uint32_t flags) {
+    if (flags & ~(uint32_t)TERN_TENSOR_KNOWN_FLAGS) return 0;
+    return !(flags & TERN_TENSOR_BYTE_CODES) || dt == TERN_DT_I4 || dt == TERN_DT_I5 || dt == TERN_DT_I6;
+}
+
+/* Bytes of one stored row: the dtype's packing, or cols bytes with TERN_TENSOR_BYTE_CODES. */
+static inline size_t tern_stored_row_bytes(uint32_t dt, uint32_t flags, uint64_t cols) {
+    return tern_row_bytes((flags & TERN_TENSOR_BYTE_CODES) ? TERN_DT_I8 : dt, cols);
+}
+
+/* Is every byte code of a row within +-qmax of dtype dt? */
+static inline int tern_byte_codes_valid(uint32_t dt, const uint8_t *row, size_t cols) {
+    int q = tern_dtype_qmax(dt);
+    for (size_t i = 0; i < cols; i++) {
+        int v = (int)(int8_t)row[i];
+        if (v > q || v < -q) return 0;
+    }
+    return 1;
 }
 
 /* Is every stored value of a packed row a valid code (u <= 2 qmax; base-3 bytes <= 242)?

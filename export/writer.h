@@ -15,17 +15,24 @@
 
 struct cJSON;
 
+/* How int4 / int5 / int6 codes are stored (export/format.h TERN_TENSOR_BYTE_CODES). AUTO is the
+ * architecture's default: bit-packed for the GPT (its artifacts as they always were), one code
+ * per byte for the TRN hybrid, whose int5 weights only fit the 16 MB parameter-golf limit that
+ * way when they are not trained yet (bit-packed codes barely compress). */
+typedef enum ExportIntStorage { EXPORT_INT_AUTO = 0, EXPORT_INT_BITS = 1, EXPORT_INT_BYTES = 2 } ExportIntStorage;
+
 typedef struct ExportOptions {
     int zstd_level;          /* 1..22; 0 = the plan's export.zstd_level */
     int zstd_workers;        /* zstd worker threads (0 = single-threaded, reproducible bytes) */
     int tok_kind;            /* TERN_TOK_NONE | TERN_TOK_FILE | TERN_TOK_BYTE */
     const void *tok_bytes;   /* TERN_TOK_FILE: the tokenizer file's bytes */
     size_t tok_len;
+    int int_storage;         /* ExportIntStorage (0 = AUTO) */
 } ExportOptions;
 
 typedef struct ExportTensorInfo {
     char name[64];
-    char dtype[32];          /* e.g. "int5", "ternary2/g128+a8", "fp16" */
+    char dtype[32];          /* e.g. "int5", "int5/bytes", "ternary2/g128+a8", "fp16" */
     size_t rows, cols, numel;
     size_t raw_bytes;        /* fp32: 4 * numel */
     size_t packed_bytes;     /* packed data + scales as stored */

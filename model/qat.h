@@ -45,8 +45,8 @@ int quant_plan_attach(Model *m, const struct cJSON *quant, const struct cJSON *e
                       struct cJSON *resolved_export, Err *err);
 void quant_plan_free(QuantPlan *qp);
 /* Late-QAT switch, called every step: turns fake quantization on (and keeps it on) once the LR
- * multiplier drops below start_lr_frac or the step reaches start_step. Returns 1 when it just
- * turned on. */
+ * multiplier (the decay part of the schedule, warm-up excluded) drops below start_lr_frac or the
+ * step reaches start_step. Returns 1 when it just turned on. */
 int qat_update(Model *m, unsigned long long step, double lr_mult);
 /* Rounds the parameters stored in fp16 to fp16, in place (evaluating "as exported"). */
 void quant_plan_round_passthrough(Model *m);

@@ -1,16 +1,26 @@
 /* Muon's orthogonalisation (K. Jordan, github.com/KellerJordan/Muon; as used by the
  * parameter-golf baseline): X0 = G / (|G|_F + 1e-7), transposed when rows > cols so that
  * X X^T is the smaller Gram matrix; then `steps` times A = X X^T, B = bA + cA^2, X = aX + BX
- * with (a, b, c) = (3.4445, -4.7750, 2.0315). All products go through sgemm. */
+ * with (a, b, c) = (3.4445, -4.7750, 2.0315). A and A^2 = A A^T are symmetric, so both come
+ * from a rank-k update of one triangle (ssyrk: half the FLOPs of a general product), mirrored
+ * to the other; X = aX + BX is a general sgemm. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cblas.h>
 
 #include "kernels/gemm.h"
 #include "kernels/reduce.h"
 #include "optim/optimizer.h"
 
 static const float NS_A = 3.4445f, NS_B = -4.7750f, NS_C = 2.0315f;
+
+/* Copies the upper triangle of the symmetric [m, m] matrix onto the lower one. */
+static void mirror_upper(float *A, size_t m) {
+    for (size_t i = 1; i < m; i++)
+        for (size_t j = 0; j < i; j++) A[i * m + j] = A[j * m + i];
+}
 
 size_t muon_work_floats(size_t rows, size_t cols) {
     size_t m = rows < cols ? rows : cols, n = rows < cols ? cols : rows;
@@ -29,9 +39,13 @@ void muon_orthogonalize(float *out, const float *G, size_t rows, size_t cols, si
         for (size_t i = 0; i < m * n; i++) X[i] = G[i] * inv;
     }
     for (size_t s = 0; s < steps; s++) {
-        sgemm(0, 1, m, m, n, 1.0f, X, n, X, n, 0.0f, A, m);     /* A = X X^T */
+        /* A = X X^T (upper triangle), mirrored */
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (blasint)m, (blasint)n, 1.0f, X, (blasint)n, 0.0f, A, (blasint)m);
+        mirror_upper(A, m);
+        /* B = bA + c A A^T (upper triangle), mirrored */
         memcpy(B, A, m * m * sizeof(float));
-        sgemm(0, 0, m, m, m, NS_C, A, m, A, m, NS_B, B, m);     /* B = bA + cA A */
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (blasint)m, (blasint)m, NS_C, A, (blasint)m, NS_B, B, (blasint)m);
+        mirror_upper(B, m);
         memcpy(X2, X, m * n * sizeof(float));
         sgemm(0, 0, m, n, m, 1.0f, B, m, X, n, NS_A, X2, n);    /* X2 = aX + B X */
         float *t = X;

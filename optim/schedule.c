@@ -30,6 +30,10 @@ int schedule_validate(const Schedule *s, Err *err) {
 
 double schedule_lr_mult(const Schedule *s, uint64_t step, double elapsed) {
     double warm = s->warmup_steps ? fmin(1.0, (double)(step + 1) / (double)s->warmup_steps) : 1.0;
+    return warm * schedule_decay_mult(s, step, elapsed);
+}
+
+double schedule_decay_mult(const Schedule *s, uint64_t step, double elapsed) {
     double m = 1.0;
     if (!strcmp(s->kind, "cosine") && s->total_steps) {
         double f = fmin(1.0, (double)step / (double)s->total_steps);
@@ -48,7 +52,7 @@ double schedule_lr_mult(const Schedule *s, uint64_t step, double elapsed) {
                 m = 0.0;
         }
     }
-    return warm * m;
+    return m;
 }
 
 #define E(type, m, h) CFG_F(type, Ema, m, h)

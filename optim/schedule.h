@@ -31,6 +31,9 @@ extern const size_t kScheduleFieldCount;
 void schedule_defaults(Schedule *s);
 int schedule_validate(const Schedule *s, Err *err);
 double schedule_lr_mult(const Schedule *s, uint64_t step, double elapsed_seconds);
+/* The multiplier without the warm-up factor: what late QAT watches, so that a warm-up (a small
+ * multiplier at the start) does not switch quantization on. */
+double schedule_decay_mult(const Schedule *s, uint64_t step, double elapsed_seconds);
 
 typedef struct Ema {
     int enabled;

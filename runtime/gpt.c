@@ -7,8 +7,8 @@
  *     leaky_relu(0.5)^2 or SwiGLU); [subln: rmsnorm]; x += mlp_scale * proj(m)
  *   U-Net skips: the first L/2 blocks push x, the next blocks add skip_weights[i] * pop() first.
  *   logits = head(rmsnorm(x)), then softcap * tanh(z / softcap).
- * Prefill runs in chunks of RT_GPT_CHUNK tokens through the batched linear kernels. Another
- * architecture (TRN hybrid) would get its own file with its own RtArchOps. */
+ * Prefill runs in chunks of RT_GPT_CHUNK tokens through the batched linear kernels. The block
+ * itself is blocks.c's rt_attn_block, shared with the TRN hybrid (trn.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +18,7 @@
 
 #define RT_GPT_CHUNK 64
 
-typedef struct GptBlockW {
-    const RtTensor *c_q, *c_k, *c_v, *proj, *fc, *mlp_proj;
-    const float *q_gain, *attn_scale, *mlp_scale, *resid_mix;
-} GptBlockW;
+typedef RtAttnW GptBlockW;
 
 typedef struct RtGpt {
     TernGptHparams h;
@@ -36,8 +33,8 @@ typedef struct RtGpt {
 typedef struct GptState {
     size_t P;
     float *kc, *vc; /* keys [L][kv head][block of 16 positions][head dim][16], values [L][max_ctx][KV] */
-    float *x, *x0, *h, *q, *k, *v, *att, *tmp, *fc, *act, *skips, *cosb, *sinb, *scores, *hlast;
-    void *lin;
+    float *x, *x0, *skips, *hlast;
+    RtAttnBuf b;
     void *mem;
 } GptState;
 
@@ -171,8 +168,7 @@ static int gpt_bind(TrtModel *m, const uint8_t *hp, size_t hp_size, RtErr *e) {
         gpt_unbind(m);
         return -1;
     }
-    /* RoPE frequencies exactly as kernels/attention.c rope_table_init computes them */
-    for (size_t i = 0; i < g->D / 2; i++) g->inv_freq[i] = 1.0f / powf(h->rope_base, (float)(2 * i) / (float)g->D);
+    rt_rope_inv_freq(g->inv_freq, g->D, h->rope_base);
     TrtModelInfo *in = &m->info;
     in->arch = "gpt";
     in->vocab_size = g->V;
@@ -196,7 +192,7 @@ static void gpt_session_free(TrtSession *s) {
     rt_free(st->kc);
     rt_free(st->vc);
     rt_free(st->mem);
-    rt_free(st->lin);
+    rt_free(st->b.lin);
     free(st);
     s->state = NULL;
 }
@@ -221,14 +217,14 @@ static int gpt_session_init(TrtSession *s, RtErr *e) {
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) / 16 * 16;
     st->mem = rt_alloc(total * sizeof(float));
     size_t cmax = C > g->hidden ? C : g->hidden;
-    st->lin = rt_alloc(rt_linear_scratch_bytes(P, cmax, (int)nt));
-    if (!st->kc || !st->vc || !st->mem || !st->lin) {
+    st->b.lin = rt_alloc(rt_linear_scratch_bytes(P, cmax, (int)nt));
+    if (!st->kc || !st->vc || !st->mem || !st->b.lin) {
         gpt_session_free(s);
         return rt_err(e, "out of memory for a session (KV cache %zu floats)", 2 * kvn);
     }
     float *p = st->mem;
-    float **dst[] = {&st->x, &st->x0, &st->h, &st->q, &st->k, &st->v, &st->att, &st->tmp, &st->fc, &st->act,
-                     &st->skips, &st->cosb, &st->sinb, &st->scores, &st->hlast};
+    float **dst[] = {&st->x, &st->x0, &st->b.h, &st->b.q, &st->b.k, &st->b.v, &st->b.att, &st->b.tmp, &st->b.fc, &st->b.act,
+                     &st->skips, &st->b.cosb, &st->b.sinb, &st->b.scores, &st->hlast};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *dst[i] = p;
         p += (sizes[i] + 15) / 16 * 16;
@@ -236,183 +232,27 @@ static int gpt_session_init(TrtSession *s, RtErr *e) {
     return 0;
 }
 
-static void rmsnorm(float *out, const float *in, size_t N, size_t C, float eps) {
-    for (size_t r = 0; r < N; r++) {
-        const float *x = in + r * C;
-        float *y = out + r * C;
-        float ss = 0.0f;
-        for (size_t c = 0; c < C; c++) ss += x[c] * x[c];
-        float s = 1.0f / sqrtf(ss / (float)C + eps);
-        for (size_t c = 0; c < C; c++) y[c] = x[c] * s;
-    }
-}
-
-/* in place on n tokens of nh heads of D: per-head RMSNorm, RoPE, optional per-head gain */
-static void qk_prep(float *x, size_t n, size_t nh, size_t D, float eps, const float *cosb, const float *sinb, const float *gain) {
-    size_t half = D / 2;
-    for (size_t i = 0; i < n; i++)
-        for (size_t hh = 0; hh < nh; hh++) {
-            float *v = x + (i * nh + hh) * D;
-            rmsnorm(v, v, 1, D, eps);
-            const float *c = cosb + i * half, *s = sinb + i * half;
-            for (size_t j = 0; j < half; j++) {
-                float x1 = v[j], x2 = v[j + half];
-                v[j] = x1 * c[j] + x2 * s[j];
-                v[j + half] = -x1 * s[j] + x2 * c[j];
-            }
-            if (gain)
-                for (size_t j = 0; j < D; j++) v[j] *= gain[hh];
-        }
-}
-
-/* e^x for x <= 0 (softmax arguments), branch-free so the loop vectorizes: x log2(e) = n + f
- * with |f| <= 1/2, 2^f by its Taylor series to degree 7 (error < 1e-8 relative), times 2^n
- * built in the exponent bits; below -87 the result is 0. */
-static inline float exp_neg(float x) {
-    float t = x * 1.44269504088896341f;
-    t = t > -126.0f ? (t < 127.0f ? t : 127.0f) : -126.0f; /* also maps NaN into range: no UB below */
-    float n = (t + 12582912.0f) - 12582912.0f; /* round to nearest integer */
-    float f = (t - n) * 0.693147180559945f;
-    float p = 1.0f / 5040.0f;
-    p = p * f + 1.0f / 720.0f;
-    p = p * f + 1.0f / 120.0f;
-    p = p * f + 1.0f / 24.0f;
-    p = p * f + 1.0f / 6.0f;
-    p = p * f + 0.5f;
-    p = p * f + 1.0f;
-    p = p * f + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return x < -87.0f ? 0.0f : p * scale;
-}
-
-/* sum and max of n floats with 16 independent partials (a single float accumulator is a
- * latency chain the compiler may not reorder) */
-static inline float sum16(const float *x, size_t n) {
-    float acc[16] = {0};
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) acc[j] += x[i + j];
-    for (; i < n; i++) acc[i % 16] += x[i];
-    float s = 0;
-    for (int j = 0; j < 16; j++) s += acc[j];
-    return s;
-}
-
-static inline float max16(const float *x, size_t n) {
-    float acc[16];
-    for (int j = 0; j < 16; j++) acc[j] = -INFINITY;
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
-    for (; i < n; i++) acc[i % 16] = x[i] > acc[i % 16] ? x[i] : acc[i % 16];
-    float m = -INFINITY;
-    for (int j = 0; j < 16; j++) m = acc[j] > m ? acc[j] : m;
-    return m;
-}
-
-static void attention(const RtKernels *k, const RtGpt *g, GptState *st, size_t layer, size_t p0, size_t n, size_t max_ctx,
-                      int threads) {
-    size_t H = g->H, D = g->D, KV = g->KV, rep = g->H / g->G, C = g->C;
-    float scale = 1.0f / sqrtf((float)D);
-    size_t nblk = (max_ctx + 15) / 16;
-    const float *kc = st->kc + layer * g->G * nblk * D * 16, *vc = st->vc + layer * max_ctx * KV;
-    int nt = threads;
-    if ((double)n * (double)H * (double)(p0 + n) * (double)D < 65536.0) nt = 1;
-    (void)nt;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
-    for (size_t task = 0; task < n * H; task++) {
-        size_t i = task / H, hh = task % H, kvh = hh / rep, p = p0 + i, len = p + 1;
-        const float *q = st->q + i * C + hh * D;
-        float *sc = st->scores + (size_t)RT_THREAD_ID() * max_ctx;
-        /* keys are cached in blocks of 16 positions, transposed within a block
-         * ([head][block][dim][16]): the 16 scores of a block stay in registers while the head
-         * dimension streams through one contiguous 4 KB run (no 4 KB-strided loads) */
-        const float *kt = kc + kvh * nblk * D * 16;
-        for (size_t j0 = 0; j0 < len; j0 += 16) {
-            float blk[16];
-            k->kblock_scores(blk, q, kt + (j0 / 16) * D * 16, D);
-            size_t nj = len - j0 < 16 ? len - j0 : 16;
-            for (size_t jj = 0; jj < nj; jj++) sc[j0 + jj] = blk[jj] * scale;
-        }
-        float mx = max16(sc, len);
-        for (size_t j = 0; j < len; j++) sc[j] = exp_neg(sc[j] - mx);
-        float inv = 1.0f / sum16(sc, len);
-        for (size_t j = 0; j < len; j++) sc[j] *= inv; /* the probabilities, as the trainer forms them */
-        k->weighted_rows(st->att + i * C + hh * D, sc, vc + kvh * D, len, KV, D);
-    }
-}
-
-static void softcap_logits(float *z, size_t V, float cap) {
-    if (cap <= 0) return;
-    float inv = 1.0f / cap;
-    for (size_t i = 0; i < V; i++) z[i] = cap * tanhf(z[i] * inv);
-}
-
 /* one chunk of n <= P tokens at positions p0.. */
 static void forward_chunk(TrtSession *s, const int32_t *ids, size_t n, size_t p0, float *logits_all, int want_last) {
     const RtGpt *g = s->m->arch_model;
     const RtKernels *k = &s->m->k;
     GptState *st = s->state;
-    size_t C = g->C, KV = g->KV, Hd = g->hidden, half = g->D / 2, T = s->max_ctx;
+    size_t C = g->C, KV = g->KV, T = s->max_ctx, nblk = (T + 15) / 16;
     float eps = g->h.norm_eps;
     int nt = s->threads;
+    RtAttnCfg ac = {C, g->H, g->G, g->D, KV, g->hidden, g->h.mlp_act, (g->h.flags & TERN_GPT_SUBLN) != 0, eps};
     for (size_t i = 0; i < n; i++) rt_tensor_row_float(g->tok_emb, (size_t)ids[i], st->x + i * C);
-    rmsnorm(st->x, st->x, n, C, eps);
+    rt_rmsnorm(st->x, st->x, n, C, eps);
     memcpy(st->x0, st->x, n * C * sizeof(float));
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < half; j++) {
-            /* as kernels/attention.c: the angle in float, cos/sin in double, stored as float */
-            float f = (float)(p0 + i) * g->inv_freq[j];
-            st->cosb[i * half + j] = (float)cos((double)f);
-            st->sinb[i * half + j] = (float)sin((double)f);
-        }
+    rt_rope_rows(st->b.cosb, st->b.sinb, g->inv_freq, g->D / 2, p0, n);
     size_t nstack = 0;
     for (size_t l = 0; l < g->L; l++) {
-        const GptBlockW *b = &g->b[l];
         if (l >= g->nenc && nstack) {
             const float *w = g->skip_w + (l - g->nenc) * C, *sk = st->skips + (--nstack) * n * C;
             for (size_t i = 0; i < n * C; i++) st->x[i] += w[i % C] * sk[i];
         }
-        const float *m0 = b->resid_mix, *m1 = b->resid_mix + C;
-        for (size_t i = 0; i < n * C; i++) st->x[i] = m0[i % C] * st->x[i] + m1[i % C] * st->x0[i];
-        rmsnorm(st->h, st->x, n, C, eps);
-        rt_linear(k, st->q, st->h, n, b->c_q, 0, st->lin, nt);
-        rt_linear(k, st->k, st->h, n, b->c_k, 0, st->lin, nt);
-        rt_linear(k, st->v, st->h, n, b->c_v, 0, st->lin, nt);
-        qk_prep(st->q, n, g->H, g->D, eps, st->cosb, st->sinb, b->q_gain);
-        qk_prep(st->k, n, g->G, g->D, eps, st->cosb, st->sinb, NULL);
-        size_t nblk = (T + 15) / 16, D = g->D;
-        float *kc = st->kc + l * g->G * nblk * D * 16, *vc = st->vc + l * T * KV;
-        for (size_t i = 0; i < n; i++) {
-            size_t p = p0 + i;
-            for (size_t hh = 0; hh < g->G; hh++)
-                for (size_t c = 0; c < D; c++) kc[((hh * nblk + p / 16) * D + c) * 16 + p % 16] = st->k[i * KV + hh * D + c];
-        }
-        memcpy(vc + p0 * KV, st->v, n * KV * sizeof(float));
-        attention(k, g, st, l, p0, n, T, nt);
-        if (g->h.flags & TERN_GPT_SUBLN) rmsnorm(st->att, st->att, n, C, eps);
-        rt_linear(k, st->tmp, st->att, n, b->proj, 0, st->lin, nt);
-        for (size_t i = 0; i < n * C; i++) st->x[i] += b->attn_scale[i % C] * st->tmp[i];
-        rmsnorm(st->h, st->x, n, C, eps);
-        rt_linear(k, st->fc, st->h, n, b->fc, 0, st->lin, nt);
-        if (g->h.mlp_act == TERN_ACT_SWIGLU) {
-            for (size_t i = 0; i < n; i++)
-                for (size_t j = 0; j < Hd; j++) {
-                    float gt = st->fc[i * 2 * Hd + j], up = st->fc[i * 2 * Hd + Hd + j];
-                    st->act[i * Hd + j] = gt / (1.0f + expf(-gt)) * up;
-                }
-        } else {
-            float neg = g->h.mlp_act == TERN_ACT_LEAKY_RELU2 ? 0.5f : 0.0f;
-            for (size_t i = 0; i < n * Hd; i++) {
-                float v = st->fc[i], r = v > 0 ? v : neg * v;
-                st->act[i] = r * r;
-            }
-        }
-        if (g->h.flags & TERN_GPT_SUBLN) rmsnorm(st->act, st->act, n, Hd, eps);
-        rt_linear(k, st->tmp, st->act, n, b->mlp_proj, 0, st->lin, nt);
-        for (size_t i = 0; i < n * C; i++) st->x[i] += b->mlp_scale[i % C] * st->tmp[i];
+        rt_attn_block(k, &ac, &g->b[l], &st->b, st->x, st->x0, st->kc + l * g->G * nblk * g->D * 16, st->vc + l * T * KV, T, p0, n,
+                      nt);
         if (l < g->nenc && g->nskip) memcpy(st->skips + (nstack++) * n * C, st->x, n * C * sizeof(float));
     }
     /* the head: all positions for evaluation, else only the last one */
@@ -421,14 +261,14 @@ static void forward_chunk(TrtSession *s, const int32_t *ids, size_t n, size_t p0
      * QAT (model/lora.c model_head): its act_bits never apply */
     const int float_head = 1;
     if (logits_all) {
-        rmsnorm(st->h, st->x, n, C, eps);
-        rt_linear(k, logits_all, st->h, n, head, float_head, st->lin, nt);
-        for (size_t i = 0; i < n; i++) softcap_logits(logits_all + i * g->V, g->V, g->h.softcap);
+        rt_rmsnorm(st->b.h, st->x, n, C, eps);
+        rt_linear(k, logits_all, st->b.h, n, head, float_head, st->b.lin, nt);
+        for (size_t i = 0; i < n; i++) rt_softcap(logits_all + i * g->V, g->V, g->h.softcap);
         if (want_last) memcpy(s->logits, logits_all + (n - 1) * g->V, g->V * sizeof(float));
     } else if (want_last) {
-        rmsnorm(st->hlast, st->x + (n - 1) * C, 1, C, eps);
-        rt_linear(k, s->logits, st->hlast, 1, head, float_head, st->lin, nt);
-        softcap_logits(s->logits, g->V, g->h.softcap);
+        rt_rmsnorm(st->hlast, st->x + (n - 1) * C, 1, C, eps);
+        rt_linear(k, s->logits, st->hlast, 1, head, float_head, st->b.lin, nt);
+        rt_softcap(s->logits, g->V, g->h.softcap);
     }
 }
 

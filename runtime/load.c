@@ -16,6 +16,7 @@
 
 const RtArchOps *rt_arch_find(uint32_t id) {
     if (id == TERN_ARCH_GPT) return &rt_arch_gpt;
+    if (id == TERN_ARCH_TRN_HYBRID) return &rt_arch_trn;
     return NULL;
 }
 
@@ -69,10 +70,12 @@ static int load_tensors(TrtModel *m, const char *name, RtErr *e) {
         else if (te->rows == 0 || te->cols == 0 || te->rows > ((uint64_t)1 << 32) || te->cols > ((uint64_t)1 << 32) ||
                  (te->ndim == 1 && te->rows != 1))
             rc = rt_err(e, "%s: tensor %s: bad shape %llu x %llu", name, tn, (unsigned long long)te->rows, (unsigned long long)te->cols);
-        else if (te->flags) rc = rt_err(e, "%s: tensor %s: unknown flags 0x%x", name, tn, te->flags);
+        else if (te->flags & ~(uint32_t)TERN_TENSOR_KNOWN_FLAGS) rc = rt_err(e, "%s: tensor %s: unknown flags 0x%x", name, tn, te->flags);
+        else if (!tern_flags_valid(te->dtype, te->flags))
+            rc = rt_err(e, "%s: tensor %s: byte codes only apply to int4, int5 and int6, not %s", name, tn, tern_dtype_name(te->dtype));
         if (rc) break;
         int isf = tern_dtype_is_float(te->dtype);
-        uint64_t rb = tern_row_bytes(te->dtype, te->cols);
+        uint64_t rb = tern_stored_row_bytes(te->dtype, te->flags, te->cols);
         if (rb == 0 || te->rows > UINT64_MAX / rb || te->data_size != te->rows * rb) {
             rc = rt_err(e, "%s: tensor %s: data size %llu does not match %s %llu x %llu", name, tn, (unsigned long long)te->data_size,
                         tern_dtype_name(te->dtype), (unsigned long long)te->rows, (unsigned long long)te->cols);
@@ -131,6 +134,12 @@ static int load_tensors(TrtModel *m, const char *name, RtErr *e) {
         t->row_bytes = tern_row_bytes(te->dtype, te->cols);
         t->qmax = tern_dtype_qmax(te->dtype);
         t->data = c + te->data_off;
+        int bytes = (te->flags & TERN_TENSOR_BYTE_CODES) != 0;
+        if (bytes) { /* codes one per byte: the kernels read them as int8 rows, in place */
+            t->dtype = TERN_DT_I8;
+            t->row_bytes = tern_row_bytes(TERN_DT_I8, te->cols);
+            t->qmax = tern_dtype_qmax(TERN_DT_I8);
+        }
         if (!tern_dtype_is_float(te->dtype)) {
             t->nscales = (size_t)tern_num_scales(te->dtype, te->group, te->rows, te->cols);
             t->scales = sp;
@@ -147,7 +156,8 @@ static int load_tensors(TrtModel *m, const char *name, RtErr *e) {
             sp += t->nscales;
             if (rc) break;
             for (size_t r = 0; r < t->rows; r++)
-                if (!tern_row_valid(te->dtype, t->data + r * t->row_bytes, t->cols)) {
+                if (bytes ? !tern_byte_codes_valid(te->dtype, t->data + r * t->row_bytes, t->cols)
+                          : !tern_row_valid(te->dtype, t->data + r * t->row_bytes, t->cols)) {
                     rc = rt_err(e, "%s: tensor %s: row %zu holds codes outside the %s range (corrupt)", name, t->name, r,
                                 tern_dtype_name(te->dtype));
                     break;

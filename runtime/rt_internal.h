@@ -119,6 +119,36 @@ void rt_linear(const RtKernels *k, float *y, const float *x, size_t n, const RtT
 /* The canonical (scalar, element by element) definition of the same product, used by tests. */
 void rt_linear_ref(float *y, const float *x, size_t n, const RtTensor *W, int force_float);
 
+/* ---------------------------------------------------------------- shared blocks (blocks.c) */
+void rt_rmsnorm(float *out, const float *in, size_t N, size_t C, float eps);
+void rt_rope_inv_freq(float *inv_freq, size_t D, float base);
+/* cos / sin of the RoPE angles of positions p0 .. p0 + n - 1: [n, half] each */
+void rt_rope_rows(float *cosb, float *sinb, const float *inv_freq, size_t half, size_t p0, size_t n);
+void rt_softcap(float *z, size_t V, float cap);
+
+/* The parameter-golf attention block (model/blocks.c), shared by gpt.c and trn.c. */
+typedef struct RtAttnW {
+    const RtTensor *c_q, *c_k, *c_v, *proj, *fc, *mlp_proj;
+    const float *q_gain, *attn_scale, *mlp_scale, *resid_mix;
+} RtAttnW;
+typedef struct RtAttnCfg {
+    size_t C, H, G, D, KV, hidden; /* fc has 2 x hidden rows with SwiGLU */
+    uint32_t mlp_act;              /* TernMlpAct */
+    int subln;
+    float eps;
+} RtAttnCfg;
+/* Scratch for P tokens: h, tmp, att, q [P, C]; k, v [P, KV]; fc [P, fc rows]; act [P, hidden];
+ * cosb, sinb [P, D/2]; scores [threads, max_ctx]; lin rt_linear_scratch_bytes(P, max cols). */
+typedef struct RtAttnBuf {
+    float *h, *q, *k, *v, *att, *tmp, *fc, *act, *cosb, *sinb, *scores;
+    void *lin;
+} RtAttnBuf;
+/* x [n, C] (in place) through one block for tokens at positions p0 .. p0 + n - 1, whose RoPE
+ * rows are in b->cosb / b->sinb; kc / vc: this block's KV cache for max_ctx positions (keys
+ * [kv head][block of 16 positions][D][16], values [max_ctx][KV]). */
+void rt_attn_block(const RtKernels *k, const RtAttnCfg *c, const RtAttnW *w, const RtAttnBuf *b, float *x, const float *x0,
+                   float *kc, float *vc, size_t max_ctx, size_t p0, size_t n, int threads);
+
 /* ---------------------------------------------------------------- model and sessions */
 typedef struct RtArchOps RtArchOps;
 
@@ -166,6 +196,7 @@ struct RtArchOps {
     void (*forward)(TrtSession *s, const int32_t *ids, size_t n, float *logits_all);
 };
 extern const RtArchOps rt_arch_gpt;
+extern const RtArchOps rt_arch_trn;
 const RtArchOps *rt_arch_find(uint32_t id);
 
 /* Loader entry for an already decompressed container (the fuzz target and the corruption test

@@ -3,6 +3,7 @@
  * input: one line "tern-run <cmd>: <what>" and exit status 1; usage errors exit 2. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 

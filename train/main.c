@@ -1,6 +1,8 @@
 /* tern — training and distillation of small language models on CPUs. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "train/cli.h"
 
@@ -26,7 +28,19 @@ static void usage(FILE *f) {
         fprintf(f, "  %-10s %s\n", kCommands[i].name, kCommands[i].help);
 }
 
+/* OpenMP threads that spin while waiting turn a busy machine (another process on one core)
+ * into a 15-50x slowdown; sleeping waits cost nothing measurable on an idle one. libgomp reads
+ * OMP_WAIT_POLICY when it is loaded, before main, so the default is set by re-executing once. */
+static void default_passive_wait(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("TERN_REEXEC")) return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    setenv("TERN_REEXEC", "1", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with spinning waits */
+}
+
 int main(int argc, char **argv) {
+    default_passive_wait(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -76,11 +76,11 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
         cJSON_Delete(resolved_opt);
         return -1;
     }
-    cJSON_ReplaceItemInObjectCaseSensitive(optim, "groups", cJSON_DetachItemFromObject(resolved_opt, "groups"));
-    if (cJSON_GetObjectItemCaseSensitive(optim, "rules"))
-        cJSON_ReplaceItemInObjectCaseSensitive(optim, "rules", cJSON_DetachItemFromObject(resolved_opt, "rules"));
-    else
-        cJSON_AddItemToObject(optim, "rules", cJSON_DetachItemFromObject(resolved_opt, "rules"));
+    /* the resolved groups and rules replace what the config gave (or fill in when it gave none) */
+    cJSON_DeleteItemFromObjectCaseSensitive(optim, "groups");
+    cJSON_DeleteItemFromObjectCaseSensitive(optim, "rules");
+    cJSON_AddItemToObject(optim, "groups", cJSON_DetachItemFromObject(resolved_opt, "groups"));
+    cJSON_AddItemToObject(optim, "rules", cJSON_DetachItemFromObject(resolved_opt, "rules"));
     cJSON_Delete(resolved_opt);
 
     /* batch geometry */
@@ -281,7 +281,7 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
             break;
         }
         double lr_mult = schedule_lr_mult(&rc->schedule, t->st.step, elapsed);
-        if (qat_update(t->model, (unsigned long long)t->st.step, lr_mult)) {
+        if (qat_update(t->model, (unsigned long long)t->st.step, schedule_decay_mult(&rc->schedule, t->st.step, elapsed))) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddNumberToObject(o, "step", (double)t->st.step);
             cJSON_AddStringToObject(o, "event", "qat_start");
