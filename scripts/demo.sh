@@ -37,12 +37,13 @@ summary=$(tail -n 1 runs_demo_summary.json)
 rm -f runs_demo_summary.json
 
 python_get() { printf '%s' "$summary" | sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p"; }
+fmt() { LC_ALL=C printf "%.${2}f" "$(python_get "$1")"; }
 run_dir=$(printf '%s' "$summary" | sed -n 's/.*"run_dir":"\([^"]*\)".*/\1/p')
 say "done"
 cat >&2 <<TXT
-  val_bpb      $(python_get val_bpb)   (bits per byte of the 12 held-out speeches)
-  val_loss     $(python_get val_loss)
-  tokens/s     $(python_get tok_per_s)
+  val_bpb      $(fmt val_bpb 4)   (bits per byte of the 12 held-out speeches)
+  val_loss     $(fmt val_loss 4)
+  tokens/s     $(fmt tok_per_s 0)
   steps        $(python_get steps)
   run folder   $run_dir   (config.json, metrics.jsonl, summary.json, ckpt/latest.h5)
   next:        $TERN eval --ckpt $run_dir/ckpt/latest.h5 --data '$CACHE/shards/sotu_val_*.bin'

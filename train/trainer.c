@@ -359,10 +359,10 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
         format_duration(elapsed, el, sizeof el);
         char line[256];
         if (t->total_steps)
-            snprintf(line, sizeof line, "step %llu/%llu  loss %.4f  lr %.3f  %.0f tok/s  %s elapsed  ETA %s",
+            snprintf(line, sizeof line, "step %llu/%llu  loss %.4f  lr_mult %.3f  %.0f tok/s  %s elapsed  ETA %s",
                      (unsigned long long)t->st.step, (unsigned long long)t->total_steps, step_loss, lr_mult, tps, el, eta);
         else
-            snprintf(line, sizeof line, "step %llu  loss %.4f  lr %.3f  %.0f tok/s  %s / %.0fs", (unsigned long long)t->st.step,
+            snprintf(line, sizeof line, "step %llu  loss %.4f  lr_mult %.3f  %.0f tok/s  %s / %.0fs", (unsigned long long)t->st.step,
                      step_loss, lr_mult, tps, el, rc->train.max_seconds);
         if (!t->quiet) progress_update(&t->prog, frac, line, log_now && !t->prog.tty);
         if (log_now) {
