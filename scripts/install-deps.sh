@@ -9,6 +9,7 @@ PACKAGES=(
   libopenblas-openmp-dev      # BLAS with OpenMP threading: one pool for BLAS and our loops
   libhdf5-dev libzstd-dev zstd libcjson-dev
   clang libclang-rt-14-dev    # libFuzzer / sanitizers for the fuzz target
+  libopenmpi-dev openmpi-bin  # data-parallel training across processes (mpirun -np N tern train)
   python3 python3-torch python3-numpy python3-h5py python3-sentencepiece
   sentencepiece               # spm_encode / spm_decode: the official tools the parity tests use
 )

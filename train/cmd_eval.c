@@ -116,7 +116,7 @@ int cmd_eval(int argc, char **argv) {
             goto out;
         }
     } else if (stride) eval_sliding(m, &tp, &s, T, stride, B, have_bc ? &bc : NULL, max_tokens, &r);
-    else eval_standard(m, &tp, &s, T, B, have_bc ? &bc : NULL, max_tokens, &r);
+    else eval_standard(m, &tp, &s, T, B, have_bc ? &bc : NULL, max_tokens, NULL, &r);
     tape_free(&tp);
     if (json) {
         cJSON *o = cJSON_CreateObject();

@@ -7,11 +7,36 @@
 #include <string.h>
 
 #include "train/cli.h"
+#include "train/dist.h"
 #include "train/trainer.h"
 
 static volatile sig_atomic_t g_stop; /* the one piece of process state a signal handler needs */
 
 static void on_signal(int sig) { g_stop = sig; }
+
+/* One error line per failure: in a world of several ranks the ranks first agree (two small
+ * all-reduces, made at the same points by every rank) whether any failed and whether all failed
+ * alike; an error every rank hit alike is printed once by rank 0, any other with its rank. */
+static uint64_t msg_hash(const char *m) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *m; m++) h = (h ^ (unsigned char)*m) * 1099511628211ull;
+    return h | 1;
+}
+
+static int agree_failure(const Dist *d, int failed, const char *msg, int *print, int *prefix) {
+    uint64_t flo, fhi, hlo, hhi;
+    dist_minmax_u64(d, failed ? 1 : 0, &flo, &fhi);
+    dist_minmax_u64(d, failed && msg[0] ? msg_hash(msg) : 0, &hlo, &hhi);
+    int alike = flo == 1 && hlo == hhi;
+    *print = failed && msg[0] && (!alike || d->rank == 0);
+    *prefix = d->world > 1 && !alike;
+    return fhi != 0;
+}
+
+static void report(const Dist *d, int prefix, const char *msg) {
+    if (prefix) fprintf(stderr, "tern train [rank %d/%d]: %s\n", d->rank, d->world, msg);
+    else fprintf(stderr, "tern train: %s\n", msg);
+}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -79,6 +104,15 @@ int cmd_train(int argc, char **argv) {
     RunConfig rc;
     char ckpt[1100];
     int status = 1;
+    Dist dist;
+    int agreed = 0;                /* the ranks already agreed that the run fails */
+    int print_err = 1, prefix = 0; /* set by agree_failure */
+    if (dist_init(&dist, &argc, &argv, err.msg, sizeof err.msg)) {
+        fprintf(stderr, "tern train: %s\n", err.msg);
+        free(sets);
+        return 1;
+    }
+    if (dist.rank != 0) json = 0, quiet = 1; /* rank 0 speaks for the world */
     if (resume) {
         snprintf(ckpt, sizeof ckpt, "%s/ckpt/latest.h5", resume);
         if (!config) {
@@ -108,7 +142,7 @@ int cmd_train(int argc, char **argv) {
     Trainer t;
     if (dry) {
         int bad = trainer_init_dry(&t, &rc, &err);
-        if (!bad) {
+        if (!bad && dist.rank == 0) {
             char *s = cJSON_Print(rc.root);
             printf("%s\n", s);
             cJSON_free(s);
@@ -119,11 +153,15 @@ int cmd_train(int argc, char **argv) {
         }
         trainer_free(&t);
         runconfig_free(&rc);
+        agreed = 1; /* no collective in a dry run: each rank answers for itself */
         if (bad) goto fail_early;
         free(sets);
         return 0;
     }
-    if (trainer_init(&t, &rc, resume ? ckpt : NULL, overwrite, &err)) {
+    int init_bad = trainer_init(&t, &rc, resume ? ckpt : NULL, overwrite, &dist, &err) != 0;
+    if (!init_bad) err.msg[0] = 0;
+    if (agree_failure(&dist, init_bad, err.msg, &print_err, &prefix)) { /* all ranks give up together */
+        agreed = 1;
         trainer_free(&t);
         runconfig_free(&rc);
         goto fail_early;
@@ -135,12 +173,14 @@ int cmd_train(int argc, char **argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    int r = trainer_run(&t, stop_after, &err);
+    int r = trainer_run(&t, stop_after, &err); /* the ranks leave it at the same step */
+    if (r >= 0) err.msg[0] = 0;
+    agree_failure(&dist, r < 0, err.msg, &print_err, &prefix);
     if (r < 0) {
-        fprintf(stderr, "tern train: %s\n", err.msg);
+        if (print_err) report(&dist, prefix, err.msg);
         status = 1;
     } else {
-        if (trainer_summary(&t, json, &err)) fprintf(stderr, "tern train: %s\n", err.msg);
+        if (dist.rank == 0 && trainer_summary(&t, json, &err)) report(&dist, 0, err.msg);
         if (!quiet) {
             fprintf(stderr, "tern train: done — %llu steps, %llu tokens in %.1fs (%.0f tok/s)",
                     (unsigned long long)t.st.step, (unsigned long long)t.st.tokens, t.st.elapsed_seconds,
@@ -154,9 +194,14 @@ int cmd_train(int argc, char **argv) {
     trainer_free(&t);
     runconfig_free(&rc);
     free(sets);
+    dist_finalize(&dist);
     return status;
 fail_early:
-    fprintf(stderr, "tern train: %s\n", err.msg);
+    /* a failure before the ranks' first agreement point: tell the others, who are waiting there
+     * (or failing alike) */
+    if (!agreed) agree_failure(&dist, 1, err.msg, &print_err, &prefix);
+    if (print_err) report(&dist, prefix, err.msg);
     free(sets);
+    dist_finalize(&dist);
     return 1;
 }

@@ -16,14 +16,15 @@ static void finish(EvalResult *r, const ByteCounter *bc, double t0) {
 }
 
 int eval_standard(Model *m, Tape *tp, const TokenStream *s, size_t T, size_t B, const ByteCounter *bc,
-                  size_t max_tokens, EvalResult *r) {
+                  size_t max_tokens, const Dist *dist, EvalResult *r) {
     memset(r, 0, sizeof *r);
     double t0 = now_seconds();
     size_t nw = stream_val_windows(s, T);
     if (max_tokens && max_tokens / T < nw) nw = max_tokens / T > 0 ? max_tokens / T : 1;
+    size_t rank = dist ? (size_t)dist->rank : 0, world = dist ? (size_t)dist->world : 1;
     int32_t *x = xmalloc(B * T * sizeof(int32_t)), *y = xmalloc(B * T * sizeof(int32_t));
     float *per = xmalloc(B * T * sizeof(float));
-    for (size_t w0 = 0; w0 < nw; w0 += B) {
+    for (size_t w0 = rank * B; w0 < nw; w0 += B * world) {
         size_t nb = TERN_MIN(B, nw - w0);
         for (size_t b = 0; b < nb; b++) stream_val_window(s, T, w0 + b, x + b * T, y + b * T);
         tape_reset(tp);
@@ -39,6 +40,14 @@ int eval_standard(Model *m, Tape *tp, const TokenStream *s, size_t T, size_t B, 
     xfree(x);
     xfree(y);
     xfree(per);
+    if (world > 1) {
+        double sums[4] = {r->loss_sum, r->tokens, r->bytes, (double)r->windows};
+        dist_allreduce_sum_f64(dist, sums, 4);
+        r->loss_sum = sums[0];
+        r->tokens = sums[1];
+        r->bytes = sums[2];
+        r->windows = (size_t)sums[3];
+    }
     finish(r, bc, t0);
     return 0;
 }

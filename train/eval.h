@@ -14,6 +14,7 @@
 #include "data/bpb.h"
 #include "data/loader.h"
 #include "model/model.h"
+#include "train/dist.h"
 
 typedef struct EvalResult {
     double loss_sum, tokens, bytes;
@@ -22,9 +23,11 @@ typedef struct EvalResult {
     double seconds;
 } EvalResult;
 
-/* max_tokens caps the targets scored (0 = all). B = windows per forward. */
+/* max_tokens caps the targets scored (0 = all). B = windows per forward. dist (NULL = one
+ * process): each rank scores every world-th batch of windows and the sums are all-reduced, so
+ * every rank returns the whole result. */
 int eval_standard(Model *m, Tape *tp, const TokenStream *s, size_t T, size_t B, const ByteCounter *bc,
-                  size_t max_tokens, EvalResult *r);
+                  size_t max_tokens, const Dist *dist, EvalResult *r);
 int eval_sliding(Model *m, Tape *tp, const TokenStream *s, size_t T, size_t stride, size_t B,
                  const ByteCounter *bc, size_t max_tokens, EvalResult *r);
 

@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,22 +32,32 @@ static int file_exists(const char *p) {
     return stat(p, &st) == 0;
 }
 
-static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, int dry, Err *err);
+static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, int dry, const Dist *dist,
+                             Err *err);
 
-int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, Err *err) {
-    return trainer_init_impl(t, rc, resume_ckpt, overwrite, 0, err);
+int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, const Dist *dist, Err *err) {
+    return trainer_init_impl(t, rc, resume_ckpt, overwrite, 0, dist, err);
 }
 
-int trainer_init_dry(Trainer *t, RunConfig *rc, Err *err) { return trainer_init_impl(t, rc, NULL, 0, 1, err); }
+int trainer_init_dry(Trainer *t, RunConfig *rc, Err *err) { return trainer_init_impl(t, rc, NULL, 0, 1, NULL, err); }
 
-static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, int dry, Err *err) {
+static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, int dry, const Dist *dist,
+                             Err *err) {
     memset(t, 0, sizeof *t);
     t->rc = rc;
     t->last_val_loss = t->last_val_bpb = NAN;
     t->qat_start_step = -1;
-    if (rc->threads > 0) {
-        tern_set_threads((int)rc->threads);
-        blas_set_threads((int)rc->threads);
+    if (dist) t->dist = *dist;
+    else t->dist = (Dist){.rank = 0, .world = 1, .local_size = 1};
+    int threads = (int)rc->threads;
+    if (threads <= 0 && t->dist.local_size > 1 && !getenv("OMP_NUM_THREADS")) {
+        /* several ranks on one host: share its cores instead of oversubscribing them */
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = (int)TERN_MAX(1L, ncpu / t->dist.local_size);
+    }
+    if (threads > 0) {
+        tern_set_threads(threads);
+        blas_set_threads(threads);
     }
     cJSON *root = rc->root;
     /* model.seq_len defaults to data.seq_len */
@@ -86,15 +97,19 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     /* batch geometry */
     t->T = rc->data.seq_len;
     t->B = rc->train.micro_batch;
-    size_t per_micro = t->B * t->T;
-    if (rc->train.batch_tokens % per_micro)
+    size_t per_micro = t->B * t->T, world = (size_t)t->dist.world;
+    if (rc->train.batch_tokens % (per_micro * world)) {
+        if (world > 1)
+            return err_set(err, "config: train.batch_tokens (%zu) must be a multiple of micro_batch * seq_len * ranks (%zu x %zu)",
+                           rc->train.batch_tokens, per_micro, world);
         return err_set(err, "config: train.batch_tokens (%zu) must be a multiple of micro_batch * seq_len (%zu)",
                        rc->train.batch_tokens, per_micro);
-    t->accum = rc->train.batch_tokens / per_micro;
+    }
+    t->accum = rc->train.batch_tokens / (per_micro * world);
 
     /* data */
     if (!rc->data.train[0]) return err_set(err, "config: data.train (training shard glob) is required");
-    if (loader_open(&t->loader, rc->data.train, t->T, (uint64_t)rc->seed, 0, 1, t->model->vocab, err)) return -1;
+    if (loader_open(&t->loader, rc->data.train, t->T, (uint64_t)rc->seed, t->dist.rank, t->dist.world, t->model->vocab, err)) return -1;
     if (rc->data.val[0]) {
         if (stream_open(&t->val, rc->data.val, t->model->vocab, err)) return -1;
         t->have_val = 1;
@@ -135,10 +150,9 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
         t->bad_in_row = t->st.bad_steps;
         t->model->qat_active = (int)t->st.qat_active;
     }
-
     /* run folder */
     snprintf(t->run_dir, sizeof t->run_dir, "%s/%s", rc->out_dir, rc->name);
-    if (dry) {
+    if (dry || t->dist.rank != 0) {
         runconfig_resolve(rc);
         return 0;
     }
@@ -176,6 +190,10 @@ void trainer_free(Trainer *t) {
 }
 
 static void log_json(Trainer *t, cJSON *o) {
+    if (!t->metrics) { /* ranks other than 0 write nothing */
+        cJSON_Delete(o);
+        return;
+    }
     char *s = cJSON_PrintUnformatted(o);
     fprintf(t->metrics, "%s\n", s);
     fflush(t->metrics);
@@ -189,7 +207,7 @@ static int validate(Trainer *t) {
     if (e->enabled && e->started) ema_swap(e, &t->model->ps);
     EvalResult r;
     size_t B = TERN_MAX((size_t)1, TERN_MIN((size_t)8, 8192 / t->T));
-    eval_standard(t->model, &t->eval_tape, &t->val, t->T, B, t->have_bc ? &t->bc : NULL, t->rc->train.val_tokens, &r);
+    eval_standard(t->model, &t->eval_tape, &t->val, t->T, B, t->have_bc ? &t->bc : NULL, t->rc->train.val_tokens, &t->dist, &r);
     if (e->enabled && e->started) ema_swap(e, &t->model->ps);
     t->last_val_loss = r.val_loss;
     t->last_val_bpb = r.val_bpb;
@@ -226,7 +244,49 @@ static int link_latest(const char *run_dir, const char *step_path, Err *err) {
     return 0;
 }
 
+/* Checks that every rank holds bit-identical parameters and optimizer state (they should: the
+ * same averaged gradient and the same optimizer step; different thread counts or BLAS builds
+ * across ranks can make them drift by rounding). When they differ, rank 0's copy is broadcast. */
+static void sync_check(Trainer *t) {
+    if (t->dist.world <= 1) return;
+    ParamStore *ps = &t->model->ps;
+    uint64_t fp = dist_fingerprint(ps->values, ps->total) + 3 * dist_fingerprint(t->opt.state_a, ps->total) +
+                  5 * dist_fingerprint(t->opt.state_b, ps->total);
+    uint64_t lo, hi;
+    dist_minmax_u64(&t->dist, fp, &lo, &hi);
+    if (lo == hi) return;
+    dist_bcast_f32(&t->dist, ps->values, ps->total, 0);
+    dist_bcast_f32(&t->dist, t->opt.state_a, ps->total, 0);
+    dist_bcast_f32(&t->dist, t->opt.state_b, ps->total, 0);
+    if (t->rc->ema.enabled) dist_bcast_f32(&t->dist, t->rc->ema.shadow, ps->total, 0);
+    t->resyncs++;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "step", (double)t->st.step);
+    cJSON_AddStringToObject(o, "event", "ranks_resynced");
+    log_json(t, o);
+    if (!t->quiet) {
+        progress_done(&t->prog);
+        fprintf(stderr, "step %llu: the ranks' parameters had drifted apart by rounding (different thread counts?); "
+                        "rank 0's were broadcast\n", (unsigned long long)t->st.step);
+    }
+}
+
+static int trainer_save_rank0(Trainer *t, Err *err);
+
+/* Collective: rank 0 writes, and every rank returns its outcome (so all stop together on a
+ * failed write instead of waiting for rank 0 forever). */
 int trainer_save(Trainer *t, Err *err) {
+    sync_check(t);
+    int rc = t->dist.rank == 0 ? trainer_save_rank0(t, err) : 0;
+    if (t->dist.world > 1) {
+        uint64_t lo, hi;
+        dist_minmax_u64(&t->dist, rc ? 1 : 0, &lo, &hi);
+        if (hi && !rc) rc = err_set(err, "stopping: rank 0 could not write the checkpoint");
+    }
+    return rc;
+}
+
+static int trainer_save_rank0(Trainer *t, Err *err) {
     char path[1200];
     snprintf(path, sizeof path, "%s/ckpt/step_%llu.h5", t->run_dir, (unsigned long long)t->st.step);
     t->st.train_forwards = t->model->train_forwards;
@@ -265,18 +325,27 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
     size_t loss_n = 0;
     float seed = 1.0f / (float)t->accum;
     int stopped_by_signal = 0;
+    /* every rank starts from rank 0's parameters (identical anyway when built from the same seed or
+     * checkpoint; this makes it a guarantee) */
+    dist_bcast_f32(&t->dist, ps->values, ps->total, 0);
     if (!t->quiet) {
         char desc[2048];
         optimizer_describe(&t->opt, desc, sizeof desc);
-        fprintf(stderr, "tern train: %s — %s, %zu parameters, batch %zu tokens (%zu x %zu x %zu micro-steps), threads %d\n%s",
+        char ranks[64] = "";
+        if (t->dist.world > 1) snprintf(ranks, sizeof ranks, " x %d ranks", t->dist.world);
+        fprintf(stderr, "tern train: %s — %s, %zu parameters, batch %zu tokens (%zu x %zu x %zu micro-steps%s), threads %d%s\n%s",
                 t->run_dir, t->model->ops->arch, model_num_params(t->model), rc->train.batch_tokens, t->B, t->T,
-                t->accum, tern_get_threads(), desc);
+                t->accum, ranks, tern_get_threads(), t->dist.world > 1 ? " per rank" : "", desc);
     }
     while (1) {
-        double elapsed = now_seconds() - t_start;
+        /* the clock and the stop flag are agreed over the ranks (max), so every rank takes the same
+         * schedule and stops at the same step */
+        double ctl[2] = {now_seconds() - t_start, (t->stop_flag && *t->stop_flag) ? 1.0 : 0.0};
+        dist_allreduce_max_f64(&t->dist, ctl, 2);
+        double elapsed = ctl[0];
         if (budget_done(t, elapsed)) break;
         if (stop_after && t->st.step >= stop_after) break;
-        if (t->stop_flag && *t->stop_flag) {
+        if (ctl[1] > 0) {
             stopped_by_signal = 1;
             break;
         }
@@ -303,6 +372,16 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
             tape_backward_seed(&t->tape, loss, &seed);
         }
         step_loss /= (double)t->accum;
+        if (t->dist.world > 1) {
+            /* average the ranks' gradients (each is already the mean over its micro-steps) */
+            dist_allreduce_sum_f32(&t->dist, ps->grads, ps->total);
+            float inv = 1.0f / (float)t->dist.world;
+            float *g = ps->grads;
+#pragma omp parallel for schedule(static)
+            for (size_t i = 0; i < ps->total; i++) g[i] *= inv;
+            dist_allreduce_sum_f64(&t->dist, &step_loss, 1);
+            step_loss /= (double)t->dist.world;
+        }
         int finite = isfinite(step_loss) && params_grads_finite(ps);
         if (!finite) {
             t->bad_in_row++;
@@ -311,9 +390,11 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
             cJSON_AddStringToObject(o, "event", "non_finite_skipped");
             cJSON_AddNumberToObject(o, "in_a_row", (double)t->bad_in_row);
             log_json(t, o);
-            progress_done(&t->prog);
-            fprintf(stderr, "step %llu: non-finite loss or gradient, update skipped (%llu in a row)\n",
-                    (unsigned long long)t->st.step, (unsigned long long)t->bad_in_row);
+            if (!t->quiet) {
+                progress_done(&t->prog);
+                fprintf(stderr, "step %llu: non-finite loss or gradient, update skipped (%llu in a row)\n",
+                        (unsigned long long)t->st.step, (unsigned long long)t->bad_in_row);
+            }
             if (t->bad_in_row >= rc->train.max_bad_steps) {
                 char latest[1200];
                 snprintf(latest, sizeof latest, "%s/ckpt/latest.h5", t->run_dir);
@@ -340,14 +421,13 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
         optimizer_step(&t->opt, lr_mult);
         t->st.step++;
         t->st.tokens += rc->train.batch_tokens;
-        double progress_frac = t->total_steps ? (double)t->st.step / (double)t->total_steps
-                                              : (now_seconds() - t_start) / rc->train.max_seconds;
+        double now = now_seconds();
+        elapsed = now - t_start;
+        dist_allreduce_max_f64(&t->dist, &elapsed, 1);
+        double progress_frac = t->total_steps ? (double)t->st.step / (double)t->total_steps : elapsed / rc->train.max_seconds;
         ema_update(&rc->ema, ps, progress_frac);
         loss_acc += step_loss;
         loss_n++;
-
-        double now = now_seconds();
-        elapsed = now - t_start;
         t->st.elapsed_seconds = elapsed;
         int last = budget_done(t, elapsed) || (stop_after && t->st.step >= stop_after);
         int log_now = rc->train.log_every && (t->st.step % rc->train.log_every == 0 || last || t->st.step == 1);
@@ -387,6 +467,7 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
     }
     if (!t->quiet) progress_done(&t->prog);
     t->st.elapsed_seconds = now_seconds() - t_start;
+    dist_allreduce_max_f64(&t->dist, &t->st.elapsed_seconds, 1);
     if (!stopped_by_signal && rc->train.eval_at_end) validate(t);
     if (trainer_save(t, err)) return -1;
     if (stopped_by_signal && !t->quiet)
@@ -405,6 +486,8 @@ int trainer_summary(Trainer *t, int json, Err *err) {
     cJSON_AddNumberToObject(o, "elapsed_s", t->st.elapsed_seconds);
     cJSON_AddNumberToObject(o, "tok_per_s", t->st.elapsed_seconds > 0 ? (double)t->st.tokens / t->st.elapsed_seconds : 0);
     cJSON_AddNumberToObject(o, "threads", tern_get_threads());
+    cJSON_AddNumberToObject(o, "ranks", t->dist.world);
+    if (t->resyncs) cJSON_AddNumberToObject(o, "rank_resyncs", (double)t->resyncs);
     if (isfinite(t->last_val_loss)) cJSON_AddNumberToObject(o, "val_loss", t->last_val_loss);
     if (t->last_val_bpb >= 0) cJSON_AddNumberToObject(o, "val_bpb", t->last_val_bpb);
     if (t->qat_start_step >= 0) cJSON_AddNumberToObject(o, "qat_start_step", (double)t->qat_start_step);

@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "optim/optimizer.h"
 #include "train/checkpoint.h"
+#include "train/dist.h"
 #include "train/eval.h"
 #include "train/progress.h"
 #include "train/runconfig.h"
@@ -44,11 +45,15 @@ typedef struct Trainer {
     double tokens_per_s;
     int quiet;
     long long qat_start_step; /* -1 until QAT switches on in this process */
+    Dist dist;                /* rank / world (a world of one without MPI) */
+    uint64_t resyncs;         /* times the ranks' parameters had drifted apart and were re-broadcast */
 } Trainer;
 
 /* Builds everything for rc (model, optimizer, data). resume_ckpt: a checkpoint to continue from
- * (NULL = fresh run). overwrite: allow reusing an existing run folder. */
-int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, Err *err);
+ * (NULL = fresh run). overwrite: allow reusing an existing run folder. dist: this process's rank
+ * in a data-parallel world (NULL = a world of one); train.batch_tokens is the global batch, split
+ * over the ranks, and only rank 0 writes the run folder. */
+int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, const Dist *dist, Err *err);
 /* Resolves and checks everything (model, optimizer, data) without creating the run folder. */
 int trainer_init_dry(Trainer *t, RunConfig *rc, Err *err);
 /* Runs until the budget (or stop_after_step, when non-zero, or the stop flag). Returns 0 on a

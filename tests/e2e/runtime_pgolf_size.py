@@ -13,17 +13,12 @@ import sys
 import tempfile
 
 import numpy as np
+from e2e_common import Checks, write_shard
 
 BIN = os.environ.get("TERN_BIN", "build/bin")
 TERN, RUN = os.path.join(BIN, "tern"), os.path.join(BIN, "tern-run")
 LIMIT = 16_000_000
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    print(f"  {'ok  ' if cond else 'FAIL'} {what}", flush=True)
-    failures += not cond
+check = Checks()
 
 
 def must(args, what):
@@ -32,14 +27,6 @@ def must(args, what):
         print(f"  FAIL {what}: exit {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
         sys.exit(1)
     return r
-
-
-def write_shard(path, toks):
-    hdr = np.zeros(256, dtype="<i4")
-    hdr[:3] = [20240520, 1, len(toks)]
-    with open(path, "wb") as f:
-        f.write(hdr.tobytes())
-        f.write(np.asarray(toks, dtype="<u2").tobytes())
 
 
 d = tempfile.mkdtemp(prefix="tern_pgolf_size_")
@@ -70,7 +57,7 @@ info = json.loads(must([RUN, "info", art, "--json"], "info").stdout)
 check(info["params"] == 17059912 and info["layers"] == 9 and info["dim"] == 512, "tern-run loads it: 9 x 512, 17,059,912 params")
 b = json.loads(must([RUN, "bench", art, "--prompt", "16", "--gen", "4", "--repeat", "1", "--threads", "1", "--json"], "bench").stdout)
 check(b["decode_tok_per_s"] > 0, f"and runs it: prefill {b['prefill_tok_per_s']:.0f} tok/s, decode {b['decode_tok_per_s']:.0f} tok/s (1 thread)")
-print("e2e_runtime_pgolf_size:", "FAILED" if failures else "all checks passed")
-if not failures:
+print("e2e_runtime_pgolf_size:", "FAILED" if check.failures else "all checks passed")
+if not check.failures:
     shutil.rmtree(d, ignore_errors=True)  # a failure keeps its files for inspection
-sys.exit(1 if failures else 0)
+sys.exit(1 if check.failures else 0)

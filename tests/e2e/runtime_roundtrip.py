@@ -16,16 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from e2e_common import Checks
 
 BIN = os.environ.get("TERN_BIN", "build/bin")
 TERN, RUN = os.path.join(BIN, "tern"), os.path.join(BIN, "tern-run")
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    print(f"  {'ok  ' if cond else 'FAIL'} {what}", flush=True)
-    failures += not cond
+check = Checks()
 
 
 def run(*args, timeout=300):
@@ -181,7 +176,7 @@ check(r.returncode == 0 and "usage: tern export" in r.stdout, "tern export --hel
 info = json.loads(must(run(RUN, "info", art5, "--json"), "info").stdout)
 check(info["arch"] == "gpt" and info["vocab_size"] == 320 and info["eval_seq_len"] == 32 and info["tokenizer"], "tern-run info --json")
 
-print("e2e_runtime_roundtrip:", "FAILED" if failures else "all checks passed")
-if not failures:
+print("e2e_runtime_roundtrip:", "FAILED" if check.failures else "all checks passed")
+if not check.failures:
     shutil.rmtree(d, ignore_errors=True)  # a failure keeps its files for inspection
-sys.exit(1 if failures else 0)
+sys.exit(1 if check.failures else 0)

@@ -5,15 +5,10 @@ import os
 import shutil
 import subprocess
 import sys
+from e2e_common import Checks
 
 src, out = sys.argv[1], sys.argv[2]
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    print(f"  {'ok  ' if cond else 'FAIL'} {what}")
-    failures += not cond
+check = Checks()
 
 
 shutil.rmtree(out, ignore_errors=True)
@@ -32,4 +27,4 @@ libs = subprocess.run(["ldd", exe], capture_output=True, text=True).stdout
 names = sorted({line.split()[0] for line in libs.splitlines() if line.strip()})
 extra = [n for n in names if not any(k in n for k in ("linux-vdso", "libc.so", "libm.so", "libzstd", "libgomp", "ld-linux", "libomp"))]
 check(not extra, f"linked against libc, libm, zstd and OpenMP only: {names}")
-sys.exit(1 if failures else 0)
+sys.exit(1 if check.failures else 0)

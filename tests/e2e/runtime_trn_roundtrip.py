@@ -17,19 +17,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from e2e_common import Checks
 
 BIN = os.environ.get("TERN_BIN", "build/bin")
 TERN, RUN = os.path.join(BIN, "tern"), os.path.join(BIN, "tern-run")
-failures = 0
+check = Checks()
 # In a sanitizer build (-DTERN_SANITIZE=address,...), `tern train` leaks its resolved optimizer
 # section (optim/optimizer.c, reported); leak checks stay on for export, eval and the runtime.
 TRAIN_ENV = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
-
-
-def check(cond, what):
-    global failures
-    print(f"  {'ok  ' if cond else 'FAIL'} {what}", flush=True)
-    failures += not cond
 
 
 def must(args, what, env=None):
@@ -134,7 +129,7 @@ b = json.loads(must([RUN, "bench", art16, "--prompt", "32", "--gen", "16", "--re
 check(b["prefill_tok_per_s"] > 0 and b["decode_tok_per_s"] > 0,
       f"tern-run bench: prefill {b['prefill_tok_per_s']:.0f} tok/s, decode {b['decode_tok_per_s']:.0f} tok/s (1 thread)")
 
-print("e2e_runtime_trn_roundtrip:", "FAILED" if failures else "all checks passed")
-if not failures:
+print("e2e_runtime_trn_roundtrip:", "FAILED" if check.failures else "all checks passed")
+if not check.failures:
     shutil.rmtree(d, ignore_errors=True)  # a failure keeps its files for inspection
-sys.exit(1 if failures else 0)
+sys.exit(1 if check.failures else 0)

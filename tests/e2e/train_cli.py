@@ -10,24 +10,10 @@ import tempfile
 import time
 
 import numpy as np
+from e2e_common import Checks, synthetic_language, write_shard
 
 BIN = os.path.join(os.environ.get("TERN_BIN", "build/bin"), "tern")
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    print(f"  {'ok  ' if cond else 'FAIL'} {what}")
-    if not cond:
-        failures += 1
-
-
-def write_shard(path, toks):
-    hdr = np.zeros(256, dtype="<i4")
-    hdr[:3] = [20240520, 1, len(toks)]
-    with open(path, "wb") as f:
-        f.write(hdr.tobytes())
-        f.write(np.asarray(toks, dtype="<u2").tobytes())
+check = Checks()
 
 
 def tern(*args, timeout=300):
@@ -45,9 +31,7 @@ def losses(run_dir):
 
 
 d = tempfile.mkdtemp(prefix="tern_e2e_")
-rng = np.random.default_rng(0)
-# a learnable synthetic language: a noisy repeating pattern over 64 symbols
-seq = np.concatenate([[1], (np.arange(40000) * 7 % 61 + 2 + (rng.random(40000) < 0.1) * rng.integers(0, 3, 40000)) % 64])
+seq = synthetic_language(40000)
 write_shard(os.path.join(d, "syn_train_000000.bin"), seq[:30000])
 write_shard(os.path.join(d, "syn_val_000000.bin"), seq[30000:])
 cfg = {
@@ -174,5 +158,4 @@ r = tern("train", "--resume", os.path.join(d, "runs", "sig"), "--set", f"train.m
 check(r.returncode == 0 and "done" in r.stderr, "resumed past the interruption")
 
 subprocess.run(["rm", "-rf", d])
-print("train_cli:", "FAILED" if failures else "all checks passed")
-sys.exit(1 if failures else 0)
+check.finish("train_cli")
