@@ -166,6 +166,8 @@ int optimizer_init(Optimizer *o, ParamStore *ps, const cJSON *optim, const char 
 }
 
 void optimizer_free(Optimizer *o) {
+    xfree(o->owner);
+    xfree(o->upd);
     xfree(o->groups);
     xfree(o->group_of);
     xfree(o->state_a);
@@ -198,21 +200,96 @@ static void adamw_update(float *restrict p, const float *restrict gr, float *res
     }
 }
 
-static void muon_update(Optimizer *o, Tensor *t, float *restrict buf, const OptGroup *g, double lr) {
-    size_t rows = t->shape[0], cols = t->shape[1], n = t->numel;
+/* Momentum (Nesterov or heavy ball): buf <- mu buf + g; u <- g + mu buf (or buf). u may be NULL
+ * (a rank that does not orthogonalise this matrix only keeps its momentum current). */
+static void muon_momentum(const Optimizer *o, const Tensor *t, float *restrict buf, float *restrict u, const OptGroup *g) {
+    size_t n = t->numel;
     float mu = (float)optimizer_momentum(o, g);
-    float *u = o->work, *upd = o->work + n, *ws = o->work + 2 * n;
     const float *gr = t->grad;
     for (size_t i = 0; i < n; i++) {
         buf[i] = mu * buf[i] + gr[i];
-        u[i] = g->nesterov ? gr[i] + mu * buf[i] : buf[i];
+        if (u) u[i] = g->nesterov ? gr[i] + mu * buf[i] : buf[i];
     }
-    muon_orthogonalize(upd, u, rows, cols, g->ns_steps, ws);
+}
+
+/* p <- p (1 - lr wd) - lr sqrt(max(1, rows/cols)) upd */
+static void muon_apply(Tensor *t, const float *restrict upd, const OptGroup *g, double lr) {
+    size_t rows = t->shape[0], cols = t->shape[1], n = t->numel;
     float scale = (float)(lr * sqrt(rows > cols ? (double)rows / (double)cols : 1.0));
     float decay = 1.0f - (float)(lr * g->wd);
     float *p = t->data;
 #pragma omp parallel for simd schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) p[i] = p[i] * decay - scale * upd[i];
+}
+
+static void muon_update(Optimizer *o, Tensor *t, float *restrict buf, const OptGroup *g, double lr) {
+    size_t n = t->numel;
+    float *u = o->work, *upd = o->work + n, *ws = o->work + 2 * n;
+    muon_momentum(o, t, buf, u, g);
+    muon_orthogonalize(upd, u, t->shape[0], t->shape[1], g->ns_steps, ws);
+    muon_apply(t, upd, g, lr);
+}
+
+void optimizer_shard(Optimizer *o, int rank, int world, OptBcastFn bcast, void *ctx) {
+    ParamStore *ps = o->ps;
+    xfree(o->owner);
+    xfree(o->upd);
+    o->owner = NULL;
+    o->upd = NULL;
+    o->shard_rank = 0;
+    o->shard_world = 1;
+    if (world <= 1) return;
+    o->shard_rank = rank;
+    o->shard_world = world;
+    o->bcast = bcast;
+    o->bcast_ctx = ctx;
+    o->owner = xmalloc(ps->n * sizeof(int));
+    o->upd = xcalloc(ps->total ? ps->total : 1, sizeof(float));
+    /* longest-processing-time-first: each matrix, largest Newton-Schulz cost (~ m^2 n + m^3 per
+     * iteration, m = min dim) first, goes to the least loaded rank; ties to the lower rank */
+    double *load = xcalloc((size_t)world, sizeof(double));
+    for (size_t p = 0; p < ps->n; p++) o->owner[p] = -1;
+    for (;;) {
+        long best = -1;
+        double best_cost = -1;
+        for (size_t p = 0; p < ps->n; p++) {
+            if (o->owner[p] != -1 || o->groups[o->group_of[p]].kind != OPT_MUON) continue;
+            double r = (double)ps->t[p]->shape[0], c = (double)ps->t[p]->shape[1];
+            double m = r < c ? r : c, nn = r < c ? c : r, cost = m * m * nn + m * m * m;
+            if (cost > best_cost) best_cost = cost, best = (long)p;
+        }
+        if (best < 0) break;
+        int to = 0;
+        for (int k = 1; k < world; k++)
+            if (load[k] < load[to]) to = k;
+        o->owner[best] = to;
+        load[to] += best_cost;
+    }
+    for (size_t p = 0; p < ps->n; p++)
+        if (o->owner[p] == -1 && o->groups[o->group_of[p]].kind == OPT_MUON) o->owner[p] = 0;
+    xfree(load);
+}
+
+/* Sharded Muon: owners orthogonalise, every matrix's update is broadcast from its owner, and all
+ * ranks apply it. */
+static void muon_step_sharded(Optimizer *o, double lr_mult) {
+    ParamStore *ps = o->ps;
+    for (size_t p = 0; p < ps->n; p++) {
+        if (o->owner[p] < 0) continue;
+        Tensor *x = ps->t[p];
+        const OptGroup *g = &o->groups[o->group_of[p]];
+        size_t off = params_offset(ps, x);
+        int mine = o->owner[p] == o->shard_rank;
+        muon_momentum(o, x, o->state_a + off, mine ? o->work : NULL, g);
+        if (mine) muon_orthogonalize(o->upd + off, o->work, x->shape[0], x->shape[1], g->ns_steps, o->work + x->numel);
+    }
+    for (size_t p = 0; p < ps->n; p++) {
+        if (o->owner[p] < 0) continue;
+        Tensor *x = ps->t[p];
+        size_t off = params_offset(ps, x);
+        o->bcast(o->bcast_ctx, o->upd + off, x->numel, o->owner[p]);
+        muon_apply(x, o->upd + off, &o->groups[o->group_of[p]], o->groups[o->group_of[p]].lr * lr_mult);
+    }
 }
 
 static void sgd_update(float *restrict p, const float *restrict gr, float *restrict buf, size_t n,
@@ -228,6 +305,8 @@ static void sgd_update(float *restrict p, const float *restrict gr, float *restr
 void optimizer_step(Optimizer *o, double lr_mult) {
     ParamStore *ps = o->ps;
     uint64_t t = o->step + 1;
+    int sharded = o->shard_world > 1 && o->owner;
+    if (sharded) muon_step_sharded(o, lr_mult);
     for (size_t p = 0; p < ps->n; p++) {
         Tensor *x = ps->t[p];
         const OptGroup *g = &o->groups[o->group_of[p]];
@@ -235,7 +314,9 @@ void optimizer_step(Optimizer *o, double lr_mult) {
         double lr = g->lr * lr_mult;
         switch (g->kind) {
         case OPT_ADAMW: adamw_update(x->data, x->grad, o->state_a + off, o->state_b + off, x->numel, g, lr, t); break;
-        case OPT_MUON: muon_update(o, x, o->state_a + off, g, lr); break;
+        case OPT_MUON:
+            if (!sharded) muon_update(o, x, o->state_a + off, g, lr);
+            break;
         case OPT_SGD: sgd_update(x->data, x->grad, o->state_a + off, x->numel, g, lr); break;
         }
     }

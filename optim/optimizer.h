@@ -33,6 +33,9 @@ typedef struct OptGroup {
     size_t nparams, nfloats;
 } OptGroup;
 
+/* Sends buf[n] from rank `root` to every rank (an MPI broadcast, supplied by the caller). */
+typedef void (*OptBcastFn)(void *ctx, float *buf, size_t n, int root);
+
 typedef struct Optimizer {
     ParamStore *ps;
     OptGroup *groups;
@@ -42,6 +45,12 @@ typedef struct Optimizer {
     float *work;              /* Newton–Schulz scratch */
     size_t work_floats;
     uint64_t step;            /* optimizer steps taken */
+    /* sharded Muon (optimizer_shard): this rank orthogonalises only the matrices it owns */
+    int shard_rank, shard_world;
+    int *owner;               /* per parameter index: the rank that orthogonalises it (-1: not Muon) */
+    float *upd;               /* flat [total] buffer of Muon updates */
+    OptBcastFn bcast;
+    void *bcast_ctx;
 } Optimizer;
 
 /* optim: the "optim" section of a run config (may be NULL); default_rules: the model's JSON
@@ -51,6 +60,13 @@ int optimizer_init(Optimizer *o, ParamStore *ps, const struct cJSON *optim, cons
 void optimizer_free(Optimizer *o);
 /* One update of every parameter from its grad; lr_mult scales every group's lr. */
 void optimizer_step(Optimizer *o, double lr_mult);
+/* Data parallelism: every rank holds the same averaged gradients and takes the same step, so
+ * Muon's Newton-Schulz iterations (the optimizer's cost) would be repeated on every rank. After
+ * this call each Muon matrix is orthogonalised by one owner rank (owners balanced by the
+ * iterations' FLOPs, largest first) and its update broadcast with `bcast`; momentum and the
+ * elementwise updates still run everywhere, so every rank ends with identical parameters and
+ * state. world <= 1 undoes it. */
+void optimizer_shard(Optimizer *o, int rank, int world, OptBcastFn bcast, void *ctx);
 /* Current Muon momentum of a group (warm-up applied). */
 double optimizer_momentum(const Optimizer *o, const OptGroup *g);
 /* One line per group: name, type, lr, tensors, floats. */

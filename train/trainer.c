@@ -35,6 +35,8 @@ static int file_exists(const char *p) {
 static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, int dry, const Dist *dist,
                              Err *err);
 
+static void bcast_cb(void *ctx, float *buf, size_t n, int root) { dist_bcast_f32((const Dist *)ctx, buf, n, root); }
+
 int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, const Dist *dist, Err *err) {
     return trainer_init_impl(t, rc, resume_ckpt, overwrite, 0, dist, err);
 }
@@ -93,6 +95,9 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     cJSON_AddItemToObject(optim, "groups", cJSON_DetachItemFromObject(resolved_opt, "groups"));
     cJSON_AddItemToObject(optim, "rules", cJSON_DetachItemFromObject(resolved_opt, "rules"));
     cJSON_Delete(resolved_opt);
+
+    /* data parallelism: each Muon matrix is orthogonalised on one rank and broadcast */
+    if (t->dist.world > 1) optimizer_shard(&t->opt, t->dist.rank, t->dist.world, bcast_cb, &t->dist);
 
     /* batch geometry */
     t->T = rc->data.seq_len;
