@@ -25,6 +25,7 @@ static const CfgField kTrainFields[] = {
     T(CFG_SIZE, max_bad_steps, "stop after N non-finite steps in a row"),
     T(CFG_FLOAT, grad_clip, "global gradient-norm clip (0 = off)"),
     T(CFG_BOOL, eval_at_end, "validate after the last step"),
+    T(CFG_STRING, init_from, "checkpoint whose parameters initialise a fresh run (fine-tuning); names and shapes must match"),
 };
 #undef T
 #define R(type, m, h) CFG_F(type, RunConfig, m, h)
@@ -57,6 +58,7 @@ static void defaults(RunConfig *rc) {
     rc->train.eval_at_end = 1;
     schedule_defaults(&rc->schedule);
     ema_defaults(&rc->ema);
+    mezo_defaults(&rc->mezo);
 }
 
 static const cJSON *get(const cJSON *o, const char *k) { return o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL; }
@@ -73,11 +75,13 @@ int runconfig_from_json(RunConfig *rc, cJSON *root, Err *err) {
         if (!cJSON_IsObject(optim)) return err_set(err, "config: optim must be an object");
         for (const cJSON *k = optim->child; k; k = k->next)
             if (strcmp(k->string, "groups") && strcmp(k->string, "rules") && strcmp(k->string, "schedule") &&
-                strcmp(k->string, "ema"))
-                return err_set(err, "config: unknown key optim.%s (known: groups, rules, schedule, ema)", k->string);
+                strcmp(k->string, "ema") && strcmp(k->string, "mezo"))
+                return err_set(err, "config: unknown key optim.%s (known: groups, rules, schedule, ema, mezo)", k->string);
     }
     if (cfg_read(get(optim, "schedule"), "optim.schedule", kScheduleFields, kScheduleFieldCount, &rc->schedule, err)) return -1;
     if (cfg_read(get(optim, "ema"), "optim.ema", kEmaFields, kEmaFieldCount, &rc->ema, err)) return -1;
+    if (cfg_read(get(optim, "mezo"), "optim.mezo", kMezoFields, kMezoFieldCount, &rc->mezo, err)) return -1;
+    if (mezo_validate(&rc->mezo, err)) return -1;
     if (schedule_validate(&rc->schedule, err)) return -1;
     if (rc->ema.enabled && (rc->ema.decay <= 0 || rc->ema.decay >= 1))
         return err_set(err, "config: optim.ema.decay must be in (0, 1)");
@@ -120,4 +124,5 @@ void runconfig_resolve(RunConfig *rc) {
     cJSON *optim = cfg_section(root, "optim");
     cfg_write(cfg_section(optim, "schedule"), kScheduleFields, kScheduleFieldCount, &rc->schedule);
     cfg_write(cfg_section(optim, "ema"), kEmaFields, kEmaFieldCount, &rc->ema);
+    cfg_write(cfg_section(optim, "mezo"), kMezoFields, kMezoFieldCount, &rc->mezo);
 }

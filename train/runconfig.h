@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "kernels/jsoncfg.h"
+#include "optim/mezo.h"
 #include "optim/schedule.h"
 
 struct cJSON;
@@ -31,6 +32,7 @@ typedef struct TrainConfig {
     size_t max_bad_steps;  /* stop after this many non-finite steps in a row */
     double grad_clip;      /* global L2 norm; 0 = off */
     int eval_at_end;
+    char init_from[CFG_STR_MAX]; /* checkpoint whose parameters start a fresh run (fine-tuning) */
 } TrainConfig;
 
 typedef struct RunConfig {
@@ -42,6 +44,7 @@ typedef struct RunConfig {
     TrainConfig train;
     Schedule schedule;
     Ema ema;
+    MezoConfig mezo;
     struct cJSON *root;     /* the whole (resolved) tree; sections model/optim/quant/export kept as given */
 } RunConfig;
 

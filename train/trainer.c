@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -96,8 +97,12 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     cJSON_AddItemToObject(optim, "rules", cJSON_DetachItemFromObject(resolved_opt, "rules"));
     cJSON_Delete(resolved_opt);
 
+    if (rc->mezo.enabled) {
+        if (mezo_init(&t->mezo, &rc->mezo, &t->model->ps, err)) return -1;
+        t->use_mezo = 1;
+    }
     /* data parallelism: each Muon matrix is orthogonalised on one rank and broadcast */
-    if (t->dist.world > 1) optimizer_shard(&t->opt, t->dist.rank, t->dist.world, bcast_cb, &t->dist);
+    if (t->dist.world > 1 && !t->use_mezo) optimizer_shard(&t->opt, t->dist.rank, t->dist.world, bcast_cb, &t->dist);
 
     /* batch geometry */
     t->T = rc->data.seq_len;
@@ -139,12 +144,19 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     ema_init(&rc->ema, &t->model->ps);
     tape_init(&t->tape, 0);
     tape_init(&t->eval_tape, 0);
-    t->x = xmalloc(per_micro * sizeof(int32_t));
-    t->y = xmalloc(per_micro * sizeof(int32_t));
+    /* MeZO scores every micro-batch of a step twice per perturbation: it keeps them all */
+    size_t ntok = t->use_mezo ? per_micro * t->accum : per_micro;
+    t->x = xmalloc(ntok * sizeof(int32_t));
+    t->y = xmalloc(ntok * sizeof(int32_t));
+
+    if (rc->train.init_from[0] && !resume_ckpt &&
+        checkpoint_load(rc->train.init_from, &t->model->ps, NULL, NULL, NULL, NULL, err))
+        return -1;
 
     /* resume */
     if (resume_ckpt) {
-        if (checkpoint_load(resume_ckpt, &t->model->ps, t->opt.state_a, t->opt.state_b,
+        /* MeZO keeps no optimizer state: its checkpoints have none */
+        if (checkpoint_load(resume_ckpt, &t->model->ps, t->use_mezo ? NULL : t->opt.state_a, t->use_mezo ? NULL : t->opt.state_b,
                             rc->ema.enabled ? rc->ema.shadow : NULL, &t->st, err))
             return -1;
         t->opt.step = t->st.step;
@@ -180,6 +192,7 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
 
 void trainer_free(Trainer *t) {
     if (t->metrics) fclose(t->metrics);
+    mezo_free(&t->mezo);
     xfree(t->x);
     xfree(t->y);
     tape_free(&t->tape);
@@ -302,8 +315,8 @@ static int trainer_save_rank0(Trainer *t, Err *err) {
     t->st.qat_active = (uint64_t)t->model->qat_active;
     char *cfg = cJSON_PrintUnformatted(t->rc->root);
     CheckpointData cd = {.ps = &t->model->ps,
-                         .state_a = t->opt.state_a,
-                         .state_b = t->opt.state_b,
+                         .state_a = t->use_mezo ? NULL : t->opt.state_a,
+                         .state_b = t->use_mezo ? NULL : t->opt.state_b,
                          .ema = t->rc->ema.enabled ? t->rc->ema.shadow : NULL,
                          .total = t->model->ps.total,
                          .st = t->st,
@@ -317,6 +330,53 @@ static int trainer_save_rank0(Trainer *t, Err *err) {
 static int budget_done(const Trainer *t, double elapsed) {
     if (t->total_steps && t->st.step >= t->total_steps) return 1;
     if (t->rc->train.max_seconds > 0 && elapsed >= t->rc->train.max_seconds) return 1;
+    return 0;
+}
+
+/* Mean loss of the step's micro-batches (already in t->x / t->y) at the current parameters, over
+ * all ranks; forward only. */
+static double mezo_batch_loss(Trainer *t) {
+    size_t per = t->B * t->T;
+    double l = 0;
+    for (size_t micro = 0; micro < t->accum; micro++) {
+        tape_reset(&t->tape);
+        tape_no_grad_begin(&t->tape);
+        Tensor *loss = t->model->ops->loss(t->model, &t->tape, t->x + micro * per, t->y + micro * per, t->B, t->T, NULL, 0);
+        tape_no_grad_end(&t->tape);
+        l += loss->data[0];
+    }
+    l /= (double)t->accum;
+    if (t->dist.world > 1) {
+        dist_allreduce_sum_f64(&t->dist, &l, 1);
+        l /= (double)t->dist.world;
+    }
+    return l;
+}
+
+/* One MeZO step (see optim/mezo.h). Returns 0 when every loss was finite (the update was taken),
+ * -1 when not (the parameters are restored and nothing is updated). */
+static int mezo_train_step(Trainer *t, double lr_mult, double *step_loss) {
+    Mezo *mz = &t->mezo;
+    float *theta = t->model->ps.values;
+    size_t n = mz->c.samples;
+    uint64_t keys[1024];
+    double g[1024];
+    float eps = (float)mz->c.eps;
+    int finite = 1;
+    *step_loss = 0;
+    for (size_t k = 0; k < n; k++) {
+        keys[k] = mezo_key((uint64_t)t->rc->seed, t->st.step, k);
+        mezo_perturb(mz, theta, keys[k], eps);
+        double lp = mezo_batch_loss(t);
+        mezo_perturb(mz, theta, keys[k], -2.0f * eps);
+        double lm = mezo_batch_loss(t);
+        mezo_perturb(mz, theta, keys[k], eps);
+        g[k] = (lp - lm) / (2.0 * mz->c.eps);
+        *step_loss += 0.5 * (lp + lm) / (double)n;
+        if (!isfinite(lp) || !isfinite(lm)) finite = 0;
+    }
+    if (!finite) return -1;
+    mezo_update(mz, theta, keys, g, n, mz->c.lr * lr_mult);
     return 0;
 }
 
@@ -335,7 +395,14 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
     dist_bcast_f32(&t->dist, ps->values, ps->total, 0);
     if (!t->quiet) {
         char desc[2048];
-        optimizer_describe(&t->opt, desc, sizeof desc);
+        if (t->use_mezo) {
+            const MezoConfig *mc = &t->mezo.c;
+            snprintf(desc, sizeof desc, "  mezo     lr %g eps %g wd %g, %zu %s perturbation(s) per step, %zu tensors %zu params "
+                                        "(forward passes only)\n", mc->lr, mc->eps, mc->wd, mc->samples, mc->perturbation,
+                     t->mezo.nranges, t->mezo.nfloats);
+        } else {
+            optimizer_describe(&t->opt, desc, sizeof desc);
+        }
         char ranks[64] = "";
         if (t->dist.world > 1) snprintf(ranks, sizeof ranks, " x %d ranks", t->dist.world);
         fprintf(stderr, "tern train: %s — %s, %zu parameters, batch %zu tokens (%zu x %zu x %zu micro-steps%s), threads %d%s\n%s",
@@ -367,8 +434,15 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
                 fprintf(stderr, "step %llu: quantization-aware training on (lr multiplier %.4f)\n", (unsigned long long)t->st.step, lr_mult);
             }
         }
-        params_zero_grad(ps);
         double step_loss = 0;
+        int finite;
+        if (t->use_mezo) {
+            size_t per = t->B * t->T;
+            for (size_t micro = 0; micro < t->accum; micro++) loader_next(&t->loader, t->B, t->x + micro * per, t->y + micro * per);
+            finite = mezo_train_step(t, lr_mult, &step_loss) == 0;
+            goto after_update;
+        }
+        params_zero_grad(ps);
         for (size_t micro = 0; micro < t->accum; micro++) {
             loader_next(&t->loader, t->B, t->x, t->y);
             tape_reset(&t->tape);
@@ -387,7 +461,8 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
             dist_allreduce_sum_f64(&t->dist, &step_loss, 1);
             step_loss /= (double)t->dist.world;
         }
-        int finite = isfinite(step_loss) && params_grads_finite(ps);
+        finite = isfinite(step_loss) && params_grads_finite(ps);
+    after_update:
         if (!finite) {
             t->bad_in_row++;
             cJSON *o = cJSON_CreateObject();
@@ -415,7 +490,7 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
         }
         t->bad_in_row = 0;
         double gnorm = 0;
-        if (rc->train.grad_clip > 0) {
+        if (!t->use_mezo && rc->train.grad_clip > 0) {
             gnorm = params_grad_norm(ps);
             if (gnorm > rc->train.grad_clip) {
                 float s = (float)(rc->train.grad_clip / (gnorm + 1e-6));
@@ -423,7 +498,7 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
                 for (size_t i = 0; i < ps->total; i++) g[i] *= s;
             }
         }
-        optimizer_step(&t->opt, lr_mult);
+        if (!t->use_mezo) optimizer_step(&t->opt, lr_mult);
         t->st.step++;
         t->st.tokens += rc->train.batch_tokens;
         double now = now_seconds();
@@ -458,7 +533,7 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
             cJSON_AddNumberToObject(o, "tokens", (double)t->st.tokens);
             cJSON_AddNumberToObject(o, "tok_per_s", tps);
             cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
-            if (rc->train.grad_clip > 0) cJSON_AddNumberToObject(o, "grad_norm", gnorm);
+            if (!t->use_mezo && rc->train.grad_clip > 0) cJSON_AddNumberToObject(o, "grad_norm", gnorm);
             log_json(t, o);
             t->tokens_per_s = tps;
             t_log = now;
@@ -492,6 +567,9 @@ int trainer_summary(Trainer *t, int json, Err *err) {
     cJSON_AddNumberToObject(o, "tok_per_s", t->st.elapsed_seconds > 0 ? (double)t->st.tokens / t->st.elapsed_seconds : 0);
     cJSON_AddNumberToObject(o, "threads", tern_get_threads());
     cJSON_AddNumberToObject(o, "ranks", t->dist.world);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) cJSON_AddNumberToObject(o, "peak_rss_mb", (double)ru.ru_maxrss / 1024.0);
+    if (t->use_mezo) cJSON_AddStringToObject(o, "method", "mezo");
     if (t->resyncs) cJSON_AddNumberToObject(o, "rank_resyncs", (double)t->resyncs);
     if (isfinite(t->last_val_loss)) cJSON_AddNumberToObject(o, "val_loss", t->last_val_loss);
     if (t->last_val_bpb >= 0) cJSON_AddNumberToObject(o, "val_bpb", t->last_val_bpb);

@@ -14,6 +14,7 @@
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "model/model.h"
+#include "optim/mezo.h"
 #include "optim/optimizer.h"
 #include "train/checkpoint.h"
 #include "train/dist.h"
@@ -46,6 +47,8 @@ typedef struct Trainer {
     int quiet;
     long long qat_start_step; /* -1 until QAT switches on in this process */
     Dist dist;                /* rank / world (a world of one without MPI) */
+    Mezo mezo;                /* forward-only training (optim.mezo.enabled) */
+    int use_mezo;
     uint64_t resyncs;         /* times the ranks' parameters had drifted apart and were re-broadcast */
 } Trainer;
 

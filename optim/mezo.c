@@ -1,0 +1,137 @@
+#include "optim/mezo.h"
+
+#include <fnmatch.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels/rng.h"
+
+#define F(type, m, h) CFG_F(type, MezoConfig, m, h)
+const CfgField kMezoFields[] = {
+    F(CFG_BOOL, enabled, "train with MeZO (forward passes only) instead of backprop + the optimizer groups"),
+    F(CFG_FLOAT, lr, "MeZO learning rate (paper: 1e-6 / 1e-7 full-parameter on OPT-13B)"),
+    F(CFG_FLOAT, eps, "perturbation scale (paper: 1e-3)"),
+    F(CFG_FLOAT, wd, "decoupled weight decay on matrices"),
+    F(CFG_SIZE, samples, "perturbations averaged per step (n-SPSA)"),
+    F(CFG_STRING, perturbation, "gaussian | rademacher"),
+    F(CFG_STRING, match, "glob: parameters MeZO tunes (others stay fixed)"),
+};
+#undef F
+const size_t kMezoFieldCount = sizeof kMezoFields / sizeof kMezoFields[0];
+
+void mezo_defaults(MezoConfig *c) {
+    memset(c, 0, sizeof *c);
+    c->lr = 1e-6;
+    c->eps = 1e-3;
+    c->samples = 1;
+    strcpy(c->perturbation, "gaussian");
+    strcpy(c->match, "*");
+}
+
+int mezo_validate(const MezoConfig *c, Err *err) {
+    if (strcmp(c->perturbation, "gaussian") && strcmp(c->perturbation, "rademacher"))
+        return err_set(err, "config: optim.mezo.perturbation must be gaussian or rademacher, got \"%s\"", c->perturbation);
+    if (!(c->eps > 0)) return err_set(err, "config: optim.mezo.eps must be > 0");
+    if (c->lr < 0 || c->wd < 0) return err_set(err, "config: optim.mezo.lr and wd must be >= 0");
+    if (c->samples == 0 || c->samples > 1024) return err_set(err, "config: optim.mezo.samples must be in [1, 1024]");
+    return 0;
+}
+
+int mezo_init(Mezo *m, const MezoConfig *c, const ParamStore *ps, Err *err) {
+    memset(m, 0, sizeof *m);
+    m->c = *c;
+    m->rademacher = !strcmp(c->perturbation, "rademacher");
+    m->ranges = xcalloc(ps->n ? ps->n : 1, sizeof(MezoRange));
+    for (size_t p = 0; p < ps->n; p++) {
+        const Tensor *t = ps->t[p];
+        if (fnmatch(c->match, t->name, 0) != 0) continue;
+        MezoRange *r = &m->ranges[m->nranges++];
+        r->off = params_offset(ps, t);
+        r->n = t->numel;
+        r->decay = t->ndim >= 2;
+        m->nfloats += t->numel;
+    }
+    if (!m->nranges) {
+        mezo_free(m);
+        return err_set(err, "config: optim.mezo.match \"%s\" matches no parameter", c->match);
+    }
+    return 0;
+}
+
+void mezo_free(Mezo *m) {
+    xfree(m->ranges);
+    memset(m, 0, sizeof *m);
+}
+
+uint64_t mezo_key(uint64_t seed, uint64_t step, size_t k) { return rng_hash(rng_hash(seed ^ 0x4d655a4full, step), k); }
+
+/* The stream: pair j of flat indices (2j, 2j+1) takes one 64-bit hash of (key, j), split into
+ * two 24-bit uniforms u1 in (0, 1], u2 in [0, 1); Box-Muller gives both elements,
+ * z_2j = r cos(2 pi u2) and z_2j+1 = r sin(2 pi u2), r = sqrt(-2 ln u1). Rademacher: the top bit
+ * of a hash per element. */
+static inline void normal_pair(uint64_t key, uint64_t j, float *z0, float *z1) {
+    uint64_t h = rng_hash(key, j);
+    float u1 = ((float)(h >> 40) + 1.0f) * 0x1.0p-24f;
+    float u2 = (float)(h & 0xFFFFFFu) * 0x1.0p-24f;
+    float r = sqrtf(-2.0f * logf(u1)), a = 6.2831853071795865f * u2;
+    *z0 = r * cosf(a);
+    *z1 = r * sinf(a);
+}
+
+float mezo_z(const Mezo *m, uint64_t key, size_t i) {
+    if (m->rademacher) return (rng_hash(key, i) >> 63) ? 1.0f : -1.0f;
+    float z0, z1;
+    normal_pair(key, i >> 1, &z0, &z1);
+    return (i & 1) ? z1 : z0;
+}
+
+/* z[0..n) = the stream at flat indices [start, start + n) */
+static void fill_z(const Mezo *m, uint64_t key, size_t start, size_t n, float *z) {
+    if (m->rademacher) {
+        for (size_t i = 0; i < n; i++) z[i] = (rng_hash(key, start + i) >> 63) ? 1.0f : -1.0f;
+        return;
+    }
+    size_t i = 0;
+    if (start & 1) z[i++] = mezo_z(m, key, start);
+    for (; i + 1 < n; i += 2) normal_pair(key, (start + i) >> 1, &z[i], &z[i + 1]);
+    if (i < n) z[i] = mezo_z(m, key, start + i);
+}
+
+enum { ZBLOCK = 2048 };
+
+void mezo_perturb(const Mezo *m, float *values, uint64_t key, float scale) {
+    for (size_t r = 0; r < m->nranges; r++) {
+        const MezoRange *rg = &m->ranges[r];
+        float *v = values + rg->off;
+        size_t nb = (rg->n + ZBLOCK - 1) / ZBLOCK;
+#pragma omp parallel for schedule(static) if (nb > 8)
+        for (size_t b = 0; b < nb; b++) {
+            float z[ZBLOCK];
+            size_t i0 = b * ZBLOCK, len = rg->n - i0 < ZBLOCK ? rg->n - i0 : ZBLOCK;
+            fill_z(m, key, rg->off + i0, len, z);
+            for (size_t i = 0; i < len; i++) v[i0 + i] += scale * z[i];
+        }
+    }
+}
+
+void mezo_update(const Mezo *m, float *values, const uint64_t *keys, const double *g, size_t n, double lr) {
+    float wd = (float)(lr * m->c.wd);
+    for (size_t r = 0; r < m->nranges; r++) {
+        const MezoRange *rg = &m->ranges[r];
+        float *v = values + rg->off;
+        float decay = rg->decay ? wd : 0.0f;
+        size_t nb = (rg->n + ZBLOCK - 1) / ZBLOCK;
+#pragma omp parallel for schedule(static) if (nb > 8)
+        for (size_t b = 0; b < nb; b++) {
+            float z[ZBLOCK];
+            double s[ZBLOCK];
+            size_t i0 = b * ZBLOCK, len = rg->n - i0 < ZBLOCK ? rg->n - i0 : ZBLOCK;
+            memset(s, 0, len * sizeof(double));
+            for (size_t k = 0; k < n; k++) {
+                fill_z(m, keys[k], rg->off + i0, len, z);
+                for (size_t i = 0; i < len; i++) s[i] += g[k] * (double)z[i];
+            }
+            for (size_t i = 0; i < len; i++) v[i0 + i] -= (float)(lr * s[i] / (double)n) + decay * v[i0 + i];
+        }
+    }
+}
