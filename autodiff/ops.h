@@ -74,6 +74,18 @@ Tensor *op_softmax(Tape *tp, Tensor *x);
 Tensor *op_cross_entropy(Tape *tp, Tensor *logits, const int32_t *targets, float softcap,
                          int32_t ignore_index, float *per_token);
 
+/* Distillation loss against a teacher's top-k (see kernels/softmax.h distill_forward): per row,
+ * alpha T^2 KL(teacher || student) over the top-k classes plus the tail class, plus (1 - alpha)
+ * cross-entropy with the target. The teacher arrays ([N, k] idx / val, [N] lse) are copied. */
+typedef struct DistillTarget {
+    const int32_t *idx;
+    const float *val, *lse;
+    size_t k;
+    float temperature, alpha;
+} DistillTarget;
+Tensor *op_distill(Tape *tp, Tensor *logits, const int32_t *targets, float softcap, const DistillTarget *dt,
+                   float *per_token);
+
 /* ---- attention (ops_attention.c) */
 /* q [B, T, H, D], k and v [B, T, G, D]; rope (or NULL) applied to q and k; q_gain [H] (or
  * NULL) multiplies each query head after RoPE; causal softmax(q k^T * scale) v -> [B, T, H, D].

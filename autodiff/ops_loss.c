@@ -65,3 +65,59 @@ Tensor *op_cross_entropy(Tape *tp, Tensor *logits, const int32_t *targets, float
     }
     return out;
 }
+
+typedef struct DistillCtx {
+    int32_t *targets, *idx;
+    float *val, *lse, *zc, *dloss;
+    size_t k;
+    float temp, alpha;
+} DistillCtx;
+
+static void distill_op_backward(Tape *tp, TapeEntry *e) {
+    Tensor *z = e->in[0];
+    if (!z->requires_grad) return;
+    DistillCtx *c = e->ctx;
+    size_t N = tensor_rows(z), V = tensor_cols(z);
+    float g = tensor_grad(tp, e->out)[0] / (float)N;
+    for (size_t r = 0; r < N; r++) c->dloss[r] = g;
+    distill_backward(tensor_grad(tp, z), c->dloss, c->zc, c->targets, c->idx, c->val, c->lse, N, V, c->k, e->farg[0],
+                     c->temp, c->alpha);
+}
+
+Tensor *op_distill(Tape *tp, Tensor *logits, const int32_t *targets, float softcap, const DistillTarget *dt,
+                   float *per_token) {
+    size_t N = tensor_rows(logits), V = tensor_cols(logits), k = dt->k;
+    TERN_CHECK(k >= 1 && k <= DISTILL_MAX_K && k <= V, "distill: top-k %zu outside [1, min(V, %d)]", k, DISTILL_MAX_K);
+    DistillCtx *c = arena_alloc(&tp->arena, sizeof *c);
+    c->k = k;
+    c->temp = dt->temperature;
+    c->alpha = dt->alpha;
+    c->targets = arena_alloc(&tp->arena, N * sizeof(int32_t));
+    c->idx = arena_alloc(&tp->arena, N * k * sizeof(int32_t));
+    c->val = arena_alloc(&tp->arena, N * k * sizeof(float));
+    c->lse = arena_alloc(&tp->arena, N * sizeof(float));
+    c->zc = arena_alloc(&tp->arena, N * V * sizeof(float));
+    c->dloss = arena_alloc(&tp->arena, N * sizeof(float));
+    memcpy(c->targets, targets, N * sizeof(int32_t));
+    memcpy(c->idx, dt->idx, N * k * sizeof(int32_t));
+    memcpy(c->val, dt->val, N * k * sizeof(float));
+    memcpy(c->lse, dt->lse, N * sizeof(float));
+    for (size_t r = 0; r < N; r++) {
+        TERN_CHECK(targets[r] >= 0 && (size_t)targets[r] < V, "distill: target %d outside [0, %zu)", targets[r], V);
+        for (size_t j = 0; j < k; j++)
+            TERN_CHECK(c->idx[r * k + j] >= 0 && (size_t)c->idx[r * k + j] < V, "distill: teacher index outside [0, %zu)", V);
+    }
+    float *losses = c->dloss;
+    distill_forward(losses, c->zc, logits->data, c->targets, c->idx, c->val, c->lse, N, V, k, softcap, c->temp, c->alpha);
+    double s = 0;
+    for (size_t r = 0; r < N; r++) s += losses[r];
+    if (per_token) memcpy(per_token, losses, N * sizeof(float));
+    Tensor *out = tensor_new1(tp, 1);
+    out->data[0] = (float)(s / (double)(N ? N : 1));
+    if (tape_wants_grad(tp, &logits, 1)) {
+        TapeEntry *e = tape_record(tp, "distill", distill_op_backward, out, &logits, 1);
+        e->ctx = c;
+        e->farg[0] = softcap;
+    }
+    return out;
+}

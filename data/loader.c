@@ -115,7 +115,9 @@ void loader_window_at(const Loader *L, uint64_t epoch, uint64_t k, size_t *shard
     *offset = (size_t)(w - L->first_window[lo]) * L->T;
 }
 
-void loader_next(Loader *L, size_t B, int32_t *x, int32_t *y) {
+void loader_next(Loader *L, size_t B, int32_t *x, int32_t *y) { loader_next_pos(L, B, x, y, NULL, NULL); }
+
+void loader_next_pos(Loader *L, size_t B, int32_t *x, int32_t *y, size_t *shard_of, size_t *offset_of) {
     size_t T = L->T;
     int32_t *buf = NULL;
     int32_t stackbuf[4096 + 1];
@@ -131,6 +133,8 @@ void loader_next(Loader *L, size_t B, int32_t *x, int32_t *y) {
         if (j / B != (uint64_t)L->rank) continue;
         size_t b = (size_t)(j % B), shard, off;
         loader_window_at(L, epoch, pos, &shard, &off);
+        if (shard_of) shard_of[b] = shard;
+        if (offset_of) offset_of[b] = off;
         shard_copy(&L->shards[shard], off, T + 1, w);
         memcpy(x + b * T, w, T * sizeof(int32_t));
         memcpy(y + b * T, w + 1, T * sizeof(int32_t));

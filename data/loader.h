@@ -42,6 +42,9 @@ void loader_close(Loader *L);
 /* Fills x[B*T] and y[B*T] (int32) with this rank's next B windows and advances the cursor by
  * B*world windows. */
 void loader_next(Loader *L, size_t B, int32_t *x, int32_t *y);
+/* The same, also reporting each of the B windows' shard index and token offset (either may be
+ * NULL), e.g. to fetch aligned teacher logits. */
+void loader_next_pos(Loader *L, size_t B, int32_t *x, int32_t *y, size_t *shard_of, size_t *offset_of);
 /* The window at global order index `k` of epoch `e` (for tests and inspection). */
 void loader_window_at(const Loader *L, uint64_t epoch, uint64_t k, size_t *shard, size_t *offset);
 

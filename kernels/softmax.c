@@ -1,6 +1,7 @@
 #include "kernels/softmax.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #include "kernels/fastmath.h"
 
@@ -157,6 +158,96 @@ void xent_backward_ref(float *dlogits, const float *dlosses, const float *logits
             double d = softcap > 0 ? 1 - tanh(z / softcap) * tanh(z / softcap) : 1;
             double p = exp(cap_ref(z, softcap) - lse[r]);
             dlogits[r * V + c] += (float)(dlosses[r] * (p - (c == (size_t)t)) * d);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- distillation */
+/* The per-row quantities both directions need: student log-sum-exps at 1 and T, teacher tail
+ * mass m and student tail mass Q. */
+typedef struct DistRow {
+    double lse1, lseT, m, Q;
+} DistRow;
+
+static DistRow distill_row(const float *zc, const int32_t *idx, const float *val, float lse, size_t V, size_t k,
+                           float temp) {
+    DistRow d;
+    double mx = -INFINITY;
+    for (size_t i = 0; i < V; i++) mx = zc[i] > mx ? zc[i] : mx;
+    double s1 = 0, sT = 0;
+    for (size_t i = 0; i < V; i++) {
+        s1 += exp((double)zc[i] - mx);
+        sT += exp(((double)zc[i] - mx) / temp);
+    }
+    d.lse1 = mx + log(s1);
+    d.lseT = mx / temp + log(sT);
+    double ps = 0, qs = 0;
+    for (size_t j = 0; j < k; j++) {
+        ps += exp((double)val[j] - lse);
+        qs += exp((double)zc[idx[j]] / temp - d.lseT);
+    }
+    d.m = (k < V && 1.0 - ps > 0) ? 1.0 - ps : 0.0; /* k = V: no tail (its mass is rounding noise) */
+    d.Q = 1.0 - qs > 1e-30 ? 1.0 - qs : 1e-30;
+    return d;
+}
+
+void distill_forward(float *losses, float *zc, const float *logits, const int32_t *targets, const int32_t *tidx,
+                     const float *tval, const float *tlse, size_t N, size_t V, size_t k, float softcap, float temp,
+                     float alpha) {
+#pragma omp parallel for schedule(static) if (N >= PAR_ROWS_MIN)
+    for (size_t r = 0; r < N; r++) {
+        const float *z = logits + r * V;
+        float *c = zc + r * V;
+        for (size_t i = 0; i < V; i++) c[i] = softcap > 0 ? softcap * tanhf(z[i] / softcap) : z[i];
+        const int32_t *idx = tidx + r * k;
+        const float *val = tval + r * k;
+        DistRow d = distill_row(c, idx, val, tlse[r], V, k, temp);
+        double soft = 0;
+        for (size_t j = 0; j < k; j++) {
+            double lp = (double)val[j] - tlse[r];
+            soft += exp(lp) * (lp - ((double)c[idx[j]] / temp - d.lseT));
+        }
+        if (d.m > 0) soft += d.m * (log(d.m) - log(d.Q));
+        double ce = d.lse1 - c[targets[r]];
+        losses[r] = (float)((double)alpha * temp * temp * soft + (1.0 - alpha) * ce);
+    }
+}
+
+typedef struct IdxP {
+    int32_t i;
+    float lp; /* teacher log-prob */
+} IdxP;
+
+static int idxp_cmp(const void *a, const void *b) {
+    int32_t x = ((const IdxP *)a)->i, y = ((const IdxP *)b)->i;
+    return (x > y) - (x < y);
+}
+
+void distill_backward(float *dlogits, const float *dlosses, const float *zc, const int32_t *targets, const int32_t *tidx,
+                      const float *tval, const float *tlse, size_t N, size_t V, size_t k, float softcap, float temp,
+                      float alpha) {
+#pragma omp parallel for schedule(static) if (N >= PAR_ROWS_MIN)
+    for (size_t r = 0; r < N; r++) {
+        const float *c = zc + r * V;
+        const int32_t *idx = tidx + r * k;
+        const float *val = tval + r * k;
+        float *dz = dlogits + r * V;
+        DistRow d = distill_row(c, idx, val, tlse[r], V, k, temp);
+        /* walk the vocabulary with the top-k set sorted by id, so each class takes its own
+         * formula (no large terms that cancel when the student's tail Q is tiny) */
+        IdxP s[DISTILL_MAX_K];
+        for (size_t j = 0; j < k; j++) s[j] = (IdxP){idx[j], val[j] - tlse[r]};
+        qsort(s, k, sizeof *s, idxp_cmp);
+        double g = dlosses[r], aT = (double)alpha * temp, tail = d.m / d.Q;
+        size_t y = (size_t)targets[r], j = 0;
+        for (size_t i = 0; i < V; i++) {
+            double q = exp((double)c[i] / temp - d.lseT), q1 = exp((double)c[i] - d.lse1);
+            double soft;
+            if (j < k && (size_t)s[j].i == i) soft = q - exp((double)s[j++].lp); /* in S: q - p */
+            else soft = d.m > 0 ? q - tail * q : q;                            /* tail: q - m q / Q */
+            double gi = aT * soft + (1.0 - alpha) * (q1 - (i == y ? 1.0 : 0.0));
+            if (softcap > 0) gi *= 1.0 - ((double)c[i] / softcap) * ((double)c[i] / softcap);
+            dz[i] += (float)(g * gi);
         }
     }
 }

@@ -30,6 +30,24 @@ void xent_backward_ref(float *dlogits, const float *dlosses, const float *logits
                        const float *lse, const int32_t *targets, size_t N, size_t V,
                        float softcap, int32_t ignore_index);
 
+/* Distillation from a teacher's top-k (Hinton et al., arXiv 1503.02531; top-k storage with the
+ * remaining mass as one "tail" class, its size known from the teacher's full log-sum-exp).
+ * Row r: z' = softcapped logits (written to zc [N, V], reused by backward); q = softmax(z'/T);
+ * teacher log-probs on its top-k set S: lp_j = tval_j - tlse_r (tval already divided by T);
+ * p_j = exp(lp_j); tail mass m = max(0, 1 - sum_S p_j); student tail Q = 1 - sum_S q_j.
+ *   soft_r = sum_S p_j (lp_j - log q_j) + m (log m - log Q)     (KL over S + the tail class)
+ *   loss_r = alpha T^2 soft_r + (1 - alpha) (logsumexp(z') - z'_y)
+ * Gradient: dz'_i = alpha T (q_i - phat_i) + (1 - alpha) (softmax(z')_i - [i = y]), where phat
+ * is p on S and m q_i / Q off S (the teacher's tail spread like the student's), times the
+ * softcap's 1 - (z'/cap)^2. Sums in double; rows in parallel. */
+#define DISTILL_MAX_K 4096 /* largest teacher top-k */
+void distill_forward(float *losses, float *zc, const float *logits, const int32_t *targets, const int32_t *tidx,
+                     const float *tval, const float *tlse, size_t N, size_t V, size_t k, float softcap, float temp,
+                     float alpha);
+void distill_backward(float *dlogits, const float *dlosses, const float *zc, const int32_t *targets, const int32_t *tidx,
+                      const float *tval, const float *tlse, size_t N, size_t V, size_t k, float softcap, float temp,
+                      float alpha);
+
 /* log-sum-exp of one row of (capped) logits, in double; used by eval and teacher files. */
 double logsumexp_row(const float *z, size_t V);
 

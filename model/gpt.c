@@ -125,6 +125,7 @@ static Tensor *gpt_loss(Model *m, Tape *tp, const int32_t *x, const int32_t *y, 
     TERN_CHECK(T <= g->c.seq_len, "gpt: sequence length %zu exceeds model.seq_len %zu", T, g->c.seq_len);
     if (training) m->train_forwards++;
     Tensor *logits = gpt_trunk(g, tp, x, B, T);
+    if (m->distill) return op_distill(tp, logits, y, (float)g->c.softcap, m->distill, per_token);
     return op_cross_entropy(tp, logits, y, (float)g->c.softcap, -1, per_token);
 }
 

@@ -42,6 +42,9 @@ struct Model {
     struct QuantPlan *qplan;     /* quantization plan (model/qat.h), NULL = none */
     int qat_active;              /* fake quantization on in forward passes */
     struct Lora *lora;           /* test-time adapters (model/lora.h), NULL = none */
+    /* when set, loss() scores against a teacher's top-k (op_distill) instead of plain
+     * cross-entropy; the trainer sets it per micro-step */
+    const struct DistillTarget *distill;
 };
 
 /* Builds the model described by `section` (the "model" object of a run config) with parameters

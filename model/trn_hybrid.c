@@ -187,6 +187,7 @@ static Tensor *hybrid_loss(Model *m, Tape *tp, const int32_t *x, const int32_t *
      * runs once per forward, i.e. without the PR's optional depth recurrence). */
     if (training) m->train_forwards++;
     Tensor *logits = hybrid_trunk(m, tp, x, B, T, training);
+    if (m->distill) return op_distill(tp, logits, y, (float)g->c.softcap, m->distill, per_token);
     return op_cross_entropy(tp, logits, y, (float)g->c.softcap, -1, per_token);
 }
 

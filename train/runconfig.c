@@ -28,6 +28,12 @@ static const CfgField kTrainFields[] = {
     T(CFG_STRING, init_from, "checkpoint whose parameters initialise a fresh run (fine-tuning); names and shapes must match"),
 };
 #undef T
+#define DI(type, m, h) CFG_F(type, DistillConfig, m, h)
+static const CfgField kDistillFields[] = {
+    DI(CFG_STRING, teacher, "teacher-logit files from `tern logits` (glob), one per training shard; empty = no distillation"),
+    DI(CFG_FLOAT, alpha, "weight of the teacher (soft) loss; the labels get 1 - alpha"),
+};
+#undef DI
 #define R(type, m, h) CFG_F(type, RunConfig, m, h)
 static const CfgField kRunFields[] = {
     R(CFG_STRING, name, "run name (runs/NAME)"),
@@ -59,6 +65,7 @@ static void defaults(RunConfig *rc) {
     schedule_defaults(&rc->schedule);
     ema_defaults(&rc->ema);
     mezo_defaults(&rc->mezo);
+    rc->distill.alpha = 0.5;
 }
 
 static const cJSON *get(const cJSON *o, const char *k) { return o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL; }
@@ -85,6 +92,10 @@ int runconfig_from_json(RunConfig *rc, cJSON *root, Err *err) {
     if (schedule_validate(&rc->schedule, err)) return -1;
     if (rc->ema.enabled && (rc->ema.decay <= 0 || rc->ema.decay >= 1))
         return err_set(err, "config: optim.ema.decay must be in (0, 1)");
+    if (cfg_read(get(root, "distill"), "distill", kDistillFields, N(kDistillFields), &rc->distill, err)) return -1;
+    if (!(rc->distill.alpha >= 0 && rc->distill.alpha <= 1)) return err_set(err, "config: distill.alpha must be in [0, 1]");
+    if (rc->distill.teacher[0] && rc->mezo.enabled)
+        return err_set(err, "config: distill.teacher with optim.mezo.enabled is not supported (distil with backprop)");
     if (rc->data.seq_len == 0) return err_set(err, "config: data.seq_len must be positive");
     if (rc->train.micro_batch == 0) return err_set(err, "config: train.micro_batch must be positive");
     if (rc->train.batch_tokens == 0) return err_set(err, "config: train.batch_tokens must be positive");
@@ -125,4 +136,5 @@ void runconfig_resolve(RunConfig *rc) {
     cfg_write(cfg_section(optim, "schedule"), kScheduleFields, kScheduleFieldCount, &rc->schedule);
     cfg_write(cfg_section(optim, "ema"), kEmaFields, kEmaFieldCount, &rc->ema);
     cfg_write(cfg_section(optim, "mezo"), kMezoFields, kMezoFieldCount, &rc->mezo);
+    cfg_write(cfg_section(root, "distill"), kDistillFields, N(kDistillFields), &rc->distill);
 }

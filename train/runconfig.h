@@ -35,6 +35,11 @@ typedef struct TrainConfig {
     char init_from[CFG_STR_MAX]; /* checkpoint whose parameters start a fresh run (fine-tuning) */
 } TrainConfig;
 
+typedef struct DistillConfig {
+    char teacher[CFG_STR_MAX]; /* teacher-logit files (glob / comma list), one per training shard; "" = off */
+    double alpha;              /* weight of the soft (teacher) loss; 1 - alpha on the labels */
+} DistillConfig;
+
 typedef struct RunConfig {
     char name[CFG_STR_MAX];
     char out_dir[CFG_STR_MAX];
@@ -45,6 +50,7 @@ typedef struct RunConfig {
     Schedule schedule;
     Ema ema;
     MezoConfig mezo;
+    DistillConfig distill;
     struct cJSON *root;     /* the whole (resolved) tree; sections model/optim/quant/export kept as given */
 } RunConfig;
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "kernels/gemm.h"
+#include "kernels/softmax.h"
 #include "kernels/util.h"
 #include "model/qat.h"
 
@@ -43,6 +44,76 @@ int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwri
 }
 
 int trainer_init_dry(Trainer *t, RunConfig *rc, Err *err) { return trainer_init_impl(t, rc, NULL, 0, 1, NULL, err); }
+
+static const char *base_name(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* Opens the teacher-logit files of distill.teacher and pairs each training shard with the one
+ * written for it (by file name); every shard needs one covering all its training windows, and
+ * all must share k and the temperature. */
+static int open_teachers(Trainer *t, Err *err) {
+    const RunConfig *rc = t->rc;
+    char **paths = NULL;
+    size_t n = 0;
+    char *copy = xstrdup(rc->distill.teacher), *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char **p = NULL;
+        size_t m = 0;
+        if (path_glob(tok, &p, &m, err)) {
+            free(copy);
+            path_list_free(paths, n);
+            return -1;
+        }
+        paths = xrealloc(paths, (n + m) * sizeof(char *));
+        memcpy(paths + n, p, m * sizeof(char *));
+        n += m;
+        xfree(p);
+    }
+    free(copy);
+    int rcode = 0;
+    if (n == 0) rcode = err_set(err, "distill.teacher %s: no files", rc->distill.teacher);
+    t->teachers = xcalloc(n ? n : 1, sizeof(TeacherReader));
+    for (size_t i = 0; i < n && !rcode; i++) {
+        if (teacher_reader_open(&t->teachers[i], paths[i], t->model->vocab, err)) rcode = -1;
+        else t->nteachers++;
+        if (!rcode && (t->teachers[i].meta.k != t->teachers[0].meta.k ||
+                       t->teachers[i].meta.temperature != t->teachers[0].meta.temperature))
+            rcode = err_set(err, "%s: k %zu / temperature %g differ from %s's (%zu / %g)", paths[i], t->teachers[i].meta.k,
+                            t->teachers[i].meta.temperature, paths[0], t->teachers[0].meta.k, t->teachers[0].meta.temperature);
+        if (!rcode && (t->teachers[i].meta.k > DISTILL_MAX_K || !(t->teachers[i].meta.temperature > 0)))
+            rcode = err_set(err, "%s: k %zu / temperature %g unusable (k <= %d, temperature > 0)", paths[i], t->teachers[i].meta.k,
+                            t->teachers[i].meta.temperature, DISTILL_MAX_K);
+    }
+    path_list_free(paths, n);
+    if (rcode) return -1;
+    Loader *L = &t->loader;
+    t->teacher_of_shard = xmalloc(L->nshards * sizeof(int));
+    for (size_t sh = 0; sh < L->nshards; sh++) {
+        t->teacher_of_shard[sh] = -1;
+        for (size_t i = 0; i < t->nteachers; i++)
+            if (!strcmp(base_name(t->teachers[i].meta.shard), base_name(L->shards[sh].path))) t->teacher_of_shard[sh] = (int)i;
+        if (t->teacher_of_shard[sh] < 0)
+            return err_set(err, "distill.teacher: no teacher file was written for training shard %s (tern logits --data %s)",
+                           L->shards[sh].path, L->shards[sh].path);
+        const TeacherReader *r = &t->teachers[t->teacher_of_shard[sh]];
+        uint64_t need = (L->first_window[sh + 1] - L->first_window[sh]) * t->T; /* positions the windows score */
+        if (r->meta.offset != 0 || r->rows < need)
+            return err_set(err, "%s: covers shard positions [%llu, %llu) of %s, the training windows need [0, %llu)", r->path,
+                           (unsigned long long)r->meta.offset, (unsigned long long)(r->meta.offset + r->rows),
+                           L->shards[sh].path, (unsigned long long)need);
+    }
+    size_t k = t->teachers[0].meta.k, rows = t->B * t->T;
+    t->t_idx = xmalloc(rows * k * sizeof(int32_t));
+    t->t_val = xmalloc(rows * k * sizeof(float));
+    t->t_lse = xmalloc(rows * sizeof(float));
+    t->win_shard = xmalloc(t->B * sizeof(size_t));
+    t->win_off = xmalloc(t->B * sizeof(size_t));
+    t->dt = (DistillTarget){.idx = t->t_idx, .val = t->t_val, .lse = t->t_lse, .k = k,
+                            .temperature = (float)t->teachers[0].meta.temperature, .alpha = (float)rc->distill.alpha};
+    return 0;
+}
 
 static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, int dry, const Dist *dist,
                              Err *err) {
@@ -120,6 +191,7 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     /* data */
     if (!rc->data.train[0]) return err_set(err, "config: data.train (training shard glob) is required");
     if (loader_open(&t->loader, rc->data.train, t->T, (uint64_t)rc->seed, t->dist.rank, t->dist.world, t->model->vocab, err)) return -1;
+    if (rc->distill.teacher[0] && open_teachers(t, err)) return -1;
     if (rc->data.val[0]) {
         if (stream_open(&t->val, rc->data.val, t->model->vocab, err)) return -1;
         t->have_val = 1;
@@ -193,6 +265,14 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
 void trainer_free(Trainer *t) {
     if (t->metrics) fclose(t->metrics);
     mezo_free(&t->mezo);
+    for (size_t i = 0; i < t->nteachers; i++) teacher_reader_close(&t->teachers[i]);
+    xfree(t->teachers);
+    xfree(t->teacher_of_shard);
+    xfree(t->t_idx);
+    xfree(t->t_val);
+    xfree(t->t_lse);
+    xfree(t->win_shard);
+    xfree(t->win_off);
     xfree(t->x);
     xfree(t->y);
     tape_free(&t->tape);
@@ -444,9 +524,18 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
         }
         params_zero_grad(ps);
         for (size_t micro = 0; micro < t->accum; micro++) {
-            loader_next(&t->loader, t->B, t->x, t->y);
+            loader_next_pos(&t->loader, t->B, t->x, t->y, t->win_shard, t->win_off);
+            if (t->nteachers) { /* the teacher's rows for these windows */
+                size_t k = t->dt.k;
+                for (size_t b = 0; b < t->B; b++)
+                    if (teacher_read_window(&t->teachers[t->teacher_of_shard[t->win_shard[b]]], t->win_off[b], t->T,
+                                            t->t_idx + b * t->T * k, t->t_val + b * t->T * k, t->t_lse + b * t->T, err))
+                        return -1;
+                t->model->distill = &t->dt;
+            }
             tape_reset(&t->tape);
             Tensor *loss = t->model->ops->loss(t->model, &t->tape, t->x, t->y, t->B, t->T, NULL, 1);
+            t->model->distill = NULL;
             step_loss += loss->data[0];
             tape_backward_seed(&t->tape, loss, &seed);
         }
@@ -570,6 +659,7 @@ int trainer_summary(Trainer *t, int json, Err *err) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0) cJSON_AddNumberToObject(o, "peak_rss_mb", (double)ru.ru_maxrss / 1024.0);
     if (t->use_mezo) cJSON_AddStringToObject(o, "method", "mezo");
+    if (t->nteachers) cJSON_AddStringToObject(o, "method", "distill");
     if (t->resyncs) cJSON_AddNumberToObject(o, "rank_resyncs", (double)t->resyncs);
     if (isfinite(t->last_val_loss)) cJSON_AddNumberToObject(o, "val_loss", t->last_val_loss);
     if (t->last_val_bpb >= 0) cJSON_AddNumberToObject(o, "val_bpb", t->last_val_bpb);

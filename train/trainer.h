@@ -12,6 +12,8 @@
 
 #include "data/bpb.h"
 #include "data/loader.h"
+#include "autodiff/ops.h"
+#include "data/teacher.h"
 #include "data/tokenizer.h"
 #include "model/model.h"
 #include "optim/mezo.h"
@@ -48,6 +50,14 @@ typedef struct Trainer {
     long long qat_start_step; /* -1 until QAT switches on in this process */
     Dist dist;                /* rank / world (a world of one without MPI) */
     Mezo mezo;                /* forward-only training (optim.mezo.enabled) */
+    /* distillation (distill.teacher): one teacher-logit reader per training shard */
+    TeacherReader *teachers;
+    size_t nteachers;
+    int *teacher_of_shard;
+    int32_t *t_idx;
+    float *t_val, *t_lse;
+    size_t *win_shard, *win_off;
+    DistillTarget dt;
     int use_mezo;
     uint64_t resyncs;         /* times the ranks' parameters had drifted apart and were re-broadcast */
 } Trainer;

@@ -18,13 +18,14 @@ typedef struct Case {
     ActKind act;
     int32_t *idx;
     const RopeTable *rope;
+    const DistillTarget *dt;
 } Case;
 
 enum {
     OP_ADD, OP_ADD_BCAST, OP_ADD_SCALAR, OP_SUB, OP_SUB_BCAST, OP_MUL, OP_MUL_BCAST, OP_SCALE,
     OP_ADD_MUL, OP_MIX, OP_SUM, OP_MEAN, OP_RESHAPE, OP_CONCAT, OP_SLICE, OP_TOKEN_SHIFT,
     OP_EMBEDDING, OP_MATMUL, OP_LINEAR, OP_ACT, OP_SWIGLU, OP_RMSNORM, OP_RMSNORM_HEADS,
-    OP_SOFTMAX, OP_XENT, OP_ATTENTION
+    OP_SOFTMAX, OP_XENT, OP_DISTILL, OP_ATTENTION
 };
 
 static Tensor *build(Tape *tp, Tensor **in, void *user) {
@@ -57,6 +58,7 @@ static Tensor *build(Tape *tp, Tensor **in, void *user) {
     case OP_RMSNORM_HEADS: return op_rmsnorm_heads(tp, in[0], c->c, 1e-6f);
     case OP_SOFTMAX: return op_softmax(tp, in[0]);
     case OP_XENT: return op_cross_entropy(tp, in[0], c->idx, c->flag ? 5.0f : 0.0f, -1, NULL);
+    case OP_DISTILL: return op_distill(tp, in[0], c->idx, c->flag ? 5.0f : 0.0f, c->dt, NULL);
     case OP_ATTENTION:
         return op_attention(tp, in[0], in[1], in[2], c->flag2 ? in[3] : NULL, c->rope, 0.0f);
     }
@@ -188,6 +190,69 @@ int main(void) {
             c = (Case){.op = OP_XENT, .idx = tg, .flag = cap};
             snprintf(name, sizeof name, "cross_entropy%s N6 V11 (1 ignored)", cap ? "+softcap5" : "");
             run(name, &c, (Tensor *[]){rnd(2, S(6, 11), 4, 0)}, 1, A, R);
+        }
+    }
+    {
+        /* distillation against a random teacher's top-k (tail class when k < V), with and
+         * without softcap, at temperatures 1 and 2, hard-label weights 0.5 / 0.3 / 0 */
+        enum { DN = 6, DV = 11 };
+        int32_t tg[DN] = {3, 0, 9, 10, 7, 7};
+        static int32_t tidx[DN * DV];
+        static float tval[DN * DV], tlse[DN];
+        size_t kk[3] = {4, DV, 1};
+        float temps[3] = {1.0f, 2.0f, 1.5f}, alphas[3] = {0.5f, 0.7f, 1.0f};
+        for (int v = 0; v < 3; v++) {
+            size_t k = kk[v];
+            for (size_t r = 0; r < DN; r++) {
+                float zt[DV];
+                for (size_t i = 0; i < DV; i++) zt[i] = 2.0f * rng_normal(&rng) / temps[v];
+                double mx = -1e30, se = 0;
+                for (size_t i = 0; i < DV; i++) mx = zt[i] > mx ? zt[i] : mx;
+                for (size_t i = 0; i < DV; i++) se += exp(zt[i] - mx);
+                tlse[r] = (float)(mx + log(se));
+                int used[DV] = {0};
+                for (size_t j = 0; j < k; j++) { /* top-k by selection */
+                    size_t best = 0;
+                    for (size_t i = 0; i < DV; i++)
+                        if (!used[i] && (used[best] || zt[i] > zt[best])) best = i;
+                    used[best] = 1;
+                    tidx[r * k + j] = (int32_t)best;
+                    tval[r * k + j] = zt[best];
+                }
+            }
+            DistillTarget dt = {.idx = tidx, .val = tval, .lse = tlse, .k = k, .temperature = temps[v], .alpha = alphas[v]};
+            for (int cap = 0; cap < 2; cap++) {
+                Case c = {.op = OP_DISTILL, .idx = tg, .flag = cap, .dt = &dt};
+                snprintf(name, sizeof name, "distill%s N6 V11 k%zu T%.1f alpha%.1f", cap ? "+softcap5" : "", k, temps[v], alphas[v]);
+                run(name, &c, (Tensor *[]){rnd(2, S(DN, DV), 3, 0)}, 1, A, R);
+            }
+            /* values: alpha 0 is exactly cross-entropy; k = V, alpha 1 is T^2 KL(p || q) */
+            Tape tp;
+            tape_init(&tp, 0);
+            Tensor *z = rnd(2, S(DN, DV), 3, 0);
+            DistillTarget d0 = dt;
+            d0.alpha = 0;
+            float a = op_distill(&tp, z, tg, 0, &d0, NULL)->data[0], b = op_cross_entropy(&tp, z, tg, 0, -1, NULL)->data[0];
+            printf("  distill alpha=0 %.7f vs cross_entropy %.7f\n", a, b);
+            CHECK(fabsf(a - b) <= 1e-6f * fabsf(b), "alpha 0 == cross-entropy");
+            if (k == DV) {
+                d0.alpha = 1;
+                float kl = op_distill(&tp, z, tg, 0, &d0, NULL)->data[0];
+                double ref = 0;
+                for (size_t r = 0; r < DN; r++) {
+                    double mx = -1e30, se = 0, T = temps[v];
+                    for (size_t i = 0; i < DV; i++) mx = z->data[r * DV + i] / T > mx ? z->data[r * DV + i] / T : mx;
+                    for (size_t i = 0; i < DV; i++) se += exp(z->data[r * DV + i] / T - mx);
+                    for (size_t j = 0; j < DV; j++) {
+                        double lp = tval[r * DV + j] - tlse[r], lq = z->data[r * DV + tidx[r * DV + j]] / T - mx - log(se);
+                        ref += T * T * exp(lp) * (lp - lq) / DN;
+                    }
+                }
+                printf("  distill k=V alpha=1 %.7f vs T^2 KL(p||q) in double %.7f\n", kl, ref);
+                CHECK(fabs(kl - ref) <= 1e-5 * fabs(ref) + 1e-6, "full-vocabulary distillation == T^2 KL");
+            }
+            tensor_destroy(z);
+            tape_free(&tp);
         }
     }
     /* attention: with RoPE + q_gain + GQA, without RoPE, T = 1, T crossing a block */
