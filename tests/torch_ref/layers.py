@@ -72,6 +72,35 @@ for (N, V, cap) in [(64, 1024, 30.0), (37, 50, 0.0), (1024, 1024, 30.0)]:
     compare(f"per-token {tag}", out["per_token"], per.numpy(), 1e-5)
     compare(f"dlogits {tag}", out["dlogits"], tl.grad.numpy(), 1e-4)
 
+print("distillation (top-k KL + tail class, temperature, softcap, label mix): tern vs torch autograd")
+for (N, V, k, T, alpha, cap) in [(64, 1024, 32, 1.0, 0.5, 30.0), (37, 50, 5, 2.0, 0.8, 0.0), (16, 64, 64, 1.5, 1.0, 0.0), (8, 100, 1, 1.0, 0.3, 10.0)]:
+    logits = (rng.standard_normal((N, V)) * 4).astype(np.float32)
+    targets = rng.integers(0, V, size=N)
+    teacher = torch.tensor(rng.standard_normal((N, V)) * 3, dtype=torch.float64) / T  # already divided by T
+    tval, tidx = torch.topk(teacher, k, dim=1)
+    tlse = torch.logsumexp(teacher, dim=1)
+    out = run_refdump("distill", dict(logits=logits, targets=targets.astype(np.float32), tidx=tidx.numpy().astype(np.float32),
+                                      tval=tval.numpy().astype(np.float32), tlse=tlse.numpy().astype(np.float32)),
+                      dict(softcap=cap, temperature=T, alpha=alpha))
+    tl = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+    z = cap * torch.tanh(tl / cap) if cap > 0 else tl
+    logq = torch.log_softmax(z / T, dim=1)
+    lp = torch.tensor(tval.numpy().astype(np.float32), dtype=torch.float64) - torch.tensor(tlse.numpy().astype(np.float32), dtype=torch.float64)[:, None]
+    p = lp.exp()
+    logq_s = torch.gather(logq, 1, tidx)
+    soft = (p * (lp - logq_s)).sum(1)
+    if k < V:  # the tail class: teacher mass m, student mass Q outside the top-k
+        m = (1 - p.sum(1)).clamp_min(0)
+        Q = 1 - logq_s.exp().sum(1)
+        soft = soft + torch.where(m > 0, m * (torch.log(m.clamp_min(1e-300)) - torch.log(Q)), torch.zeros_like(m))
+    per = alpha * T * T * soft + (1 - alpha) * torch.nn.functional.cross_entropy(z, torch.tensor(targets), reduction="none")
+    loss = per.mean()
+    loss.backward()
+    tag = f"N{N} V{V} k{k} T{T:g} a{alpha:g} cap{cap:g}"
+    compare(f"loss {tag}", out["loss"], loss.detach().numpy(), 1e-5)
+    compare(f"per-token {tag}", out["per_token"], per.detach().numpy(), 1e-5)
+    compare(f"dlogits {tag}", out["dlogits"], tl.grad.numpy(), 1e-4)
+
 print("quantizers: tern vs the parameter-golf int5 / BitNet ternary definitions in torch")
 
 

@@ -3,7 +3,7 @@
  *
  *   refdump <case> IN.h5 OUT.h5
  *
- * Cases: attention, xent (more are added by the model tests). Inputs and attributes are
+ * Cases: attention, xent, distill (more are added by the model tests). Inputs and attributes are
  * documented beside each case; the scripts in this folder produce them. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +88,32 @@ static int case_xent(hid_t in, hid_t out) {
     refdump_save(out, "dlogits", logits, logits->grad);
     tape_free(&tp);
     free(targets);
+    free(per);
+    return 0;
+}
+
+/* distill: logits [N, V], targets [N], tidx [N, k] (ids as floats), tval [N, k], tlse [N];
+ * attributes softcap, temperature, alpha. Writes loss, per_token, dlogits. */
+static int case_distill(hid_t in, hid_t out) {
+    Tensor *logits = load(in, "logits", 1), *tg = load(in, "targets", 0), *ti = load(in, "tidx", 0);
+    Tensor *tv = load(in, "tval", 0), *tl = load(in, "tlse", 0);
+    size_t N = tensor_rows(logits), k = tensor_cols(ti);
+    int32_t *targets = malloc(N * sizeof(int32_t)), *idx = malloc(N * k * sizeof(int32_t));
+    for (size_t i = 0; i < N; i++) targets[i] = (int32_t)tg->data[i];
+    for (size_t i = 0; i < N * k; i++) idx[i] = (int32_t)ti->data[i];
+    DistillTarget dt = {.idx = idx, .val = tv->data, .lse = tl->data, .k = k,
+                        .temperature = (float)refdump_attr(in, "temperature", 1), .alpha = (float)refdump_attr(in, "alpha", 0.5)};
+    float *per = malloc(N * sizeof(float));
+    Tape tp;
+    tape_init(&tp, 0);
+    Tensor *loss = op_distill(&tp, logits, targets, (float)refdump_attr(in, "softcap", 0), &dt, per);
+    tape_backward(&tp, loss);
+    refdump_save(out, "loss", loss, loss->data);
+    refdump_save(out, "per_token", tg, per);
+    refdump_save(out, "dlogits", logits, logits->grad);
+    tape_free(&tp);
+    free(targets);
+    free(idx);
     free(per);
     return 0;
 }
@@ -196,7 +222,7 @@ typedef struct Case {
 } Case;
 
 int main(int argc, char **argv) {
-    static const Case cases[] = {{"attention", case_attention}, {"xent", case_xent}, {"model", case_model}, {"quant", case_quant}};
+    static const Case cases[] = {{"attention", case_attention}, {"xent", case_xent}, {"distill", case_distill}, {"model", case_model}, {"quant", case_quant}};
     if (argc != 4) {
         fprintf(stderr, "usage: refdump <case> IN.h5 OUT.h5\n");
         return 2;
