@@ -523,14 +523,16 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
             goto after_update;
         }
         params_zero_grad(ps);
+        int teacher_failed = 0;
         for (size_t micro = 0; micro < t->accum; micro++) {
             loader_next_pos(&t->loader, t->B, t->x, t->y, t->win_shard, t->win_off);
             if (t->nteachers) { /* the teacher's rows for these windows */
                 size_t k = t->dt.k;
-                for (size_t b = 0; b < t->B; b++)
+                for (size_t b = 0; b < t->B && !teacher_failed; b++)
                     if (teacher_read_window(&t->teachers[t->teacher_of_shard[t->win_shard[b]]], t->win_off[b], t->T,
                                             t->t_idx + b * t->T * k, t->t_val + b * t->T * k, t->t_lse + b * t->T, err))
-                        return -1;
+                        teacher_failed = 1;
+                if (teacher_failed) break;
                 t->model->distill = &t->dt;
             }
             tape_reset(&t->tape);
@@ -538,6 +540,11 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
             t->model->distill = NULL;
             step_loss += loss->data[0];
             tape_backward_seed(&t->tape, loss, &seed);
+        }
+        /* a rank that cannot read its teacher rows stops every rank (none waits in the all-reduce) */
+        if (t->nteachers && dist_any(&t->dist, teacher_failed)) {
+            if (!teacher_failed) err_set(err, "stopping: another rank could not read its teacher rows");
+            return -1;
         }
         step_loss /= (double)t->accum;
         if (t->dist.world > 1) {
