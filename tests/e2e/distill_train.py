@@ -7,30 +7,15 @@ training windows each give one clear error line."""
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 
-from e2e_common import Checks, synthetic_language, write_shard
+from e2e_common import MPIEXEC, Checks, metric, summary, synthetic_language, tern, write_shard
 
-BIN = os.path.join(os.environ.get("TERN_BIN", "build/bin"), "tern")
-MPIEXEC = os.environ.get("TERN_MPIEXEC", "")
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_btl_vader_single_copy_mechanism="none", OMPI_MCA_rmaps_base_oversubscribe="1")
 check = Checks()
 
 
-def tern(*args, np_=None):
-    cmd = [BIN, *args] if np_ is None else [MPIEXEC, "-np", str(np_), BIN, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
-
-
-def summary(r):
-    return json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else {"err": r.stderr[-400:]}
-
-
 def losses(run):
-    with open(os.path.join(d, "runs", run, "metrics.jsonl")) as f:
-        return {o["step"]: o["train_loss"] for o in map(json.loads, f) if "train_loss" in o}
+    return metric(os.path.join(d, "runs", run), "train_loss")
 
 
 d = tempfile.mkdtemp(prefix="tern_distill_")

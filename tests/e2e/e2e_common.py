@@ -34,3 +34,32 @@ def synthetic_language(n, seed=0):
     """A learnable token stream over 64 symbols (BOS = 1 first): a noisy repeating pattern."""
     rng = np.random.default_rng(seed)
     return np.concatenate([[1], (np.arange(n) * 7 % 61 + 2 + (rng.random(n) < 0.1) * rng.integers(0, 3, n)) % 64])
+
+
+# ---- running the tern binary (optionally under mpirun)
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+
+BIN = os.path.join(os.environ.get("TERN_BIN", "build/bin"), "tern")
+MPIEXEC = os.environ.get("TERN_MPIEXEC", "")  # empty when tern was built without MPI
+# Open MPI refuses root unless told; shared-memory single-copy needs ptrace rights a container may lack
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_btl_vader_single_copy_mechanism="none", OMPI_MCA_rmaps_base_oversubscribe="1")
+
+
+def tern(*args, np_=None, timeout=300, env=None):
+    """Runs `tern ARGS` (under `mpirun -np np_` when np_ is given) and returns the CompletedProcess."""
+    cmd = [BIN, *args] if np_ is None else [MPIEXEC, "-np", str(np_), BIN, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env or ENV)
+
+
+def summary(r):
+    """The --json summary line of a run, or {"err": tail of stderr} when it failed."""
+    return json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else {"err": r.stderr[-500:]}
+
+
+def metric(run_dir, key):
+    """{step: value} of one key in a run's metrics.jsonl."""
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return {o["step"]: o[key] for o in map(json.loads, f) if key in o}

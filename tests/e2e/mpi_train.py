@@ -20,34 +20,14 @@ import tempfile
 import time
 
 import numpy as np
-from e2e_common import Checks, synthetic_language, write_shard
+from e2e_common import BIN, ENV, MPIEXEC, Checks, metric, synthetic_language, tern, write_shard
 
-BIN = os.path.join(os.environ.get("TERN_BIN", "build/bin"), "tern")
-MPIEXEC = os.environ.get("TERN_MPIEXEC", "")
 if not MPIEXEC or not shutil.which(MPIEXEC):
     print("SKIP: tern was built without MPI (install libopenmpi-dev / openmpi-bin and reconfigure)")
     sys.exit(0)
 
 check = Checks()
-ENV = dict(os.environ)
-# Open MPI refuses root unless told; shared-memory single-copy needs ptrace rights a container may lack
-ENV.update({"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-            "OMPI_MCA_btl_vader_single_copy_mechanism": "none", "OMPI_MCA_rmaps_base_oversubscribe": "1"})
-
-
-def tern(*args, np_=None, timeout=240, env=None):
-    cmd = [BIN, *args] if np_ is None else [MPIEXEC, "-np", str(np_), BIN, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env or ENV)
-
-
-def metrics(run_dir, key):
-    out = {}
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        for line in f:
-            o = json.loads(line)
-            if key in o:
-                out[o["step"]] = o[key]
-    return out
+metrics = metric
 
 
 def params(run_dir):
