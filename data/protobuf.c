@@ -88,3 +88,50 @@ float pb_as_float(const PbField *f) {
     memcpy(&x, &bits, sizeof x);
     return x;
 }
+
+/* ---------------------------------------------------------------- writer */
+static void put_raw(PbWriter *w, const void *d, size_t n) {
+    if (w->n + n > w->cap) {
+        w->cap = (w->n + n) * 2 + 64;
+        w->buf = xrealloc(w->buf, w->cap);
+    }
+    memcpy(w->buf + w->n, d, n);
+    w->n += n;
+}
+
+static void put_uvarint(PbWriter *w, uint64_t v) {
+    uint8_t b[10];
+    size_t n = 0;
+    do {
+        b[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v) b[n] |= 0x80;
+        n++;
+    } while (v);
+    put_raw(w, b, n);
+}
+
+void pb_put_varint(PbWriter *w, uint32_t number, uint64_t v) {
+    put_uvarint(w, (uint64_t)number << 3 | PB_VARINT);
+    put_uvarint(w, v);
+}
+
+void pb_put_float(PbWriter *w, uint32_t number, float v) {
+    put_uvarint(w, (uint64_t)number << 3 | PB_FIXED32);
+    uint8_t b[4];
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    for (int i = 0; i < 4; i++) b[i] = (uint8_t)(u >> (8 * i));
+    put_raw(w, b, 4);
+}
+
+void pb_put_bytes(PbWriter *w, uint32_t number, const void *data, size_t len) {
+    put_uvarint(w, (uint64_t)number << 3 | PB_LEN);
+    put_uvarint(w, len);
+    put_raw(w, data, len);
+}
+
+void pb_writer_free(PbWriter *w) {
+    xfree(w->buf);
+    memset(w, 0, sizeof *w);
+}

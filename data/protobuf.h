@@ -42,4 +42,16 @@ static inline int32_t pb_as_int32(const PbField *f) { return (int32_t)(uint32_t)
 static inline int pb_as_bool(const PbField *f) { return f->u64 != 0; }
 float pb_as_float(const PbField *f);
 
+/* A growing buffer that serializes fields (for writing SentencePiece models). */
+typedef struct PbWriter {
+    uint8_t *buf;
+    size_t n, cap;
+} PbWriter;
+
+void pb_put_varint(PbWriter *w, uint32_t number, uint64_t v);
+void pb_put_float(PbWriter *w, uint32_t number, float v);
+/* A length-delimited field: bytes, a string, or a nested message's serialized bytes. */
+void pb_put_bytes(PbWriter *w, uint32_t number, const void *data, size_t len);
+void pb_writer_free(PbWriter *w);
+
 #endif

@@ -55,5 +55,6 @@ size_t model_num_params(const Model *m);
 
 /* Architecture constructors (registry entries). */
 int gpt_create(Model **out, const struct cJSON *section, uint64_t seed, Err *err);
+int llama_create(Model **out, const struct cJSON *section, uint64_t seed, Err *err);
 
 #endif

@@ -15,6 +15,7 @@ typedef struct Arch {
 static const Arch kArchs[] = {
     {"gpt", gpt_create},
     {"trn_hybrid", trn_hybrid_create},
+    {"llama", llama_create},
 };
 
 int model_create(Model **out, const cJSON *section, uint64_t seed, Err *err) {
