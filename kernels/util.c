@@ -1,10 +1,12 @@
 #include "kernels/util.h"
 
+#include <errno.h>
 #include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 int err_set(Err *err, const char *fmt, ...) {
@@ -88,3 +90,18 @@ void tern_set_threads(int n) {
 }
 
 int tern_get_threads(void) { return omp_get_max_threads(); }
+
+int make_dirs(const char *path, Err *err) {
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) return err_set(err, "%s: bad folder path", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++)
+        if (buf[i] == '/' || buf[i] == 0) {
+            char c = buf[i];
+            buf[i] = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return err_set(err, "%s: cannot create folder (%s)", buf, strerror(errno));
+            buf[i] = c;
+        }
+    return 0;
+}

@@ -26,6 +26,8 @@ char *xstrdup(const char *s);
 void xfree(void *p);
 
 double now_seconds(void);              /* monotonic clock */
+/* mkdir -p: creates path and its missing parents (mode 0755); an existing folder is fine. */
+int make_dirs(const char *path, Err *err);
 size_t peak_rss_bytes(void);           /* VmHWM of this process, 0 if unknown */
 size_t current_rss_bytes(void);
 

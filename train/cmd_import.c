@@ -148,10 +148,7 @@ static int do_import(const char *in, const char *dir, int json, Err *err) {
         }
     if (gguf_sentencepiece_model(&g, &proto, &proto_len, err)) goto fail;
 
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = err_set(err, "%s: cannot create folder (%s)", dir, strerror(errno));
-        goto done;
-    }
+    if (make_dirs(dir, err)) goto fail;
     char tok_path[1100], ck_path[1100];
     snprintf(tok_path, sizeof tok_path, "%s/tokenizer.model", dir);
     snprintf(ck_path, sizeof ck_path, "%s/model.h5", dir);

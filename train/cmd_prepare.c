@@ -266,10 +266,7 @@ int cmd_prepare(int argc, char **argv) {
         err_set(&err, "%s: tokenizer has no BOS token", tokpath);
         goto out;
     }
-    if (mkdir(outdir, 0755) != 0 && errno != EEXIST) {
-        err_set(&err, "%s: cannot create folder (%s)", outdir, strerror(errno));
-        goto out;
-    }
+    if (make_dirs(outdir, &err)) goto out;
     if (load_inputs(&in, files, nfiles, split, &err)) goto out;
     size_t nd = in.ndocs;
     order = xmalloc(nd * sizeof(size_t));

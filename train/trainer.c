@@ -14,21 +14,6 @@
 #include "kernels/util.h"
 #include "model/qat.h"
 
-static int mkdir_p(const char *path, Err *err) {
-    char buf[1024];
-    size_t n = strlen(path);
-    if (n >= sizeof buf) return err_set(err, "%s: path too long", path);
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++)
-        if (buf[i] == '/' || buf[i] == 0) {
-            char c = buf[i];
-            buf[i] = 0;
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return err_set(err, "%s: cannot create folder (%s)", buf, strerror(errno));
-            buf[i] = c;
-        }
-    return 0;
-}
-
 static int file_exists(const char *p) {
     struct stat st;
     return stat(p, &st) == 0;
@@ -251,7 +236,7 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
         return err_set(err, "%s already holds a run (ckpt/latest.h5): resume it with --resume %s, or pick another "
                             "name (--set name=...), or pass --overwrite", t->run_dir, t->run_dir);
     snprintf(path, sizeof path, "%s/ckpt", t->run_dir);
-    if (mkdir_p(path, err)) return -1;
+    if (make_dirs(path, err)) return -1;
     runconfig_resolve(rc);
     snprintf(path, sizeof path, "%s/config.json", t->run_dir);
     if (cfg_save_file(rc->root, path, err)) return -1;
