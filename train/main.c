@@ -20,6 +20,7 @@ static const Command kCommands[] = {
     {"tokenizer", cmd_tokenizer, "train, encode, decode and inspect tokenizers"},
     {"logits", cmd_logits, "write a teacher's top-k logits for distillation"},
     {"info", cmd_info, "what a checkpoint, shard or artifact holds"},
+    {"generate", cmd_generate, "sample text from a checkpoint (trained or imported)"},
     {"import", cmd_import, "a pretrained llama GGUF -> tern checkpoint + SentencePiece tokenizer"},
 };
 

@@ -195,6 +195,19 @@ sl = llama_ref(meta, W, sid)
 ce_story = float(np.mean(lse(sl[:-1]) - sl[np.arange(len(sid) - 1), sid[1:]]))
 check(ce_story < 0.6 * ce_ref, f"loss on a TinyStories-style sentence {ce_story:.3f} vs State of the Union {ce_ref:.3f}")
 
+print("generation: tern generate (greedy) == greedy decoding of the reference")
+prompt = "Once upon a time"
+gen = [1] + sp.encode(prompt)
+for _ in range(40):
+    gen.append(int(np.argmax(llama_ref(meta, W, gen)[-1])))
+r = run("generate", "--ckpt", ck, "--prompt", prompt, "-n", "40", "--temp", "0", "--ids")
+got = [int(x) for x in r.stdout.strip().splitlines()[-1].split()] if r.returncode == 0 else []
+check(got == gen[len(sp.encode(prompt)) + 1:], f"40 greedy tokens identical: {r.stdout.strip().splitlines()[0] if got else r.stderr}")
+a = run("generate", "--ckpt", ck, "--prompt", prompt, "-n", "30", "--seed", "5").stdout
+b = run("generate", "--ckpt", ck, "--prompt", prompt, "-n", "30", "--seed", "5").stdout
+c = run("generate", "--ckpt", ck, "--prompt", prompt, "-n", "30", "--seed", "6").stdout
+check(a == b and a != c and a.startswith(prompt), "sampling: the same seed repeats, another seed differs")
+
 print("damaged files")
 raw = open(GGUF, "rb").read()
 bad = {
