@@ -67,7 +67,9 @@ enum {
     TERN_GPT_TIE_EMBEDDINGS = 1u << 0,
     TERN_GPT_SKIPS = 1u << 1,
     TERN_GPT_SUBLN = 1u << 2,
-    TERN_GPT_KNOWN_FLAGS = 7u
+    TERN_GPT_NO_EMB_NORM = 1u << 3, /* x0 = the embedding itself, not its RMSNorm (imported Llama) */
+    TERN_GPT_NO_QK_NORM = 1u << 4,  /* no per-head RMSNorm of q and k (imported Llama) */
+    TERN_GPT_KNOWN_FLAGS = 31u
 };
 
 enum {

@@ -147,7 +147,7 @@ static int gpt_hparams(const Model *m, const cJSON *run_config, TernGptHparams *
     else if (!strcmp(c.mlp_act, "swiglu")) h->mlp_act = TERN_ACT_SWIGLU;
     else return err_set(err, "export: unknown model.mlp_act \"%s\"", c.mlp_act);
     h->flags = (c.tie_embeddings ? TERN_GPT_TIE_EMBEDDINGS : 0) | (c.skips ? TERN_GPT_SKIPS : 0) |
-               (c.subln ? TERN_GPT_SUBLN : 0);
+               (c.subln ? TERN_GPT_SUBLN : 0) | (c.emb_norm ? 0 : TERN_GPT_NO_EMB_NORM) | (c.qk_norm ? 0 : TERN_GPT_NO_QK_NORM);
     h->softcap = (float)c.softcap;
     h->rope_base = (float)c.rope_base;
     /* the trainer's RMSNorm replaces eps <= 0 by FLT_EPSILON (as torch's RMSNorm with eps=None) */

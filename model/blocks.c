@@ -13,8 +13,10 @@ Tensor *attn_block_forward(Model *m, Tape *tp, const AttnBlockW *w, const AttnBl
     Tensor *q = op_reshape(tp, model_linear(m, tp, h, w->c_q, NULL), 4, (size_t[]){B, T, H, D});
     Tensor *k = op_reshape(tp, model_linear(m, tp, h, w->c_k, NULL), 4, (size_t[]){B, T, G, D});
     Tensor *v = op_reshape(tp, model_linear(m, tp, h, w->c_v, NULL), 4, (size_t[]){B, T, G, D});
-    q = op_rmsnorm_heads(tp, q, D, eps);
-    k = op_rmsnorm_heads(tp, k, D, eps);
+    if (!c->no_qk_norm) {
+        q = op_rmsnorm_heads(tp, q, D, eps);
+        k = op_rmsnorm_heads(tp, k, D, eps);
+    }
     Tensor *y = op_attention(tp, q, k, v, w->q_gain, c->rope, 0.0f);
     y = op_reshape(tp, y, 3, (size_t[]){B, T, C});
     if (c->subln) y = op_rmsnorm(tp, y, NULL, eps);

@@ -20,6 +20,7 @@ typedef struct AttnBlockCfg {
     ActKind act;
     int swiglu, subln;
     const RopeTable *rope;
+    int no_qk_norm; /* skip the per-head RMSNorm of q and k (imported Llama blocks) */
 } AttnBlockCfg;
 
 Tensor *attn_block_forward(Model *m, Tape *tp, const AttnBlockW *w, const AttnBlockCfg *c, Tensor *x, Tensor *x0,

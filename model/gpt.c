@@ -32,6 +32,8 @@ const CfgField kGptConfigFields[] = {
     F(CFG_BOOL, skips, "U-Net skip connections"),
     F(CFG_BOOL, zero_init_proj, "zero-initialise output projections"),
     F(CFG_BOOL, subln, "RMSNorm (no gain) on the inputs of the output projections (BitNet SubLN)"),
+    F(CFG_BOOL, emb_norm, "RMSNorm of the token embedding (x0)"),
+    F(CFG_BOOL, qk_norm, "RMSNorm of q and k per head"),
 };
 #undef F
 const size_t kGptConfigFieldCount = sizeof kGptConfigFields / sizeof kGptConfigFields[0];
@@ -54,6 +56,8 @@ void gpt_config_defaults(GptConfig *c) {
     c->tie_embeddings = 1;
     c->skips = 1;
     c->zero_init_proj = 1;
+    c->emb_norm = 1;
+    c->qk_norm = 1;
 }
 
 typedef struct GptBlock {
@@ -87,7 +91,8 @@ static Tensor *add_param(ParamStore *ps, const char *name, int ndim, size_t a, s
 static Tensor *gpt_block(Gpt *g, GptBlock *bk, Tape *tp, Tensor *x, Tensor *x0, size_t B, size_t T) {
     AttnBlockW w = {bk->c_q, bk->c_k, bk->c_v, bk->proj, bk->q_gain, bk->attn_scale, bk->mlp_scale, bk->resid_mix, bk->fc, bk->mlp_proj};
     AttnBlockCfg cfg = {.dim = g->c.dim, .heads = g->c.heads, .kv_heads = g->c.kv_heads, .head_dim = g->head_dim,
-                        .eps = (float)g->c.norm_eps, .act = g->act, .swiglu = g->swiglu, .subln = g->c.subln, .rope = &g->rope};
+                        .eps = (float)g->c.norm_eps, .act = g->act, .swiglu = g->swiglu, .subln = g->c.subln, .rope = &g->rope,
+                        .no_qk_norm = !g->c.qk_norm};
     return attn_block_forward(g->m, tp, &w, &cfg, x, x0, B, T);
 }
 
@@ -98,7 +103,7 @@ static Tensor *gpt_trunk(Gpt *g, Tape *tp, const int32_t *idx, size_t B, size_t 
     /* the tied table is quantized once per forward and used for both lookup and logits */
     Tensor *emb = model_weight(g->m, tp, g->tok_emb);
     Tensor *x = op_embedding(tp, emb, idx, B * T, 3, (size_t[]){B, T, C});
-    x = op_rmsnorm(tp, x, NULL, eps);
+    if (g->c.emb_norm) x = op_rmsnorm(tp, x, NULL, eps);
     Tensor *x0 = x;
     size_t nenc = L / 2, ndec = L - nenc;
     Tensor *skips[256];

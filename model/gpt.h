@@ -21,6 +21,7 @@ typedef struct GptConfig {
     char mlp_act[CFG_STR_MAX]; /* relu2 | leaky_relu2 | swiglu */
     double softcap, rope_base, embed_init_std, qk_gain_init, norm_eps;
     int tie_embeddings, skips, zero_init_proj, subln;
+    int emb_norm, qk_norm; /* RMSNorm of the embedding (x0) and of q, k per head; both on in the baseline */
 } GptConfig;
 
 void gpt_config_defaults(GptConfig *c);

@@ -180,3 +180,78 @@ int llama_create(Model **out, const cJSON *section, uint64_t seed, Err *err) {
     *out = m;
     return 0;
 }
+
+/* The same function as a GPT of model/gpt.c, for the artifact format and the runtime: no
+ * embedding or q/k norm, identity residual mixing, q gains and scales 1, no skips, no softcap,
+ * SwiGLU with fc = [W1; W3]; the RMSNorm gains are folded into the weights that read the normed
+ * activations (rmsnorm(x) * g then W  ==  rmsnorm(x) then W diag(g)), so the head becomes
+ * Wout diag(g_final) and is stored untied. Exact in real arithmetic; in float32 the products
+ * differ by rounding only. */
+int llama_to_gpt(const Model *lm, Model **out, Err *err) {
+    const Llama *g = lm->impl;
+    const LlamaConfig *c = &g->c;
+    *out = NULL;
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddStringToObject(s, "arch", "gpt");
+    cJSON_AddNumberToObject(s, "vocab_size", (double)c->vocab_size);
+    cJSON_AddNumberToObject(s, "layers", (double)c->layers);
+    cJSON_AddNumberToObject(s, "dim", (double)c->dim);
+    cJSON_AddNumberToObject(s, "heads", (double)c->heads);
+    cJSON_AddNumberToObject(s, "kv_heads", (double)c->kv_heads);
+    cJSON_AddNumberToObject(s, "mlp_hidden", (double)c->hidden);
+    cJSON_AddNumberToObject(s, "seq_len", (double)c->seq_len);
+    cJSON_AddStringToObject(s, "mlp_act", "swiglu");
+    cJSON_AddNumberToObject(s, "softcap", 0);
+    cJSON_AddNumberToObject(s, "rope_base", c->rope_base);
+    cJSON_AddNumberToObject(s, "norm_eps", c->norm_eps);
+    cJSON_AddNumberToObject(s, "qk_gain_init", 1);
+    cJSON_AddBoolToObject(s, "tie_embeddings", 0);
+    cJSON_AddBoolToObject(s, "skips", 0);
+    cJSON_AddBoolToObject(s, "emb_norm", 0);
+    cJSON_AddBoolToObject(s, "qk_norm", 0);
+    Model *m = NULL;
+    int rc = model_create(&m, s, 0, err);
+    cJSON_Delete(s);
+    if (rc) return -1;
+    size_t C = c->dim, Hd = c->hidden;
+    /* dst[r, :] = src[r, :] * gain (gain may be NULL) */
+    #define COPY_SCALED(dst, src, rows, gain)                                        \
+        for (size_t r_ = 0; r_ < (rows); r_++)                                      \
+            for (size_t c_ = 0; c_ < C; c_++)                                        \
+                (dst)[r_ * C + c_] = (src)[r_ * C + c_] * ((gain) ? (gain)[c_] : 1.0f)
+    char name[128];
+    Tensor *t;
+    memcpy(params_find(&m->ps, "tok_emb.weight")->data, g->tok_emb->data, g->tok_emb->numel * sizeof(float));
+    const Tensor *head = c->tie_embeddings ? g->tok_emb : g->out;
+    t = params_find(&m->ps, "lm_head.weight");
+    COPY_SCALED(t->data, head->data, c->vocab_size, g->norm->data);
+    for (size_t i = 0; i < c->layers; i++) {
+        const LlamaBlock *b = &g->blocks[i];
+        const float *ga = b->attn_norm->data, *gf = b->ffn_norm->data;
+#define DST(nm) (snprintf(name, sizeof name, "blocks.%zu.%s", i, nm), params_find(&m->ps, name))
+        t = DST("attn.c_q.weight");
+        COPY_SCALED(t->data, b->wq->data, b->wq->shape[0], ga);
+        t = DST("attn.c_k.weight");
+        COPY_SCALED(t->data, b->wk->data, b->wk->shape[0], ga);
+        t = DST("attn.c_v.weight");
+        COPY_SCALED(t->data, b->wv->data, b->wv->shape[0], ga);
+        memcpy(DST("attn.proj.weight")->data, b->wo->data, b->wo->numel * sizeof(float));
+        t = DST("mlp.fc.weight");
+        COPY_SCALED(t->data, b->w1->data, Hd, gf);
+        COPY_SCALED(t->data + Hd * C, b->w3->data, Hd, gf);
+        memcpy(DST("mlp.proj.weight")->data, b->w2->data, b->w2->numel * sizeof(float));
+        Tensor *v;
+        v = DST("attn.q_gain");
+        for (size_t j = 0; j < v->numel; j++) v->data[j] = 1.0f;
+        v = DST("attn_scale");
+        for (size_t j = 0; j < v->numel; j++) v->data[j] = 1.0f;
+        v = DST("mlp_scale");
+        for (size_t j = 0; j < v->numel; j++) v->data[j] = 1.0f;
+        v = DST("resid_mix");
+        for (size_t j = 0; j < C; j++) v->data[j] = 1.0f, v->data[C + j] = 0.0f;
+#undef DST
+    }
+#undef COPY_SCALED
+    *out = m;
+    return 0;
+}

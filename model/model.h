@@ -56,5 +56,7 @@ size_t model_num_params(const Model *m);
 /* Architecture constructors (registry entries). */
 int gpt_create(Model **out, const struct cJSON *section, uint64_t seed, Err *err);
 int llama_create(Model **out, const struct cJSON *section, uint64_t seed, Err *err);
+/* The same function as a parameter-golf-format GPT (see model/llama.c), for export. */
+int llama_to_gpt(const Model *llama, Model **gpt, Err *err);
 
 #endif

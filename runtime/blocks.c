@@ -44,12 +44,13 @@ void rt_softcap(float *z, size_t V, float cap) {
 }
 
 /* in place on n tokens of nh heads of D: per-head RMSNorm, RoPE, optional per-head gain */
-static void qk_prep(float *x, size_t n, size_t nh, size_t D, float eps, const float *cosb, const float *sinb, const float *gain) {
+static void qk_prep(float *x, size_t n, size_t nh, size_t D, float eps, int norm, const float *cosb, const float *sinb,
+                    const float *gain) {
     size_t half = D / 2;
     for (size_t i = 0; i < n; i++)
         for (size_t hh = 0; hh < nh; hh++) {
             float *v = x + (i * nh + hh) * D;
-            rt_rmsnorm(v, v, 1, D, eps);
+            if (norm) rt_rmsnorm(v, v, 1, D, eps);
             const float *c = cosb + i * half, *s = sinb + i * half;
             for (size_t j = 0; j < half; j++) {
                 float x1 = v[j], x2 = v[j + half];
@@ -149,8 +150,8 @@ void rt_attn_block(const RtKernels *k, const RtAttnCfg *c, const RtAttnW *w, con
     rt_linear(k, b->q, b->h, n, w->c_q, 0, b->lin, nt);
     rt_linear(k, b->k, b->h, n, w->c_k, 0, b->lin, nt);
     rt_linear(k, b->v, b->h, n, w->c_v, 0, b->lin, nt);
-    qk_prep(b->q, n, c->H, D, eps, b->cosb, b->sinb, w->q_gain);
-    qk_prep(b->k, n, c->G, D, eps, b->cosb, b->sinb, NULL);
+    qk_prep(b->q, n, c->H, D, eps, !c->no_qk_norm, b->cosb, b->sinb, w->q_gain);
+    qk_prep(b->k, n, c->G, D, eps, !c->no_qk_norm, b->cosb, b->sinb, NULL);
     size_t nblk = (T + 15) / 16;
     for (size_t i = 0; i < n; i++) {
         size_t p = p0 + i;

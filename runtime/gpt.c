@@ -240,9 +240,10 @@ static void forward_chunk(TrtSession *s, const int32_t *ids, size_t n, size_t p0
     size_t C = g->C, KV = g->KV, T = s->max_ctx, nblk = (T + 15) / 16;
     float eps = g->h.norm_eps;
     int nt = s->threads;
-    RtAttnCfg ac = {C, g->H, g->G, g->D, KV, g->hidden, g->h.mlp_act, (g->h.flags & TERN_GPT_SUBLN) != 0, eps};
+    RtAttnCfg ac = {C, g->H, g->G, g->D, KV, g->hidden, g->h.mlp_act, (g->h.flags & TERN_GPT_SUBLN) != 0, eps,
+                    (g->h.flags & TERN_GPT_NO_QK_NORM) != 0};
     for (size_t i = 0; i < n; i++) rt_tensor_row_float(g->tok_emb, (size_t)ids[i], st->x + i * C);
-    rt_rmsnorm(st->x, st->x, n, C, eps);
+    if (!(g->h.flags & TERN_GPT_NO_EMB_NORM)) rt_rmsnorm(st->x, st->x, n, C, eps);
     memcpy(st->x0, st->x, n * C * sizeof(float));
     rt_rope_rows(st->b.cosb, st->b.sinb, g->inv_freq, g->D / 2, p0, n);
     size_t nstack = 0;

@@ -136,6 +136,7 @@ typedef struct RtAttnCfg {
     uint32_t mlp_act;              /* TernMlpAct */
     int subln;
     float eps;
+    int no_qk_norm;                /* TERN_GPT_NO_QK_NORM */
 } RtAttnCfg;
 /* Scratch for P tokens: h, tmp, att, q [P, C]; k, v [P, KV]; fc [P, fc rows]; act [P, hidden];
  * cosb, sinb [P, D/2]; scores [threads, max_ctx]; lin rt_linear_scratch_bytes(P, max cols). */

@@ -564,7 +564,7 @@ static void forward_chunk(TrtSession *s, const int32_t *ids, size_t n, size_t p0
     rt_rmsnorm(st->x, st->x, n, C, eps);
     memcpy(st->x0, st->x, n * C * sizeof(float));
     if (g->nA) rt_rope_rows(st->b.cosb, st->b.sinb, g->inv_freq, g->D / 2, p0, n);
-    RtAttnCfg ac = {C, g->H, g->G, g->D, g->KV, g->hidden, g->h.mlp_act, 0, eps};
+    RtAttnCfg ac = {C, g->H, g->G, g->D, g->KV, g->hidden, g->h.mlp_act, 0, eps, 0};
     size_t nstack = 0;
     for (size_t l = 0; l < g->L; l++) {
         const TrnBlockW *b = &g->b[l];

@@ -159,6 +159,14 @@ int cmd_export(int argc, char **argv) {
     memset(&rep, 0, sizeof rep);
     int status = 1;
     if (model_load_checkpoint(ckpt, use_ema, &m, &cfg, &err)) goto out;
+    if (!strcmp(m->ops->arch, "llama")) {
+        /* the artifact format runs Llama blocks as GPT blocks with the norm gains folded in */
+        Model *gm = NULL;
+        if (llama_to_gpt(m, &gm, &err)) goto out;
+        model_free(m);
+        m = gm;
+        cJSON_ReplaceItemInObjectCaseSensitive(cfg, "model", cJSON_Duplicate(m->config, 1));
+    }
     for (size_t k = 0; k < nov; k++) {
         const char *v = ov[k].value;
         if (v && !strcmp(ov[k].flag, "embed")) /* a boolean in the config */

@@ -208,6 +208,31 @@ b = run("generate", "--ckpt", ck, "--prompt", prompt, "-n", "30", "--seed", "5")
 c = run("generate", "--ckpt", ck, "--prompt", prompt, "-n", "30", "--seed", "6").stdout
 check(a == b and a != c and a.startswith(prompt), "sampling: the same seed repeats, another seed differs")
 
+print("export and the runtime: the teacher as an artifact, run by tern-run")
+RUN = os.path.join(os.path.dirname(BIN), "tern-run")
+vshard = os.path.join(d, "story_000000.bin")
+stories = [1] + sp.encode(story) + [1] + sp.encode("Tom had a red ball. He liked to throw it to his dog Max. One day the ball went over the fence.")
+write_shard(vshard, stories)
+import json  # noqa: E402
+
+def eval_json(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return json.loads(r.stdout) if r.returncode == 0 else {"err": r.stderr}
+
+fw = eval_json([BIN, "eval", "--ckpt", ck, "--data", vshard, "--seq-len", "32", "--json"])
+for quant, tol in (("none", 1e-5), ("int8", 0.05)):
+    art = os.path.join(d, f"st260_{quant}.tern")
+    r = run("export", "--ckpt", ck, "-o", art, "--quant", quant, "--set", "export.passthrough=fp32", "--set", "quant.min_numel=1024")
+    rt = eval_json([RUN, "eval", art, "--data", vshard, "--seq-len", "32", "--json"]) if r.returncode == 0 else {"err": r.stderr}
+    diff = abs(rt["val_loss"] - fw["val_loss"]) if "val_loss" in rt and "val_loss" in fw else float("inf")
+    ok = diff <= tol and (quant == "none" or diff > 1e-5)  # int8 must really have quantized
+    check(ok, f"export --quant {quant}: tern-run eval {rt.get('val_loss', rt.get('err'))} vs tern eval {fw.get('val_loss')} "
+              f"(tolerance {tol:g}; Llama runs as a GPT with its norm gains folded into the weights)")
+r = subprocess.run([RUN, "generate", os.path.join(d, "st260_none.tern"), "--prompt", prompt, "-n", "12", "--temp", "0"],
+                   capture_output=True, text=True)
+check(r.returncode == 0 and r.stdout.startswith(prompt + ", there was a little girl named Lily"),
+      f"tern-run generate: {r.stdout.strip()[:80]}")
+
 print("damaged files")
 raw = open(GGUF, "rb").read()
 bad = {
