@@ -79,6 +79,41 @@ int main(void) {
         model_free(m);
     }
     {
+        /* a Llama (model/llama.c): gradient check, then llama_to_gpt computes the same loss as a
+         * GPT without embedding / q-k norms and with the norm gains folded into the weights */
+        Model *lm = make("{\"arch\":\"llama\",\"vocab_size\":11,\"layers\":2,\"dim\":8,\"heads\":2,\"kv_heads\":1,"
+                         "\"hidden\":12,\"seq_len\":8,\"tie_embeddings\":false,\"init_std\":0.3}", &err);
+        CHECK(lm != NULL, "llama config");
+        if (lm) {
+            for (size_t p = 0; p < lm->ps.n; p++) /* norm gains away from 1, so folding matters */
+                if (lm->ps.t[p]->ndim == 1)
+                    for (size_t j = 0; j < lm->ps.t[p]->numel; j++) lm->ps.t[p]->data[j] = 0.5f + 0.1f * (float)(j % 7);
+            Ctx c = {.m = lm, .B = 2, .T = 5};
+            for (int i = 0; i < 10; i++) {
+                c.x[i] = (i * 7 + 3) % 11;
+                c.y[i] = (i * 5 + 1) % 11;
+            }
+            GradCheckOpts o = gradcheck_default_opts();
+            o.max_per_input = 12;
+            CHECK(gradcheck("llama tiny (GQA, SwiGLU, untied) all params", loss_fn, lm->ps.t, (int)lm->ps.n, &c, &o, NULL) == 0,
+                  "gradcheck");
+            Model *gm = NULL;
+            CHECK(llama_to_gpt(lm, &gm, &err) == 0, "llama_to_gpt: %s", err.msg);
+            if (gm) {
+                Tape tp;
+                tape_init(&tp, 0);
+                float a = lm->ops->loss(lm, &tp, c.x, c.y, 2, 5, NULL, 0)->data[0];
+                tape_reset(&tp);
+                float b = gm->ops->loss(gm, &tp, c.x, c.y, 2, 5, NULL, 0)->data[0];
+                printf("  llama loss %.7f, as a GPT (gains folded, no emb/qk norm) %.7f\n", a, b);
+                CHECK(fabsf(a - b) <= 1e-5f * fabsf(a), "llama_to_gpt changes the function");
+                tape_free(&tp);
+                model_free(gm);
+            }
+            model_free(lm);
+        }
+    }
+    {
         m = make("{\"arch\":\"gpt\",\"vocab_size\":13,\"layers\":2,\"dim\":8,\"heads\":2,\"kv_heads\":2,"
                  "\"seq_len\":8,\"tie_embeddings\":false,\"zero_init_proj\":false,\"skips\":false,\"embed_init_std\":0.5}", &err);
         Ctx c = {.m = m, .B = 1, .T = 7};
