@@ -64,27 +64,13 @@ static int read_file(const char *path, uint8_t **out, size_t *len, Err *err) {
     return 0;
 }
 
-/* is_string: the value is text, quoted here because cfg_set_path would read "2bit" as the
- * number 2 (cJSON_Parse stops at the first token without requiring the end of input) */
+/* is_string: the value is text and is quoted, so that a value that happens to be valid JSON
+ * (e.g. "true" or "8") stays a string */
 static int set_key(cJSON *cfg, const char *key, const char *value, int is_string, Err *err) {
     char buf[1024];
     if (is_string && (strchr(value, '"') || strchr(value, '\\'))) return err_set(err, "--%s: bad value %s", key, value);
     snprintf(buf, sizeof buf, is_string ? "%s=\"%s\"" : "%s=%s", key, value);
     return cfg_set_path(cfg, buf, err);
-}
-
-static void move_first(cJSON *obj, const char *key) {
-    cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(obj, key);
-    if (it) cJSON_InsertItemInArray(obj, 0, it); /* works on objects: keeps the key */
-}
-
-static void act_bits_first(cJSON *quant) {
-    if (!cJSON_IsObject(quant)) return;
-    move_first(quant, "act_bits");
-    cJSON *rules = cJSON_GetObjectItemCaseSensitive(quant, "rules");
-    if (cJSON_IsArray(rules))
-        for (cJSON *r = rules->child; r; r = r->next)
-            if (cJSON_IsObject(r)) move_first(r, "act_bits");
 }
 
 static void fmt_thousands(char *buf, size_t n, size_t v) {
@@ -180,10 +166,6 @@ int cmd_export(int argc, char **argv) {
         }
         if (cfg_set_path(cfg, sets[k], &err)) goto out;
     }
-    /* model/qat.c reads quant.act_bits (an int field) as a long, which overwrites the first bytes
-     * of the following weights string when act_bits is read after weights: read it first, so
-     * the weights string (read later) survives. See the export notes in export/README.md. */
-    act_bits_first(cJSON_GetObjectItemCaseSensitive(cfg, "quant"));
     cJSON *rq = cJSON_CreateObject(), *rx = cJSON_CreateObject();
     if (quant_plan_attach(m, cJSON_GetObjectItemCaseSensitive(cfg, "quant"), cJSON_GetObjectItemCaseSensitive(cfg, "export"), rq, rx,
                           &err)) {
