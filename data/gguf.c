@@ -126,9 +126,10 @@ int gguf_open(Gguf *g, const char *path, Err *err) {
     uint64_t nt = rd_count(&c), nkv = rd_count(&c);
     /* every entry takes at least 8 bytes: a bound that keeps corrupt counts from allocating */
     if (nt > g->size / 8 || nkv > g->size / 8) {
+        size_t size = g->size;
         gguf_close(g);
-        return err_set(err, "%s: corrupt header (%llu tensors, %llu metadata entries)", path, (unsigned long long)nt,
-                       (unsigned long long)nkv);
+        return err_set(err, "%s: truncated or corrupt header (%llu tensors, %llu metadata entries in %zu bytes)", path,
+                       (unsigned long long)nt, (unsigned long long)nkv, size);
     }
     g->kv = xcalloc(nkv ? nkv : 1, sizeof(GgufKv));
     uint64_t alignment = 32;
