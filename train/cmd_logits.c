@@ -91,6 +91,16 @@ int cmd_logits(int argc, char **argv) {
     TeacherMeta meta = {.k = k, .vocab_size = m->vocab, .seq_len = T, .temperature = temp, .offset = 0, .fp16 = !strcmp(dtype, "f16")};
     snprintf(meta.shard, sizeof meta.shard, "%s", data);
     snprintf(meta.teacher, sizeof meta.teacher, "%s (%s, %zu parameters)", ckpt, m->ops->arch, model_num_params(m));
+    {
+        /* create the output's folder (as prepare / import do) */
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s", out);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = 0;
+            if (make_dirs(dir, &err)) goto out;
+        }
+    }
     if (teacher_writer_open(&w, out, &meta, &err)) goto out;
     opened = 1;
     x = xmalloc(B * T * sizeof(int32_t));

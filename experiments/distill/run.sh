@@ -36,7 +36,6 @@ PY
 fi
 "$TERN" prepare "$OUT/stories.jsonl" --tokenizer "$OUT/teacher/tokenizer.model" -o "$OUT/shards" --name stories \
   --val-docs "$((STORIES / 10))" --json > "$OUT/prepare.json"
-mkdir -p "$OUT/teacher_logits"
 "$TERN" logits --ckpt "$OUT/teacher/model.h5" --data "$OUT/shards/stories_train_000000.bin" -o "$OUT/teacher_logits/stories_train_000000.h5" \
   --k 32 --seq-len 256
 "$TERN" eval --ckpt "$OUT/teacher/model.h5" --data "$OUT/shards/stories_val_*.bin" --seq-len 256 --json > "$OUT/teacher_eval.json"
