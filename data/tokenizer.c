@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "data/sentencepiece.h"
 #include "data/tokenizer_impl.h"
@@ -430,28 +428,7 @@ int tokenizer_save(const Tokenizer *t, const char *path, Err *err) {
         free(out.p);
         return -1;
     }
-    /* Write beside the target and rename, so a crash never leaves half a file under its name. */
-    size_t n = strlen(path);
-    char *tmp = xmalloc(n + 16);
-    snprintf(tmp, n + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        free(out.p);
-        return err_set(err, "%s: cannot create a temporary file: %s", path, strerror(e));
-    }
-    fchmod(fd, 0644);
-    FILE *f = fdopen(fd, "wb");
-    int ok = f && fwrite(out.p, 1, out.n, f) == out.n;
-    ok = (f ? fclose(f) == 0 : (close(fd), 0)) && ok;
+    int rc = write_file_atomic(path, out.p, out.n, err);
     free(out.p);
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        free(tmp);
-        return err_set(err, "%s: cannot write: %s", path, strerror(e));
-    }
-    free(tmp);
-    return 0;
+    return rc;
 }

@@ -1,13 +1,10 @@
 #include "export/writer.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zstd.h>
 
 #include "export/format.h"
@@ -353,32 +350,5 @@ void export_report_free(ExportReport *rep) {
 }
 
 int export_write_file(const char *path, const uint8_t *data, size_t len, Err *err) {
-    size_t n = strlen(path) + 32;
-    char *tmp = xmalloc(n);
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        int e = errno;
-        xfree(tmp);
-        return err_set(err, "%s: cannot create (%s)", path, strerror(e));
-    }
-    size_t done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, data + done, len - done);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        done += (size_t)w;
-    }
-    int ok = done == len && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        xfree(tmp);
-        return err_set(err, "%s: write failed (%s)", path, strerror(e));
-    }
-    xfree(tmp);
-    return 0;
+    return write_file_atomic(path, data, len, err);
 }

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const char *json_type_name(const cJSON *v) {
     if (cJSON_IsNumber(v)) return "a number";
@@ -199,18 +198,9 @@ int cfg_set_path(cJSON *root, const char *assignment, Err *err) {
 int cfg_save_file(const cJSON *root, const char *path, Err *err) {
     char *text = cJSON_Print(root);
     if (!text) return err_set(err, "%s: cannot serialise config", path);
-    size_t n = strlen(path) + 32;
-    char *tmp = malloc(n);
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    if (f) ok = (fclose(f) == 0) && ok;
-    int rc = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        rc = err_set(err, "%s: cannot write (%s)", path, strerror(errno));
-    }
-    free(tmp);
+    size_t n = strlen(text);
+    text[n] = '\n'; /* cJSON's buffer ends in the NUL this overwrites: the file is text + newline */
+    int rc = write_file_atomic(path, text, n + 1, err);
     cJSON_free(text);
     return rc;
 }

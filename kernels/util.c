@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int err_set(Err *err, const char *fmt, ...) {
     if (!err) return -1;
@@ -103,5 +104,38 @@ int make_dirs(const char *path, Err *err) {
             if (mkdir(buf, 0755) != 0 && errno != EEXIST) return err_set(err, "%s: cannot create folder (%s)", buf, strerror(errno));
             buf[i] = c;
         }
+    return 0;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, Err *err) {
+    size_t n = strlen(path) + 16;
+    char *tmp = xmalloc(n);
+    snprintf(tmp, n, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = errno;
+        xfree(tmp);
+        return err_set(err, "%s: cannot create a temporary file beside it (%s)", path, strerror(e));
+    }
+    fchmod(fd, 0644);
+    const char *p = data;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, p + done, len - done);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        done += (size_t)w;
+    }
+    int ok = done == len && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        xfree(tmp);
+        return err_set(err, "%s: cannot write (%s)", path, strerror(e ? e : EIO));
+    }
+    xfree(tmp);
     return 0;
 }

@@ -26,6 +26,9 @@ char *xstrdup(const char *s);
 void xfree(void *p);
 
 double now_seconds(void);              /* monotonic clock */
+/* Writes len bytes to path atomically: a temporary file beside it (mode 0644), fsync'd, then
+ * renamed over path, so a crash or a full disk never leaves half a file under the name. */
+int write_file_atomic(const char *path, const void *data, size_t len, Err *err);
 /* mkdir -p: creates path and its missing parents (mode 0755); an existing folder is fine. */
 int make_dirs(const char *path, Err *err);
 size_t peak_rss_bytes(void);           /* VmHWM of this process, 0 if unknown */

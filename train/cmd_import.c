@@ -3,11 +3,9 @@
  * (DIR/tokenizer.model), so that eval, logits (teacher files for distillation), fine-tuning
  * (train.init_from, MeZO) and prepare work on it like on any tern model. */
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "data/gguf.h"
 #include "model/model.h"
@@ -48,20 +46,6 @@ static int load_tensor(const Gguf *g, const char *name, Tensor *t, size_t permut
             memcpy(blk, tmp, D * cols * sizeof(float));
         }
         xfree(tmp);
-    }
-    return 0;
-}
-
-static int write_file(const char *path, const void *data, size_t n, Err *err) {
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return err_set(err, "%s: cannot create (%s)", tmp, strerror(errno));
-    int ok = fwrite(data, 1, n, f) == n;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return err_set(err, "%s: cannot write", path);
     }
     return 0;
 }
@@ -152,7 +136,7 @@ static int do_import(const char *in, const char *dir, int json, Err *err) {
     char tok_path[1100], ck_path[1100];
     snprintf(tok_path, sizeof tok_path, "%s/tokenizer.model", dir);
     snprintf(ck_path, sizeof ck_path, "%s/model.h5", dir);
-    if (write_file(tok_path, proto, proto_len, err)) goto fail;
+    if (write_file_atomic(tok_path, proto, proto_len, err)) goto fail;
     cfg = cJSON_CreateObject();
     const char *base = strrchr(dir, '/');
     cJSON_AddStringToObject(cfg, "name", base && base[1] ? base + 1 : dir);
