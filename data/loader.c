@@ -29,34 +29,10 @@ uint64_t permute_index(uint64_t i, uint64_t n, uint64_t key) {
 }
 
 /* ---------------------------------------------------------------- training loader */
-static int split_patterns(const char *pattern, char ***paths, size_t *n, Err *err) {
-    *paths = NULL;
-    *n = 0;
-    char *copy = xstrdup(pattern);
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char **p = NULL;
-        size_t m = 0;
-        if (path_glob(tok, &p, &m, err)) {
-            free(copy);
-            path_list_free(*paths, *n);
-            *paths = NULL;
-            return -1;
-        }
-        *paths = xrealloc(*paths, (*n + m) * sizeof(char *));
-        memcpy(*paths + *n, p, m * sizeof(char *));
-        *n += m;
-        xfree(p);
-    }
-    free(copy);
-    if (*n == 0) return err_set(err, "%s: no files", pattern);
-    return 0;
-}
-
 static int open_all(const char *pattern, size_t vocab, Shard **shards, size_t *nshards, Err *err) {
     char **paths;
     size_t n;
-    if (split_patterns(pattern, &paths, &n, err)) return -1;
+    if (path_glob_list(pattern, &paths, &n, err)) return -1;
     *shards = xcalloc(n, sizeof(Shard));
     for (size_t i = 0; i < n; i++) {
         if (shard_open(&(*shards)[i], paths[i], vocab, err)) {

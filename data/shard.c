@@ -234,3 +234,27 @@ void path_list_free(char **paths, size_t n) {
     for (size_t i = 0; i < n; i++) free(paths[i]);
     xfree(paths);
 }
+
+int path_glob_list(const char *pattern, char ***paths, size_t *n, Err *err) {
+    *paths = NULL;
+    *n = 0;
+    char *copy = xstrdup(pattern);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char **p = NULL;
+        size_t m = 0;
+        if (path_glob(tok, &p, &m, err)) {
+            free(copy);
+            path_list_free(*paths, *n);
+            *paths = NULL;
+            return -1;
+        }
+        *paths = xrealloc(*paths, (*n + m) * sizeof(char *));
+        memcpy(*paths + *n, p, m * sizeof(char *));
+        *n += m;
+        xfree(p);
+    }
+    free(copy);
+    if (*n == 0) return err_set(err, "%s: no files", pattern);
+    return 0;
+}

@@ -44,5 +44,7 @@ int shard_write_h5(const char *path, const uint32_t *tokens, size_t n, Err *err)
 /* Expands a glob into a sorted list of paths (malloc'd array of malloc'd strings). */
 int path_glob(const char *pattern, char ***paths, size_t *n, Err *err);
 void path_list_free(char **paths, size_t n);
+/* The same for a comma-separated list of globs, concatenated in order; no file is an error. */
+int path_glob_list(const char *pattern, char ***paths, size_t *n, Err *err);
 
 #endif

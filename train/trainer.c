@@ -42,23 +42,12 @@ static int open_teachers(Trainer *t, Err *err) {
     const RunConfig *rc = t->rc;
     char **paths = NULL;
     size_t n = 0;
-    char *copy = xstrdup(rc->distill.teacher), *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char **p = NULL;
-        size_t m = 0;
-        if (path_glob(tok, &p, &m, err)) {
-            free(copy);
-            path_list_free(paths, n);
-            return -1;
-        }
-        paths = xrealloc(paths, (n + m) * sizeof(char *));
-        memcpy(paths + n, p, m * sizeof(char *));
-        n += m;
-        xfree(p);
+    if (path_glob_list(rc->distill.teacher, &paths, &n, err)) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        return err_set(err, "distill.teacher: %s", msg);
     }
-    free(copy);
     int rcode = 0;
-    if (n == 0) rcode = err_set(err, "distill.teacher %s: no files", rc->distill.teacher);
     t->teachers = xcalloc(n ? n : 1, sizeof(TeacherReader));
     for (size_t i = 0; i < n && !rcode; i++) {
         if (teacher_reader_open(&t->teachers[i], paths[i], t->model->vocab, err)) rcode = -1;
