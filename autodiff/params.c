@@ -72,3 +72,8 @@ void params_zero_grad(ParamStore *ps) { memset(ps->grads, 0, ps->total * sizeof(
 double params_grad_norm(const ParamStore *ps) { return sqrt(reduce_sumsq(ps->grads, ps->total)); }
 
 int params_grads_finite(const ParamStore *ps) { return reduce_all_finite(ps->grads, ps->total); }
+
+Tensor *params_add2(ParamStore *ps, const char *name, int ndim, size_t a, size_t b) {
+    size_t shape[2] = {a, b};
+    return params_add(ps, name, ndim, shape);
+}

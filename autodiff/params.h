@@ -24,6 +24,8 @@ void params_init(ParamStore *ps);
 void params_free(ParamStore *ps);
 /* Registers a parameter (name is copied). Fatal on duplicates or after finalize. */
 Tensor *params_add(ParamStore *ps, const char *name, int ndim, const size_t *shape);
+/* The same for the common shapes: ndim 1 -> [a], ndim 2 -> [a, b]. */
+Tensor *params_add2(ParamStore *ps, const char *name, int ndim, size_t a, size_t b);
 void params_finalize(ParamStore *ps);
 Tensor *params_find(const ParamStore *ps, const char *name);
 long params_index(const ParamStore *ps, const char *name);

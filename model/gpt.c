@@ -82,11 +82,6 @@ static const char kGptGroups[] =
     "{\"match\":\"blocks.*\",\"ndim\":2,\"group\":\"matrix\"},"
     "{\"match\":\"*\",\"group\":\"scalar\"}]";
 
-static Tensor *add_param(ParamStore *ps, const char *name, int ndim, size_t a, size_t b) {
-    size_t shape[2] = {a, b};
-    return params_add(ps, name, ndim, shape);
-}
-
 /* One block; x and x0 are [B, T, C]. */
 static Tensor *gpt_block(Gpt *g, GptBlock *bk, Tape *tp, Tensor *x, Tensor *x0, size_t B, size_t T) {
     AttnBlockW w = {bk->c_q, bk->c_k, bk->c_v, bk->proj, bk->q_gain, bk->attn_scale, bk->mlp_scale, bk->resid_mix, bk->fc, bk->mlp_proj};
@@ -200,16 +195,16 @@ int gpt_create(Model **out, const cJSON *section, uint64_t seed, Err *err) {
 
     ParamStore *ps = &m->ps;
     params_init(ps);
-    g->tok_emb = add_param(ps, "tok_emb.weight", 2, c.vocab_size, C);
+    g->tok_emb = params_add2(ps, "tok_emb.weight", 2, c.vocab_size, C);
     size_t nskip = c.skips ? TERN_MIN(c.layers / 2, c.layers - c.layers / 2) : 0;
-    if (nskip) g->skip_weights = add_param(ps, "skip_weights", 2, nskip, C);
+    if (nskip) g->skip_weights = params_add2(ps, "skip_weights", 2, nskip, C);
     g->blocks = xcalloc(c.layers, sizeof(GptBlock));
     char name[128];
     for (size_t i = 0; i < c.layers; i++) {
         GptBlock *b = &g->blocks[i];
 #define P(field, nm, nd, a, bb)                                  \
     snprintf(name, sizeof name, "blocks.%zu.%s", i, nm);         \
-    b->field = add_param(ps, name, nd, a, bb)
+    b->field = params_add2(ps, name, nd, a, bb)
         P(c_q, "attn.c_q.weight", 2, C, C);
         P(c_k, "attn.c_k.weight", 2, kv, C);
         P(c_v, "attn.c_v.weight", 2, kv, C);
@@ -222,7 +217,7 @@ int gpt_create(Model **out, const cJSON *section, uint64_t seed, Err *err) {
         P(mlp_proj, "mlp.proj.weight", 2, C, Hd);
 #undef P
     }
-    if (!c.tie_embeddings) g->lm_head = add_param(ps, "lm_head.weight", 2, c.vocab_size, C);
+    if (!c.tie_embeddings) g->lm_head = params_add2(ps, "lm_head.weight", 2, c.vocab_size, C);
     params_finalize(ps);
 
     Rng rng;

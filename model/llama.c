@@ -107,11 +107,6 @@ static void llama_destroy(Model *m) {
 
 static const ModelOps kLlamaOps = {"llama", llama_loss, llama_logits, llama_destroy};
 
-static Tensor *add_param(ParamStore *ps, const char *name, int ndim, size_t a, size_t b) {
-    size_t shape[2] = {a, b};
-    return params_add(ps, name, ndim, shape);
-}
-
 int llama_create(Model **out, const cJSON *section, uint64_t seed, Err *err) {
     LlamaConfig c;
     memset(&c, 0, sizeof c);
@@ -139,14 +134,14 @@ int llama_create(Model **out, const cJSON *section, uint64_t seed, Err *err) {
     size_t C = c.dim, kv = c.kv_heads * g->head_dim;
     ParamStore *ps = &m->ps;
     params_init(ps);
-    g->tok_emb = add_param(ps, "tok_emb.weight", 2, c.vocab_size, C);
+    g->tok_emb = params_add2(ps, "tok_emb.weight", 2, c.vocab_size, C);
     g->blocks = xcalloc(c.layers, sizeof(LlamaBlock));
     char name[128];
     for (size_t i = 0; i < c.layers; i++) {
         LlamaBlock *b = &g->blocks[i];
 #define P(field, nm, nd, a, bb)                          \
     snprintf(name, sizeof name, "blocks.%zu.%s", i, nm); \
-    b->field = add_param(ps, name, nd, a, bb)
+    b->field = params_add2(ps, name, nd, a, bb)
         P(attn_norm, "attn_norm.weight", 1, C, 0);
         P(wq, "attn.wq.weight", 2, C, C);
         P(wk, "attn.wk.weight", 2, kv, C);
@@ -158,8 +153,8 @@ int llama_create(Model **out, const cJSON *section, uint64_t seed, Err *err) {
         P(w3, "ffn.w3.weight", 2, c.hidden, C);
 #undef P
     }
-    g->norm = add_param(ps, "norm.weight", 1, C, 0);
-    if (!c.tie_embeddings) g->out = add_param(ps, "output.weight", 2, c.vocab_size, C);
+    g->norm = params_add2(ps, "norm.weight", 1, C, 0);
+    if (!c.tie_embeddings) g->out = params_add2(ps, "output.weight", 2, c.vocab_size, C);
     params_finalize(ps);
     Rng rng;
     rng_seed(&rng, seed);

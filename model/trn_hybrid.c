@@ -260,8 +260,7 @@ static void fill(Tensor *t, float v) {
 static Tensor *add_param(ParamStore *ps, int ndim, size_t a, size_t b, const char *fmt, size_t i, const char *nm) {
     char name[160];
     snprintf(name, sizeof name, fmt, i, nm);
-    size_t shape[2] = {a, b};
-    return params_add(ps, name, ndim, shape);
+    return params_add2(ps, name, ndim, a, b);
 }
 
 int trn_hybrid_create(Model **out, const cJSON *section, uint64_t seed, Err *err) {
