@@ -38,22 +38,6 @@ typedef struct GptState {
     void *mem;
 } GptState;
 
-static const RtTensor *find(const TrtModel *m, const char *name) {
-    for (size_t i = 0; i < m->ntensors; i++)
-        if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
-    return NULL;
-}
-
-static int want(const TrtModel *m, const char *name, size_t rows, size_t cols, const RtTensor **out, size_t *used, RtErr *e) {
-    const RtTensor *t = find(m, name);
-    if (!t) return rt_err(e, "tensor %s is missing", name);
-    if (t->rows != rows || t->cols != cols)
-        return rt_err(e, "tensor %s is %zu x %zu, the hyper-parameters need %zu x %zu", name, t->rows, t->cols, rows, cols);
-    *out = t;
-    (*used)++;
-    return 0;
-}
-
 static int check_hparams(const TernGptHparams *h, RtErr *e) {
     if (h->vocab_size < 2 || h->vocab_size > (1u << 24)) return rt_err(e, "vocab_size %u out of range", h->vocab_size);
     if (h->layers < 1 || h->layers > 256) return rt_err(e, "layers %u out of range [1, 256]", h->layers);
@@ -123,10 +107,10 @@ static int gpt_bind(TrtModel *m, const uint8_t *hp, size_t hp_size, RtErr *e) {
     }
     float *vp = g->vecs;
     const RtTensor *t;
-    rc = want(m, "tok_emb.weight", g->V, C, &g->tok_emb, &used, e);
-    if (!rc && !(h->flags & TERN_GPT_TIE_EMBEDDINGS)) rc = want(m, "lm_head.weight", g->V, C, &g->lm_head, &used, e);
+    rc = rt_want_tensor(m, "tok_emb.weight", g->V, C, &g->tok_emb, &used, e);
+    if (!rc && !(h->flags & TERN_GPT_TIE_EMBEDDINGS)) rc = rt_want_tensor(m, "lm_head.weight", g->V, C, &g->lm_head, &used, e);
     if (!rc && g->nskip) {
-        rc = want(m, "skip_weights", g->nskip, C, &t, &used, e);
+        rc = rt_want_tensor(m, "skip_weights", g->nskip, C, &t, &used, e);
         if (!rc) {
             for (size_t r = 0; r < g->nskip; r++) rt_tensor_row_float(t, r, vp + r * C);
             g->skip_w = vp;
@@ -138,7 +122,7 @@ static int gpt_bind(TrtModel *m, const uint8_t *hp, size_t hp_size, RtErr *e) {
 #define W(field, nm, rr, cc)                                          \
     if (!rc) {                                                        \
         snprintf(name, sizeof name, "blocks.%zu.%s", i, nm);          \
-        rc = want(m, name, rr, cc, &b->field, &used, e);           \
+        rc = rt_want_tensor(m, name, rr, cc, &b->field, &used, e);           \
     }
         W(c_q, "attn.c_q.weight", C, C);
         W(c_k, "attn.c_k.weight", g->KV, C);
@@ -150,7 +134,7 @@ static int gpt_bind(TrtModel *m, const uint8_t *hp, size_t hp_size, RtErr *e) {
 #define VEC(field, nm, rr, cc)                                                     \
     if (!rc) {                                                                     \
         snprintf(name, sizeof name, "blocks.%zu.%s", i, nm);                       \
-        rc = want(m, name, rr, cc, &t, &used, e);                               \
+        rc = rt_want_tensor(m, name, rr, cc, &t, &used, e);                               \
         if (!rc) {                                                                 \
             for (size_t r = 0; r < (size_t)(rr); r++) rt_tensor_row_float(t, r, vp + r * (cc)); \
             b->field = vp;                                                         \
@@ -169,19 +153,7 @@ static int gpt_bind(TrtModel *m, const uint8_t *hp, size_t hp_size, RtErr *e) {
         return -1;
     }
     rt_rope_inv_freq(g->inv_freq, g->D, h->rope_base);
-    TrtModelInfo *in = &m->info;
-    in->arch = "gpt";
-    in->vocab_size = g->V;
-    in->layers = g->L;
-    in->dim = C;
-    in->heads = g->H;
-    in->kv_heads = g->G;
-    in->mlp_hidden = g->hidden;
-    in->seq_len = h->seq_len;
-    in->eval_seq_len = h->eval_seq_len ? h->eval_seq_len : h->seq_len;
-    size_t params = 0;
-    for (size_t i = 0; i < m->ntensors; i++) params += m->tensors[i].rows * m->tensors[i].cols;
-    in->params = params;
+    rt_info_fill(m, "gpt", g->V, g->L, C, g->H, g->G, g->hidden, h->seq_len, h->eval_seq_len);
     return 0;
 }
 

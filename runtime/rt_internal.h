@@ -209,5 +209,11 @@ int rt_load_container(TrtModel **out, const uint8_t *c, size_t len, const char *
 void *rt_alloc(size_t bytes);    /* 64-byte aligned, zeroed */
 void rt_free(void *p);
 int rt_mul_ok(size_t a, size_t b, size_t *out);
+/* For an architecture's bind: the tensor `name`, which must be rows x cols; counts it in *used
+ * (bind then checks that every tensor of the artifact was used). */
+int rt_want_tensor(const TrtModel *m, const char *name, size_t rows, size_t cols, const RtTensor **out, size_t *used, RtErr *e);
+/* Fills m->info with the shape an architecture reports, and the parameter count of its tensors. */
+void rt_info_fill(TrtModel *m, const char *arch, size_t vocab, size_t layers, size_t dim, size_t heads, size_t kv_heads,
+                  size_t mlp_hidden, size_t seq_len, size_t eval_seq_len);
 
 #endif

@@ -185,22 +185,6 @@ typedef struct TrnState {
     void *mem;
 } TrnState;
 
-static const RtTensor *find(const TrtModel *m, const char *name) {
-    for (size_t i = 0; i < m->ntensors; i++)
-        if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
-    return NULL;
-}
-
-static int want(const TrtModel *m, const char *name, size_t rows, size_t cols, const RtTensor **out, size_t *used, RtErr *e) {
-    const RtTensor *t = find(m, name);
-    if (!t) return rt_err(e, "tensor %s is missing", name);
-    if (t->rows != rows || t->cols != cols)
-        return rt_err(e, "tensor %s is %zu x %zu, the hyper-parameters need %zu x %zu", name, t->rows, t->cols, rows, cols);
-    *out = t;
-    (*used)++;
-    return 0;
-}
-
 static int check_hparams(const TernTrnHparams *h, const uint8_t *raw, size_t *nA, RtErr *e) {
     for (size_t i = 72; i < 128; i++)
         if (raw[i]) return rt_err(e, "TRN hyper-parameters: reserved byte %zu is not zero (corrupt)", i);
@@ -310,16 +294,16 @@ static int trn_bind(TrtModel *m, const uint8_t *hp, size_t hp_size, RtErr *e) {
     }
     float *vp = g->vecs;
     const RtTensor *t;
-    rc = want(m, "tok_emb.weight", g->V, C, &g->tok_emb, &used, e);
-    if (!rc && !(h->flags & TERN_TRN_TIE_EMBEDDINGS)) rc = want(m, "lm_head.weight", g->V, C, &g->lm_head, &used, e);
+    rc = rt_want_tensor(m, "tok_emb.weight", g->V, C, &g->tok_emb, &used, e);
+    if (!rc && !(h->flags & TERN_TRN_TIE_EMBEDDINGS)) rc = rt_want_tensor(m, "lm_head.weight", g->V, C, &g->lm_head, &used, e);
     if (!rc && g->brows) {
-        rc = want(m, "bigram.embed.weight", g->brows, g->bdim, &g->bg_embed, &used, e);
-        if (!rc) rc = want(m, "bigram.proj.weight", C, g->bdim, &g->bg_proj, &used, e);
-        if (!rc) rc = want(m, "bigram.scale", 1, 1, &t, &used, e);
+        rc = rt_want_tensor(m, "bigram.embed.weight", g->brows, g->bdim, &g->bg_embed, &used, e);
+        if (!rc) rc = rt_want_tensor(m, "bigram.proj.weight", C, g->bdim, &g->bg_proj, &used, e);
+        if (!rc) rc = rt_want_tensor(m, "bigram.scale", 1, 1, &t, &used, e);
         if (!rc) rt_tensor_row_float(t, 0, &g->bg_scale);
     }
     if (!rc && g->nskip) {
-        rc = want(m, "skip_weights", g->nskip, C, &t, &used, e);
+        rc = rt_want_tensor(m, "skip_weights", g->nskip, C, &t, &used, e);
         if (!rc) {
             for (size_t r = 0; r < g->nskip; r++) rt_tensor_row_float(t, r, vp + r * C);
             g->skip_w = vp;
@@ -334,12 +318,12 @@ static int trn_bind(TrtModel *m, const uint8_t *hp, size_t hp_size, RtErr *e) {
 #define W(dst, nm, rr, cc)                                            \
     if (!rc) {                                                        \
         snprintf(name, sizeof name, "blocks.%zu.%s", i, nm);          \
-        rc = want(m, name, rr, cc, &(dst), &used, e);                 \
+        rc = rt_want_tensor(m, name, rr, cc, &(dst), &used, e);                 \
     }
 #define VEC(dst, nm, rr, cc)                                                                     \
     if (!rc) {                                                                                   \
         snprintf(name, sizeof name, "blocks.%zu.%s", i, nm);                                     \
-        rc = want(m, name, rr, cc, &t, &used, e);                                                \
+        rc = rt_want_tensor(m, name, rr, cc, &t, &used, e);                                                \
         if (!rc) {                                                                               \
             for (size_t r = 0; r < (size_t)(rr); r++) rt_tensor_row_float(t, r, vp + r * (cc)); \
             (dst) = vp;                                                                          \
@@ -408,19 +392,7 @@ static int trn_bind(TrtModel *m, const uint8_t *hp, size_t hp_size, RtErr *e) {
         return -1;
     }
     if (g->nA) rt_rope_inv_freq(g->inv_freq, g->D, h->rope_base);
-    TrtModelInfo *in = &m->info;
-    in->arch = "trn_hybrid";
-    in->vocab_size = g->V;
-    in->layers = g->L;
-    in->dim = C;
-    in->heads = g->H;
-    in->kv_heads = g->G;
-    in->mlp_hidden = g->hidden;
-    in->seq_len = h->seq_len;
-    in->eval_seq_len = h->eval_seq_len ? h->eval_seq_len : h->seq_len;
-    size_t params = 0;
-    for (size_t i = 0; i < m->ntensors; i++) params += m->tensors[i].rows * m->tensors[i].cols;
-    in->params = params;
+    rt_info_fill(m, "trn_hybrid", g->V, g->L, C, g->H, g->G, g->hidden, h->seq_len, h->eval_seq_len);
     return 0;
 }
 
