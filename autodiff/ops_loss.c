@@ -69,6 +69,7 @@ Tensor *op_cross_entropy(Tape *tp, Tensor *logits, const int32_t *targets, float
 typedef struct DistillCtx {
     int32_t *targets, *idx;
     float *val, *lse, *zc, *dloss;
+    double *stats;
     size_t k;
     float temp, alpha;
 } DistillCtx;
@@ -80,8 +81,8 @@ static void distill_op_backward(Tape *tp, TapeEntry *e) {
     size_t N = tensor_rows(z), V = tensor_cols(z);
     float g = tensor_grad(tp, e->out)[0] / (float)N;
     for (size_t r = 0; r < N; r++) c->dloss[r] = g;
-    distill_backward(tensor_grad(tp, z), c->dloss, c->zc, c->targets, c->idx, c->val, c->lse, N, V, c->k, e->farg[0],
-                     c->temp, c->alpha);
+    distill_backward(tensor_grad(tp, z), c->dloss, c->zc, c->stats, c->targets, c->idx, c->val, c->lse, N, V, c->k,
+                     e->farg[0], c->temp, c->alpha);
 }
 
 Tensor *op_distill(Tape *tp, Tensor *logits, const int32_t *targets, float softcap, const DistillTarget *dt,
@@ -98,6 +99,7 @@ Tensor *op_distill(Tape *tp, Tensor *logits, const int32_t *targets, float softc
     c->lse = arena_alloc(&tp->arena, N * sizeof(float));
     c->zc = arena_alloc(&tp->arena, N * V * sizeof(float));
     c->dloss = arena_alloc(&tp->arena, N * sizeof(float));
+    c->stats = arena_alloc(&tp->arena, N * DISTILL_ROW_STATS * sizeof(double));
     memcpy(c->targets, targets, N * sizeof(int32_t));
     memcpy(c->idx, dt->idx, N * k * sizeof(int32_t));
     memcpy(c->val, dt->val, N * k * sizeof(float));
@@ -108,7 +110,7 @@ Tensor *op_distill(Tape *tp, Tensor *logits, const int32_t *targets, float softc
             TERN_CHECK(c->idx[r * k + j] >= 0 && (size_t)c->idx[r * k + j] < V, "distill: teacher index outside [0, %zu)", V);
     }
     float *losses = c->dloss;
-    distill_forward(losses, c->zc, logits->data, c->targets, c->idx, c->val, c->lse, N, V, k, softcap, c->temp, c->alpha);
+    distill_forward(losses, c->zc, c->stats, logits->data, c->targets, c->idx, c->val, c->lse, N, V, k, softcap, c->temp, c->alpha);
     double s = 0;
     for (size_t r = 0; r < N; r++) s += losses[r];
     if (per_token) memcpy(per_token, losses, N * sizeof(float));

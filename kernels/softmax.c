@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/fastmath.h"
 
@@ -168,6 +169,7 @@ void xent_backward_ref(float *dlogits, const float *dlosses, const float *logits
 typedef struct DistRow {
     double lse1, lseT, m, Q;
 } DistRow;
+_Static_assert(sizeof(DistRow) == DISTILL_ROW_STATS * sizeof(double), "DistRow is the stats record");
 
 static DistRow distill_row(const float *zc, const int32_t *idx, const float *val, float lse, size_t V, size_t k,
                            float temp) {
@@ -191,9 +193,9 @@ static DistRow distill_row(const float *zc, const int32_t *idx, const float *val
     return d;
 }
 
-void distill_forward(float *losses, float *zc, const float *logits, const int32_t *targets, const int32_t *tidx,
-                     const float *tval, const float *tlse, size_t N, size_t V, size_t k, float softcap, float temp,
-                     float alpha) {
+void distill_forward(float *losses, float *zc, double *stats, const float *logits, const int32_t *targets,
+                     const int32_t *tidx, const float *tval, const float *tlse, size_t N, size_t V, size_t k, float softcap,
+                     float temp, float alpha) {
 #pragma omp parallel for schedule(static) if (N >= PAR_ROWS_MIN)
     for (size_t r = 0; r < N; r++) {
         const float *z = logits + r * V;
@@ -202,6 +204,7 @@ void distill_forward(float *losses, float *zc, const float *logits, const int32_
         const int32_t *idx = tidx + r * k;
         const float *val = tval + r * k;
         DistRow d = distill_row(c, idx, val, tlse[r], V, k, temp);
+        memcpy(stats + r * DISTILL_ROW_STATS, &d, sizeof d);
         double soft = 0;
         for (size_t j = 0; j < k; j++) {
             double lp = (double)val[j] - tlse[r];
@@ -223,16 +226,17 @@ static int idxp_cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-void distill_backward(float *dlogits, const float *dlosses, const float *zc, const int32_t *targets, const int32_t *tidx,
-                      const float *tval, const float *tlse, size_t N, size_t V, size_t k, float softcap, float temp,
-                      float alpha) {
+void distill_backward(float *dlogits, const float *dlosses, const float *zc, const double *stats, const int32_t *targets,
+                      const int32_t *tidx, const float *tval, const float *tlse, size_t N, size_t V, size_t k, float softcap,
+                      float temp, float alpha) {
 #pragma omp parallel for schedule(static) if (N >= PAR_ROWS_MIN)
     for (size_t r = 0; r < N; r++) {
         const float *c = zc + r * V;
         const int32_t *idx = tidx + r * k;
         const float *val = tval + r * k;
         float *dz = dlogits + r * V;
-        DistRow d = distill_row(c, idx, val, tlse[r], V, k, temp);
+        DistRow d; /* forward's row statistics */
+        memcpy(&d, stats + r * DISTILL_ROW_STATS, sizeof d);
         /* walk the vocabulary with the top-k set sorted by id, so each class takes its own
          * formula (no large terms that cancel when the student's tail Q is tiny) */
         IdxP s[DISTILL_MAX_K];

@@ -41,12 +41,15 @@ void xent_backward_ref(float *dlogits, const float *dlosses, const float *logits
  * is p on S and m q_i / Q off S (the teacher's tail spread like the student's), times the
  * softcap's 1 - (z'/cap)^2. Sums in double; rows in parallel. */
 #define DISTILL_MAX_K 4096 /* largest teacher top-k */
-void distill_forward(float *losses, float *zc, const float *logits, const int32_t *targets, const int32_t *tidx,
-                     const float *tval, const float *tlse, size_t N, size_t V, size_t k, float softcap, float temp,
-                     float alpha);
-void distill_backward(float *dlogits, const float *dlosses, const float *zc, const int32_t *targets, const int32_t *tidx,
-                      const float *tval, const float *tlse, size_t N, size_t V, size_t k, float softcap, float temp,
-                      float alpha);
+/* stats [N * DISTILL_ROW_STATS] (doubles): per row the student's log-sum-exps at 1 and T and
+ * the teacher's and the student's tail masses, written by forward and read by backward. */
+#define DISTILL_ROW_STATS 4
+void distill_forward(float *losses, float *zc, double *stats, const float *logits, const int32_t *targets,
+                     const int32_t *tidx, const float *tval, const float *tlse, size_t N, size_t V, size_t k, float softcap,
+                     float temp, float alpha);
+void distill_backward(float *dlogits, const float *dlosses, const float *zc, const double *stats, const int32_t *targets,
+                      const int32_t *tidx, const float *tval, const float *tlse, size_t N, size_t V, size_t k, float softcap,
+                      float temp, float alpha);
 
 /* log-sum-exp of one row of (capped) logits, in double; used by eval and teacher files. */
 double logsumexp_row(const float *z, size_t V);
