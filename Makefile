@@ -30,13 +30,13 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 1500
 
 test-unit: build
-	cd $(BUILD) && ctest --output-on-failure -L unit
+	cd $(BUILD) && ctest --output-on-failure -L 'unit|faults'
 
 test-sanitize: deps
 	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTERN_SANITIZE=address,undefined -DTERN_BUILD_BENCH=OFF
 	cmake --build $(SAN_BUILD) -j$(JOBS)
 	cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  ctest --output-on-failure -L unit
+	  ctest --output-on-failure -L 'unit|faults'
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)

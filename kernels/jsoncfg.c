@@ -31,6 +31,18 @@ int cfg_read(const cJSON *obj, const char *where, const CfgField *f, size_t n, v
                 used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "", f[i].key);
             return err_set(err, "config: unknown key %s.%s (known: %s)", where, it->string, known);
         }
+        for (const cJSON *prev = obj->child; prev != it; prev = prev->next)
+            if (!strcmp(prev->string, it->string))
+                return err_set(err, "config: duplicate key %s.%s", where, it->string);
+        if ((fd->type == CFG_INT || fd->type == CFG_SIZE || fd->type == CFG_FLOAT) && cJSON_IsNumber(it)) {
+            double v = it->valuedouble;
+            if (!isfinite(v)) return err_set(err, "config: %s.%s must be finite", where, it->string);
+            if (fd->has_range && (v < fd->lo || v > fd->hi))
+                return err_set(err, "config: %s.%s must be in [%.10g, %.10g], got %.10g", where, it->string, fd->lo, fd->hi, v);
+            /* beyond 2^53 a double no longer holds every integer; no size or count needs that */
+            if (fd->type != CFG_FLOAT && fabs(v) > 9007199254740992.0)
+                return err_set(err, "config: %s.%s is out of range (%.10g)", where, it->string, v);
+        }
         char *p = (char *)out + fd->offset;
         switch (fd->type) {
         case CFG_INT:

@@ -33,11 +33,19 @@ typedef struct CfgField {
     CfgType type;
     size_t offset;
     const char *help;
+    /* numeric fields: the accepted closed range [lo, hi] when has_range; every number must be
+     * finite whatever its range */
+    int has_range;
+    double lo, hi;
 } CfgField;
 
-#define CFG_F(type_, T, member, help_) {#member, type_, offsetof(T, member), help_}
+#define CFG_F(type_, T, member, help_) {#member, type_, offsetof(T, member), help_, 0, 0.0, 0.0}
+/* A numeric field with its accepted range (inclusive). */
+#define CFG_R(type_, T, member, lo_, hi_, help_) {#member, type_, offsetof(T, member), help_, 1, (lo_), (hi_)}
 
-/* Reads `obj` (may be NULL: nothing to read) into `out`. `where` prefixes key names in errors. */
+/* Reads `obj` (may be NULL: nothing to read) into `out`. `where` prefixes key names in errors.
+ * Unknown and duplicate keys, wrong types, non-finite numbers and values outside a field's
+ * range are errors naming the key. */
 int cfg_read(const struct cJSON *obj, const char *where, const CfgField *f, size_t n, void *out, Err *err);
 /* Adds every field of `in` to `obj`. */
 void cfg_write(struct cJSON *obj, const CfgField *f, size_t n, const void *in);
