@@ -26,72 +26,14 @@
 #include <string.h>
 
 #include "autodiff/ops.h"
-#include "kernels/fastmath.h"
 #include "kernels/reduce.h"
+#include "kernels/trn_math.h"
 #include "kernels/util.h"
 
 #define PAR_MIN 16384 /* rows*K below which the loops stay on one thread */
 #define ROW_BLOCK 16  /* rows per deterministic partial-sum block (fixed: thread-count independent) */
-#define TRN_PI 3.14159265358979323846f
-#define OMEGA_LO 1e-4f
-#define OMEGA_HI (TRN_PI - 1e-4f)
-
-/* ------------------------------------------------------------------ vectorisable math */
-/* log(1 + y) for y in [0, 1] as 2 atanh(w), w = y / (2 + y) <= 1/3, series to w^13 (truncation
- * below 1.4e-8 relative); no 1 + y rounding, so tiny y keep their digits. */
-static inline float log1p_unit(float y) {
-    float w = y / (2.0f + y), w2 = w * w;
-    float p = 1.0f / 13.0f;
-    p = p * w2 + 1.0f / 11.0f;
-    p = p * w2 + 1.0f / 9.0f;
-    p = p * w2 + 1.0f / 7.0f;
-    p = p * w2 + 1.0f / 5.0f;
-    p = p * w2 + 1.0f / 3.0f;
-    return 2.0f * w * (1.0f + w2 * p);
-}
-
-/* softplus(x) = max(x, 0) + log1p(e^{-|x|}): stable for any x; for x > 20 it rounds to x, as
- * torch's threshold does. */
-static inline float softplus_fast(float x) {
-    float ax = x < 0 ? -x : x;
-    return (x > 0 ? x : 0.0f) + log1p_unit(fast_expf(-ax));
-}
-
-/* 1/sqrt(x) for x > 0: the 0x5f375a86 bit-level seed (Lomont 2003) and three Newton steps
- * (relative error ~2e-7). libm's sqrtf would keep these loops scalar: it may set errno. */
-static inline float rsqrt_fast(float x) {
-    int32_t i;
-    memcpy(&i, &x, sizeof i);
-    i = 0x5f375a86 - (i >> 1);
-    float y;
-    memcpy(&y, &i, sizeof y);
-    float hx = 0.5f * x;
-    y = y * (1.5f - hx * y * y);
-    y = y * (1.5f - hx * y * y);
-    y = y * (1.5f - hx * y * y);
-    return y;
-}
-
-/* sin and cos together: x = n pi/2 + r with a three-part Cody-Waite split of pi/2 (exact n*C1
- * for |n| < 2^15, i.e. |x| < ~5e4), Cephes' minimax polynomials on |r| <= pi/4, quadrant
- * selection by n mod 4. Absolute error ~1e-7 for |x| < 5e4. Arguments are clamped to +-5e4 so a
- * runaway phase gives a bounded (meaningless) angle rather than a NaN: in float such a phase has
- * no digits below 0.004 rad anyway. TRN's angles stay below ~30 (theta) and O(10) (psi). */
-static inline void sincos_fast(float x, float *sn, float *cs) {
-    x = x > 5e4f ? 5e4f : (x < -5e4f ? -5e4f : x);
-    float n = (x * 0.636619772367581343f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 1.5703125f;
-    r = r - n * 4.837512969970703125e-4f;
-    r = r - n * 7.54978995489188216e-8f;
-    float r2 = r * r;
-    float sp = ((-1.9515295891e-4f * r2 + 8.3321608736e-3f) * r2 - 1.6666654611e-1f) * r2 * r + r;
-    float cp = ((2.443315711809948e-5f * r2 - 1.388731625493765e-3f) * r2 + 4.166664568298827e-2f) * r2 * r2 -
-               0.5f * r2 + 1.0f;
-    int q = (int)n;
-    float s1 = (q & 1) ? cp : sp, c1 = (q & 1) ? sp : cp;
-    *sn = (q & 2) ? -s1 : s1;
-    *cs = ((q + 1) & 2) ? -c1 : c1;
-}
+#define OMEGA_LO TRN_OMEGA_LO
+#define OMEGA_HI TRN_OMEGA_HI
 
 /* ------------------------------------------------------------------ linear scan op */
 static void linear_scan_backward(Tape *tp, TapeEntry *e) {
@@ -139,33 +81,9 @@ typedef struct TrnCtx {
     float *rho;                   /* [B, T, 2, K] gated rho (before g_out) */
 } TrnCtx;
 
-/* Everything between the scan output and the gated rho for one (t, k), recomputed identically by
- * forward and backward (inlined into vectorised loops; the struct lives in registers). */
-typedef struct GateChain {
-    float z_re, z_im;      /* demodulated scan state r e^{-i theta} */
-    float beta;            /* erase strength */
-    float nrm2, inv;       /* |v|^2 + 1e-8 and 1 / max(|v|, 1) */
-    float p_re, p_im;      /* rho after erase and state norm */
-    float rn;              /* 1 / sqrt(|rho|^2 + 1e-6) */
-    float sps, cps;        /* sin psi, cos psi */
-    float al, gate;        /* phase alignment, gate = sig(lambda al) */
-} GateChain;
-
+typedef TrnGate GateChain;
 static inline GateChain gate_chain(float rr, float ri, float c, float s, float e_raw, float psi, float lam) {
-    GateChain g;
-    g.z_re = rr * c + ri * s;
-    g.z_im = ri * c - rr * s;
-    g.beta = fast_sigmoidf(e_raw);
-    float v_re = (1.0f - g.beta) * g.z_re, v_im = g.z_im;
-    g.nrm2 = v_re * v_re + v_im * v_im + 1e-8f; /* n > 1 <=> n^2 > 1 */
-    g.inv = g.nrm2 > 1.0f ? rsqrt_fast(g.nrm2) : 1.0f;
-    g.p_re = v_re * g.inv;
-    g.p_im = v_im * g.inv;
-    g.rn = rsqrt_fast(g.p_re * g.p_re + g.p_im * g.p_im + 1e-6f);
-    sincos_fast(psi, &g.sps, &g.cps);
-    g.al = (g.p_re * g.cps + g.p_im * g.sps) * g.rn;
-    g.gate = fast_sigmoidf(lam * g.al);
-    return g;
+    return trn_gate_chain(rr, ri, c, s, e_raw, psi, lam, 0);
 }
 
 static void trn_core_backward(Tape *tp, TapeEntry *e) {
@@ -278,7 +196,7 @@ static void trn_core_backward(Tape *tp, TapeEntry *e) {
 #pragma omp simd
             for (size_t k = 0; k < K; k++) {
                 float xa = Pr[k], xo = Pr[K + k], xp = Pr[2 * K + k];
-                float sp = softplus_fast(xa), A = sp < amax ? sp : amax;
+                float sp = trn_softplus(xa), A = sp < amax ? sp : amax;
                 float so = fast_sigmoidf(xo), om = TRN_PI * so + obv[k];
                 float th = fast_tanhf(xp), a = al[k];
                 float pr = lr[k] * cs[k] + li[k] * sn[k];
@@ -349,19 +267,12 @@ Tensor *op_trn_core(Tape *tp, Tensor *proj, Tensor *omega_base, Tensor *psi, Ten
         float *ur = u + row * 2 * K, *ui = ur + K;
 #pragma omp simd
         for (size_t k = 0; k < K; k++) {
-            float sp = softplus_fast(Pr[k]), A = sp < amax ? sp : amax;
-            float om = TRN_PI * fast_sigmoidf(Pr[K + k]) + obv[k];
-            om = om < OMEGA_LO ? OMEGA_LO : (om > OMEGA_HI ? OMEGA_HI : om);
-            float phi = TRN_PI * fast_tanhf(Pr[2 * K + k]);
-            float a = fast_sigmoidf(Pr[3 * K + k]);
-            float s, co;
-            sincos_fast(om * lt + phi, &s, &co);
-            float drive = (1.0f - a) * A;
-            al[k] = a;
-            cs[k] = co;
-            sn[k] = s;
-            ur[k] = drive * co;
-            ui[k] = drive * s;
+            TrnOsc o = trn_oscillator(Pr[k], Pr[K + k], Pr[2 * K + k], Pr[3 * K + k], obv[k], lt, amax, 0);
+            al[k] = o.alpha;
+            cs[k] = o.cs;
+            sn[k] = o.sn;
+            ur[k] = o.u_re;
+            ui[k] = o.u_im;
         }
     }
 
@@ -435,25 +346,13 @@ Tensor *op_scale_by(Tape *tp, Tensor *x, Tensor *s, float k) {
     return out;
 }
 
-/* ------------------------------------------------------------------ BigramHash */
-/* parameter-golf BigramHashEmbedding (PR #669 and the 2026-03-20 record): bucket
- * (36313 tok_t XOR 27191 tok_{t-1}) mod (rows - 1), bucket rows - 1 for the window's first
- * position. torch evaluates it in int32 with wrap-around and a floor modulo; unsigned 32-bit
- * products reproduce the wrap without signed-overflow UB. */
+/* ------------------------------------------------------------------ BigramHash
+ * kernels/trn_math.h trn_bigram_bucket: the parameter-golf BigramHashEmbedding's buckets. */
 void bigram_hash_indices(int32_t *idx, const int32_t *tok, size_t B, size_t T, size_t rows) {
-    int32_t mod = (int32_t)(rows - 1);
     for (size_t b = 0; b < B; b++)
         for (size_t t = 0; t < T; t++) {
             size_t i = b * T + t;
-            if (t == 0 || mod <= 0) {
-                idx[i] = mod > 0 ? mod : 0;
-                continue;
-            }
-            uint32_t h = (36313u * (uint32_t)tok[i]) ^ (27191u * (uint32_t)tok[i - 1]);
-            int32_t v;
-            memcpy(&v, &h, sizeof v);
-            int32_t m = v % mod;
-            idx[i] = m < 0 ? m + mod : m;
+            idx[i] = (int32_t)trn_bigram_bucket(tok[i], t ? tok[i - 1] : 0, t == 0, rows);
         }
 }
 

@@ -1,7 +1,7 @@
-/* format.h — the tern artifact format (version 1): the one contract between the exporter
+/* format.h — the tern artifact format (version 2): the one contract between the exporter
  * (export/writer.c, inside the framework) and the inference runtime (runtime/, built alone).
  * Everything both sides must agree on lives here: magic numbers, the version, the byte layout
- * of the preamble, header, tensor table and architecture hyper-parameters (with encode/decode
+ * of the preamble, header, typed key/value hyper-parameters and tensor table (with encode/decode
  * functions, so no side ever memcpy's a C struct with its padding and endianness), the packing
  * of every dtype, IEEE half conversion and the CRC-32. docs/FORMAT.md describes the same bytes
  * in prose. Header-only C11, libc only (stdint/stddef/string).
@@ -9,14 +9,16 @@
  * File = a zstd skippable frame (the preamble: magic, version, container size, so a reader can
  * reject a foreign or newer file before decompressing anything) followed by exactly one zstd
  * frame (content size and XXH64 content checksum set) whose content is the container:
- *   header (128 B) | hparams | tensor table (n x 128 B) | config JSON | tokenizer bytes |
+ *   header (128 B) | key/values | tensor table (n x 128 B) | config JSON | tokenizer bytes |
  *   payload (per-tensor packed rows and scales, each blob 64-byte aligned) | CRC-32 (4 B).
  * All integers are little-endian; offsets are from the container's first byte.
  *
  * Versioning: TERN_FORMAT_VERSION changes whenever a reader of the old version would misread a
- * new file. Readers accept exactly the versions they know. A new architecture id (with its own
- * hyper-parameter structure) is not a version change: readers reject ids they do not know, so
- * no reader misreads one (the TRN hybrid, arch 2, was added within version 1). */
+ * new file. Readers accept exactly the versions they know. Version 2 replaced version 1's fixed
+ * hyper-parameter struct per architecture by typed key/values (as GGUF's metadata): the backbone
+ * is a list of layers, each naming its block kinds, and every kind reads its own keys. A new
+ * block kind or key is not a version change: readers refuse keys and kinds they do not know
+ * with one line, so none is misread. */
 #ifndef TERN_FORMAT_H
 #define TERN_FORMAT_H
 
@@ -24,7 +26,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define TERN_FORMAT_VERSION 1u
+#define TERN_FORMAT_VERSION 2u
 #define TERN_MAGIC "TERNART" /* 8 bytes with the NUL */
 #define TERN_MAGIC_LEN 8u
 
@@ -36,16 +38,12 @@
 #define TERN_TENSOR_ENTRY_SIZE 128u
 #define TERN_NAME_MAX 64u           /* including the NUL */
 #define TERN_ALIGN 64u              /* payload blobs: cache line / AVX-512 alignment */
-#define TERN_GPT_HPARAMS_SIZE 64u
-#define TERN_TRN_HPARAMS_SIZE 384u
-#define TERN_TRN_LAYOUT_MAX 256u    /* blocks of a TRN hybrid: letters of its layout */
+#define TERN_KV_KEY_MAX 64u        /* key bytes, NUL excluded, at most this minus one */
+#define TERN_KV_STR_MAX 256u       /* string value bytes, at most */
+#define TERN_KV_MAX 4096u          /* entries */
+#define TERN_LAYERS_MAX 256u
 #define TERN_CRC_SIZE 4u
 #define TERN_CHUNK 128u             /* ternary 2-bit block; also the runtime's kernel chunk */
-
-typedef enum TernArch {
-    TERN_ARCH_GPT = 1,        /* model/gpt.c: the parameter-golf baseline GPT */
-    TERN_ARCH_TRN_HYBRID = 2  /* model/trn_hybrid.c: the TRN hybrid (parameter-golf PR #669) */
-} TernArch;
 
 typedef enum TernDtype {
     TERN_DT_F32 = 0, /* IEEE binary32 */
@@ -61,23 +59,6 @@ typedef enum TernDtype {
 
 typedef enum TernScaleDtype { TERN_SCALE_NONE = 0, TERN_SCALE_F32 = 1, TERN_SCALE_F16 = 2 } TernScaleDtype;
 typedef enum TernTokKind { TERN_TOK_NONE = 0, TERN_TOK_FILE = 1, TERN_TOK_BYTE = 2 } TernTokKind;
-typedef enum TernMlpAct { TERN_ACT_RELU2 = 0, TERN_ACT_LEAKY_RELU2 = 1, TERN_ACT_SWIGLU = 2 } TernMlpAct;
-
-enum {
-    TERN_GPT_TIE_EMBEDDINGS = 1u << 0,
-    TERN_GPT_SKIPS = 1u << 1,
-    TERN_GPT_SUBLN = 1u << 2,
-    TERN_GPT_NO_EMB_NORM = 1u << 3, /* x0 = the embedding itself, not its RMSNorm (imported Llama) */
-    TERN_GPT_NO_QK_NORM = 1u << 4,  /* no per-head RMSNorm of q and k (imported Llama) */
-    TERN_GPT_KNOWN_FLAGS = 31u
-};
-
-enum {
-    TERN_TRN_TIE_EMBEDDINGS = 1u << 0,
-    TERN_TRN_SKIPS = 1u << 1,
-    TERN_TRN_TOKEN_SHIFT = 1u << 2,
-    TERN_TRN_KNOWN_FLAGS = 7u
-};
 
 /* ---------------------------------------------------------------- little-endian access */
 static inline void tern_wr_u32(uint8_t *p, uint32_t v) {
@@ -199,9 +180,9 @@ static inline int tern_preamble_decode(const uint8_t *p, size_t n, TernPreamble 
 }
 
 /* ---------------------------------------------------------------- container header (128 B)
- *   0 char[8] magic     8 u32 version      12 u32 header size (128)   16 u32 arch
+ *   0 char[8] magic     8 u32 version      12 u32 header size (128)   16 u32 reserved (0; v1's arch)
  *  20 u32 n_tensors    24 u32 entry size (128)                        28 u32 flags (0)
- *  32 u64 hparams off  40 u64 hparams size 48 u64 table off
+ *  32 u64 kv off       40 u64 kv size      48 u64 table off
  *  56 u64 config off   64 u64 config size  72 u64 tokenizer off       80 u64 tokenizer size
  *  88 u32 tokenizer kind (TernTokKind)     92 u32 reserved (0)
  *  96 u64 payload off 104 u64 payload size 112 u64 container size (with the CRC)
@@ -314,87 +295,107 @@ static inline int tern_entry_decode(const uint8_t *p, TernTensorEntry *e) {
     return 0;
 }
 
-/* ---------------------------------------------------------------- GPT hyper-parameters (64 B)
- *  0 u32 vocab_size  4 u32 layers  8 u32 dim  12 u32 heads  16 u32 kv_heads
- * 20 u32 mlp_hidden (resolved: mlp_hidden or mlp_mult * dim; SwiGLU's fc has 2x rows)
- * 24 u32 seq_len (longest sequence the model was built for: its RoPE table)
- * 28 u32 mlp_act (TernMlpAct)   32 u32 flags (TERN_GPT_*)   36 f32 softcap (0 = off)
- * 40 f32 rope_base   44 f32 norm_eps (resolved: never 0)
- * 48 u32 eval_seq_len (the run's data.seq_len: default evaluation window; 0 = seq_len)
- * 52..63 reserved (0) */
-typedef struct TernGptHparams {
-    uint32_t vocab_size, layers, dim, heads, kv_heads, mlp_hidden, seq_len, mlp_act, flags;
-    float softcap, rope_base, norm_eps;
-    uint32_t eval_seq_len;
-} TernGptHparams;
+/* ---------------------------------------------------------------- key/values (hyper-parameters)
+ * The section at hparams_off, hparams_size bytes, exactly:
+ *   u32 count (<= TERN_KV_MAX), then per entry
+ *   u32 key length k (1 .. TERN_KV_KEY_MAX - 1), k bytes of key (printable ASCII),
+ *   u32 type (TernKvType), the value: U32 u32 | F32 f32 | BOOL u32 (0 or 1) |
+ *   STR u32 length (<= TERN_KV_STR_MAX) and that many bytes (no NUL).
+ * Keys are unique. The stack's keys are "stack.*", per-layer kinds "layer.<i>.mixer" /
+ * "layer.<i>.channel" (block kind names, "" = none) and "layer.<i>.shift", each kind's own keys
+ * "<kind>.*" (docs/FORMAT.md lists them). */
+typedef enum TernKvType { TERN_KV_U32 = 0, TERN_KV_F32 = 1, TERN_KV_BOOL = 2, TERN_KV_STR = 3, TERN_KV_TYPES } TernKvType;
 
-static inline void tern_gpt_hparams_encode(uint8_t *p, const TernGptHparams *h) {
-    memset(p, 0, TERN_GPT_HPARAMS_SIZE);
-    const uint32_t u[9] = {h->vocab_size, h->layers, h->dim, h->heads, h->kv_heads,
-                           h->mlp_hidden, h->seq_len, h->mlp_act, h->flags};
-    for (int i = 0; i < 9; i++) tern_wr_u32(p + 4 * i, u[i]);
-    tern_wr_f32(p + 36, h->softcap);
-    tern_wr_f32(p + 40, h->rope_base);
-    tern_wr_f32(p + 44, h->norm_eps);
-    tern_wr_u32(p + 48, h->eval_seq_len);
+typedef struct TernKv {
+    char key[TERN_KV_KEY_MAX];
+    uint32_t type;
+    uint32_t u;                     /* U32, BOOL */
+    float f;                        /* F32 */
+    char s[TERN_KV_STR_MAX + 1];    /* STR, NUL-terminated in memory */
+} TernKv;
+
+static inline size_t tern_kv_entry_size(const TernKv *kv) {
+    size_t n = 8 + strlen(kv->key) + 4;
+    return n + (kv->type == TERN_KV_STR ? strlen(kv->s) : 0);
 }
 
-static inline void tern_gpt_hparams_decode(const uint8_t *p, TernGptHparams *h) {
-    uint32_t *u[9] = {&h->vocab_size, &h->layers, &h->dim, &h->heads, &h->kv_heads,
-                      &h->mlp_hidden, &h->seq_len, &h->mlp_act, &h->flags};
-    for (int i = 0; i < 9; i++) *u[i] = tern_rd_u32(p + 4 * i);
-    h->softcap = tern_rd_f32(p + 36);
-    h->rope_base = tern_rd_f32(p + 40);
-    h->norm_eps = tern_rd_f32(p + 44);
-    h->eval_seq_len = tern_rd_u32(p + 48);
+/* Bytes of the encoded section. */
+static inline size_t tern_kv_section_size(const TernKv *kv, size_t n) {
+    size_t total = 4;
+    for (size_t i = 0; i < n; i++) total += tern_kv_entry_size(&kv[i]);
+    return total;
 }
 
-/* ---------------------------------------------------------------- TRN hybrid hyper-parameters (384 B)
- * Bytes 0..51 mean what they mean for the GPT (mlp_hidden and mlp_act are the attention blocks'
- * MLP; flags are TERN_TRN_*):
- *  0 u32 vocab_size  4 u32 layers (= letters of the layout)  8 u32 dim  12 u32 heads
- * 16 u32 kv_heads    20 u32 mlp_hidden (resolved)  24 u32 seq_len  28 u32 mlp_act (relu2 |
- * leaky_relu2)       32 u32 flags   36 f32 softcap (0 = off)  40 f32 rope_base
- * 44 f32 norm_eps (resolved: never 0)   48 u32 eval_seq_len (0 = seq_len)
- * 52 u32 oscillators K   56 u32 swiglu_hidden (resolved; gate_up has 2x rows: gate, then up)
- * 60 u32 bigram_rows (0 = no BigramHash)   64 u32 bigram_dim   68 f32 amp_max
- * 72..127 reserved (0)
- * 128..383 layout: one byte per block, 'T' (TRN block) or 'A' (attention block), then NUL bytes
- * to the end (at most 256 blocks). */
-typedef struct TernTrnHparams {
-    uint32_t vocab_size, layers, dim, heads, kv_heads, mlp_hidden, seq_len, mlp_act, flags;
-    float softcap, rope_base, norm_eps;
-    uint32_t eval_seq_len, oscillators, swiglu_hidden, bigram_rows, bigram_dim;
-    float amp_max;
-    char layout[TERN_TRN_LAYOUT_MAX + 1]; /* NUL-terminated in memory */
-} TernTrnHparams;
-
-static inline void tern_trn_hparams_encode(uint8_t *p, const TernTrnHparams *h) {
-    memset(p, 0, TERN_TRN_HPARAMS_SIZE);
-    const uint32_t u[9] = {h->vocab_size, h->layers, h->dim, h->heads, h->kv_heads,
-                           h->mlp_hidden, h->seq_len, h->mlp_act, h->flags};
-    for (int i = 0; i < 9; i++) tern_wr_u32(p + 4 * i, u[i]);
-    tern_wr_f32(p + 36, h->softcap);
-    tern_wr_f32(p + 40, h->rope_base);
-    tern_wr_f32(p + 44, h->norm_eps);
-    const uint32_t v[5] = {h->eval_seq_len, h->oscillators, h->swiglu_hidden, h->bigram_rows, h->bigram_dim};
-    for (int i = 0; i < 5; i++) tern_wr_u32(p + 48 + 4 * i, v[i]);
-    tern_wr_f32(p + 68, h->amp_max);
-    memcpy(p + 128, h->layout, strnlen(h->layout, TERN_TRN_LAYOUT_MAX));
+/* Encodes n entries into p (tern_kv_section_size bytes). Keys and strings must fit the limits. */
+static inline void tern_kv_encode(uint8_t *p, const TernKv *kv, size_t n) {
+    tern_wr_u32(p, (uint32_t)n);
+    p += 4;
+    for (size_t i = 0; i < n; i++) {
+        size_t kl = strlen(kv[i].key);
+        tern_wr_u32(p, (uint32_t)kl);
+        memcpy(p + 4, kv[i].key, kl);
+        p += 4 + kl;
+        tern_wr_u32(p, kv[i].type);
+        p += 4;
+        if (kv[i].type == TERN_KV_F32) {
+            tern_wr_f32(p, kv[i].f);
+            p += 4;
+        } else if (kv[i].type == TERN_KV_STR) {
+            size_t sl = strlen(kv[i].s);
+            tern_wr_u32(p, (uint32_t)sl);
+            memcpy(p + 4, kv[i].s, sl);
+            p += 4 + sl;
+        } else {
+            tern_wr_u32(p, kv[i].u);
+            p += 4;
+        }
+    }
 }
 
-static inline void tern_trn_hparams_decode(const uint8_t *p, TernTrnHparams *h) {
-    uint32_t *u[9] = {&h->vocab_size, &h->layers, &h->dim, &h->heads, &h->kv_heads,
-                      &h->mlp_hidden, &h->seq_len, &h->mlp_act, &h->flags};
-    for (int i = 0; i < 9; i++) *u[i] = tern_rd_u32(p + 4 * i);
-    h->softcap = tern_rd_f32(p + 36);
-    h->rope_base = tern_rd_f32(p + 40);
-    h->norm_eps = tern_rd_f32(p + 44);
-    uint32_t *v[5] = {&h->eval_seq_len, &h->oscillators, &h->swiglu_hidden, &h->bigram_rows, &h->bigram_dim};
-    for (int i = 0; i < 5; i++) *v[i] = tern_rd_u32(p + 48 + 4 * i);
-    h->amp_max = tern_rd_f32(p + 68);
-    memcpy(h->layout, p + 128, TERN_TRN_LAYOUT_MAX);
-    h->layout[TERN_TRN_LAYOUT_MAX] = 0;
+/* Decodes a section of len bytes into out (room for max entries). 0 ok; -1 malformed, with
+ * *why saying what (truncated, a bad length, an unknown type, a repeated key, trailing bytes). */
+static inline int tern_kv_decode(const uint8_t *p, size_t len, TernKv *out, size_t max, size_t *n_out, const char **why) {
+    *n_out = 0;
+    if (len < 4) return *why = "truncated count", -1;
+    uint32_t n = tern_rd_u32(p);
+    if (n > TERN_KV_MAX || n > max) return *why = "too many entries", -1;
+    size_t o = 4;
+    for (uint32_t i = 0; i < n; i++) {
+        TernKv *e = &out[i];
+        memset(e, 0, sizeof *e);
+        if (len - o < 4) return *why = "truncated key length", -1;
+        uint32_t kl = tern_rd_u32(p + o);
+        o += 4;
+        if (kl == 0 || kl >= TERN_KV_KEY_MAX || len - o < (size_t)kl + 4) return *why = "bad key length", -1;
+        for (uint32_t c = 0; c < kl; c++)
+            if (p[o + c] < 0x21 || p[o + c] > 0x7e) return *why = "key is not printable ASCII", -1;
+        memcpy(e->key, p + o, kl);
+        o += kl;
+        e->type = tern_rd_u32(p + o);
+        o += 4;
+        if (e->type >= TERN_KV_TYPES) return *why = "unknown value type", -1;
+        if (len - o < 4) return *why = "truncated value", -1;
+        if (e->type == TERN_KV_STR) {
+            uint32_t sl = tern_rd_u32(p + o);
+            o += 4;
+            if (sl > TERN_KV_STR_MAX || len - o < sl) return *why = "bad string length", -1;
+            memcpy(e->s, p + o, sl);
+            if (memchr(e->s, 0, sl)) return *why = "NUL inside a string", -1;
+            o += sl;
+        } else if (e->type == TERN_KV_F32) {
+            e->f = tern_rd_f32(p + o);
+            o += 4;
+        } else {
+            e->u = tern_rd_u32(p + o);
+            o += 4;
+            if (e->type == TERN_KV_BOOL && e->u > 1) return *why = "boolean other than 0 or 1", -1;
+        }
+        for (uint32_t j = 0; j < i; j++)
+            if (!strcmp(out[j].key, e->key)) return *why = "repeated key", -1;
+    }
+    if (o != len) return *why = "bytes after the last entry", -1;
+    *n_out = n;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- dtypes

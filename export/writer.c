@@ -9,15 +9,16 @@
 
 #include "export/format.h"
 #include "kernels/quant.h"
-#include "model/gpt.h"
+#include "model/block.h"
 #include "model/qat.h"
-#include "model/trn.h"
 #include "tern_code_bytes.h"
 
 size_t export_code_bytes(void) { return (size_t)TERN_CODE_BYTES; }
 size_t export_code_files(void) { return (size_t)TERN_CODE_FILES; }
 
 static size_t align_up(size_t x) { return (x + TERN_ALIGN - 1) / TERN_ALIGN * TERN_ALIGN; }
+
+
 
 /* The stored form of one parameter. */
 typedef struct Plan {
@@ -123,76 +124,43 @@ static uint32_t eval_seq_len_of(const cJSON *run_config) {
     return cJSON_IsNumber(sl) && sl->valuedouble > 0 && sl->valuedouble <= UINT32_MAX ? (uint32_t)sl->valuedouble : 0;
 }
 
-static int gpt_hparams(const Model *m, const cJSON *run_config, TernGptHparams *h, Err *err) {
-    GptConfig c;
-    gpt_config_defaults(&c);
-    if (cfg_read(m->config, "model", kGptConfigFields, kGptConfigFieldCount, &c, err)) return -1;
-    size_t hidden = c.mlp_hidden ? c.mlp_hidden : c.mlp_mult * c.dim;
-    size_t v[7] = {c.vocab_size, c.layers, c.dim, c.heads, c.kv_heads, hidden, c.seq_len};
-    for (int i = 0; i < 7; i++)
-        if (v[i] > UINT32_MAX) return err_set(err, "export: model dimension %zu does not fit the format", v[i]);
-    memset(h, 0, sizeof *h);
-    h->vocab_size = (uint32_t)c.vocab_size;
-    h->layers = (uint32_t)c.layers;
-    h->dim = (uint32_t)c.dim;
-    h->heads = (uint32_t)c.heads;
-    h->kv_heads = (uint32_t)c.kv_heads;
-    h->mlp_hidden = (uint32_t)hidden;
-    h->seq_len = (uint32_t)c.seq_len;
-    if (!strcmp(c.mlp_act, "relu2")) h->mlp_act = TERN_ACT_RELU2;
-    else if (!strcmp(c.mlp_act, "leaky_relu2")) h->mlp_act = TERN_ACT_LEAKY_RELU2;
-    else if (!strcmp(c.mlp_act, "swiglu")) h->mlp_act = TERN_ACT_SWIGLU;
-    else return err_set(err, "export: unknown model.mlp_act \"%s\"", c.mlp_act);
-    h->flags = (c.tie_embeddings ? TERN_GPT_TIE_EMBEDDINGS : 0) | (c.skips ? TERN_GPT_SKIPS : 0) |
-               (c.subln ? TERN_GPT_SUBLN : 0) | (c.emb_norm ? 0 : TERN_GPT_NO_EMB_NORM) | (c.qk_norm ? 0 : TERN_GPT_NO_QK_NORM);
-    h->softcap = (float)c.softcap;
-    h->rope_base = (float)c.rope_base;
-    /* the trainer's RMSNorm replaces eps <= 0 by FLT_EPSILON (as torch's RMSNorm with eps=None) */
-    h->norm_eps = c.norm_eps > 0 ? (float)c.norm_eps : FLT_EPSILON;
-    h->eval_seq_len = eval_seq_len_of(run_config);
-    return 0;
-}
-
-/* The TRN hybrid's hyper-parameters from the model's resolved config (model/trn_hybrid.c writes
- * mlp_hidden, swiglu_hidden and omega_init_len resolved). Only what the forward needs at
- * evaluation: initialisation settings, the scan kind and the readout warm-up (w = 1 at
- * evaluation) are training matters. */
-static int trn_hparams(const Model *m, const cJSON *run_config, TernTrnHparams *h, Err *err) {
-    TrnHybridConfig c;
-    trn_hybrid_config_defaults(&c);
-    if (cfg_read(m->config, "model", kTrnHybridConfigFields, kTrnHybridConfigFieldCount, &c, err)) return -1;
-    size_t L = strlen(c.layout);
-    if (L < 1 || L > TERN_TRN_LAYOUT_MAX) return err_set(err, "export: model.layout must have 1..%u letters", TERN_TRN_LAYOUT_MAX);
-    size_t hidden = c.mlp_hidden ? c.mlp_hidden : c.mlp_mult * c.dim;
-    size_t v[11] = {c.vocab_size, L, c.dim, c.heads, c.kv_heads, hidden, c.seq_len, c.oscillators, c.swiglu_hidden, c.bigram_rows,
-                    c.bigram_dim};
-    for (int i = 0; i < 11; i++)
-        if (v[i] > UINT32_MAX) return err_set(err, "export: model dimension %zu does not fit the format", v[i]);
-    if (!c.swiglu_hidden) return err_set(err, "export: model.swiglu_hidden is not resolved in the checkpoint's config");
-    memset(h, 0, sizeof *h);
-    h->vocab_size = (uint32_t)c.vocab_size;
-    h->layers = (uint32_t)L;
-    h->dim = (uint32_t)c.dim;
-    h->heads = (uint32_t)c.heads;
-    h->kv_heads = (uint32_t)c.kv_heads;
-    h->mlp_hidden = (uint32_t)hidden;
-    h->seq_len = (uint32_t)c.seq_len;
-    if (!strcmp(c.mlp_act, "relu2")) h->mlp_act = TERN_ACT_RELU2;
-    else if (!strcmp(c.mlp_act, "leaky_relu2")) h->mlp_act = TERN_ACT_LEAKY_RELU2;
-    else return err_set(err, "export: model.mlp_act \"%s\" is not a TRN hybrid activation", c.mlp_act);
-    h->flags = (c.tie_embeddings ? TERN_TRN_TIE_EMBEDDINGS : 0) | (c.skips ? TERN_TRN_SKIPS : 0) |
-               (c.token_shift ? TERN_TRN_TOKEN_SHIFT : 0);
-    h->softcap = (float)c.softcap;
-    h->rope_base = (float)c.rope_base;
-    h->norm_eps = c.norm_eps > 0 ? (float)c.norm_eps : FLT_EPSILON;
-    h->eval_seq_len = eval_seq_len_of(run_config);
-    h->oscillators = (uint32_t)c.oscillators;
-    h->swiglu_hidden = (uint32_t)c.swiglu_hidden;
-    h->bigram_rows = (uint32_t)c.bigram_rows;
-    h->bigram_dim = (uint32_t)(c.bigram_rows ? c.bigram_dim : 0);
-    h->amp_max = (float)c.amp_max;
-    memcpy(h->layout, c.layout, L);
-    return 0;
+/* The model's key/values (model_export_kv: the stack's keys, every layer's block kinds, each kind's
+ * keys) plus the default evaluation window, in the format's encoding. */
+static int encode_kv(const Model *m, const cJSON *run_config, uint8_t **out, size_t *len, Err *err) {
+    KvList kl = {0};
+    if (model_export_kv(m, &kl, err)) {
+        kv_free(&kl);
+        return -1;
+    }
+    kv_add_u32(&kl, "stack.eval_seq_len", eval_seq_len_of(run_config));
+    TernKv *kv = xcalloc(kl.n ? kl.n : 1, sizeof(TernKv));
+    int rc = kl.n > TERN_KV_MAX ? err_set(err, "export: %zu hyper-parameters (at most %u)", kl.n, TERN_KV_MAX) : 0;
+    for (size_t i = 0; i < kl.n && !rc; i++) {
+        const KvEntry *e = &kl.e[i];
+        TernKv *k = &kv[i];
+        if (strlen(e->key) >= TERN_KV_KEY_MAX || (e->type == KV_STR && strlen(e->s) > TERN_KV_STR_MAX)) {
+            rc = err_set(err, "export: hyper-parameter %s does not fit the format", e->key);
+            break;
+        }
+        snprintf(k->key, sizeof k->key, "%s", e->key);
+        switch (e->type) {
+        case KV_U32:
+            if (e->u > UINT32_MAX) rc = err_set(err, "export: %s = %llu does not fit the format", e->key, (unsigned long long)e->u);
+            k->type = TERN_KV_U32, k->u = (uint32_t)e->u;
+            break;
+        case KV_BOOL: k->type = TERN_KV_BOOL, k->u = (uint32_t)e->u; break;
+        case KV_F32: k->type = TERN_KV_F32, k->f = (float)e->f; break;
+        case KV_STR: k->type = TERN_KV_STR, memcpy(k->s, e->s, strlen(e->s) + 1); break; /* length checked above */
+        }
+    }
+    if (!rc) {
+        *len = tern_kv_section_size(kv, kl.n);
+        *out = xmalloc(*len);
+        tern_kv_encode(*out, kv, kl.n);
+    }
+    xfree(kv);
+    kv_free(&kl);
+    return rc;
 }
 
 int export_build(const Model *m, const cJSON *run_config, const ExportOptions *opt, uint8_t **out, size_t *out_len,
@@ -202,32 +170,16 @@ int export_build(const Model *m, const cJSON *run_config, const ExportOptions *o
     memset(rep, 0, sizeof *rep);
     const QuantPlan *qp = m->qplan;
     if (!qp || qp->n != m->ps.n) return err_set(err, "export: the model has no quantization plan attached");
-    /* the architecture's hyper-parameters, encoded (arch id + fixed-size struct, format.h) */
-    uint8_t hpbuf[TERN_TRN_HPARAMS_SIZE > TERN_GPT_HPARAMS_SIZE ? TERN_TRN_HPARAMS_SIZE : TERN_GPT_HPARAMS_SIZE];
-    uint32_t arch_id, hp_size;
-    if (!strcmp(m->ops->arch, "gpt")) {
-        TernGptHparams hp;
-        if (gpt_hparams(m, run_config, &hp, err)) return -1;
-        tern_gpt_hparams_encode(hpbuf, &hp);
-        arch_id = TERN_ARCH_GPT;
-        hp_size = TERN_GPT_HPARAMS_SIZE;
-    } else if (!strcmp(m->ops->arch, "trn_hybrid")) {
-        TernTrnHparams hp;
-        if (trn_hparams(m, run_config, &hp, err)) return -1;
-        tern_trn_hparams_encode(hpbuf, &hp);
-        arch_id = TERN_ARCH_TRN_HYBRID;
-        hp_size = TERN_TRN_HPARAMS_SIZE;
-    } else {
-        return err_set(err, "export: architecture \"%s\" is not supported by artifact format %u (gpt, trn_hybrid)", m->ops->arch,
-                       TERN_FORMAT_VERSION);
-    }
-
-    int byte_codes = opt->int_storage == EXPORT_INT_BYTES || (opt->int_storage == EXPORT_INT_AUTO && arch_id == TERN_ARCH_TRN_HYBRID);
+    uint8_t *kvbuf = NULL;
+    size_t kv_size = 0;
+    if (encode_kv(m, run_config, &kvbuf, &kv_size, err)) return -1;
+    int byte_codes = opt->int_storage == EXPORT_INT_BYTES || (opt->int_storage == EXPORT_INT_AUTO && model_prefers_byte_codes(m));
     size_t n = m->ps.n;
     Plan *plans = xcalloc(n ? n : 1, sizeof(Plan));
     for (size_t i = 0; i < n; i++)
         if (plan_tensor(&plans[i], m->ps.t[i], &qp->p[i], qp, byte_codes, err)) {
             xfree(plans);
+            xfree(kvbuf);
             return -1;
         }
     char *cfg_text = run_config ? cJSON_Print(run_config) : NULL;
@@ -239,11 +191,10 @@ int export_build(const Model *m, const cJSON *run_config, const ExportOptions *o
     memset(&h, 0, sizeof h);
     h.version = TERN_FORMAT_VERSION;
     h.header_size = TERN_HEADER_SIZE;
-    h.arch = arch_id;
     h.n_tensors = (uint32_t)n;
     h.entry_size = TERN_TENSOR_ENTRY_SIZE;
     h.hparams_off = TERN_HEADER_SIZE;
-    h.hparams_size = hp_size;
+    h.hparams_size = kv_size;
     h.table_off = h.hparams_off + h.hparams_size;
     h.config_off = h.table_off + (uint64_t)n * TERN_TENSOR_ENTRY_SIZE;
     h.config_size = cfg_len;
@@ -265,7 +216,8 @@ int export_build(const Model *m, const cJSON *run_config, const ExportOptions *o
 
     uint8_t *c = xcalloc(csize, 1);
     tern_header_encode(c, &h);
-    memcpy(c + h.hparams_off, hpbuf, hp_size);
+    memcpy(c + h.hparams_off, kvbuf, kv_size);
+    xfree(kvbuf);
     if (cfg_len) memcpy(c + h.config_off, cfg_text, cfg_len);
     if (tok_len) memcpy(c + h.tokenizer_off, opt->tok_bytes, tok_len);
     rep->ntensors = n;

@@ -16,9 +16,10 @@
 struct cJSON;
 
 /* How int4 / int5 / int6 codes are stored (export/format.h TERN_TENSOR_BYTE_CODES). AUTO is the
- * architecture's default: bit-packed for the GPT (its artifacts as they always were), one code
- * per byte for the TRN hybrid, whose int5 weights only fit the 16 MB parameter-golf limit that
- * way when they are not trained yet (bit-packed codes barely compress). */
+ * model's default: one code per byte when a block kind of the model asks for it (the TRN
+ * oscillator: the TRN hybrid's int5 weights only fit the 16 MB parameter-golf limit that way
+ * when they are not trained yet, bit-packed codes barely compress), else bit-packed (the GPT's
+ * artifacts as they always were). */
 typedef enum ExportIntStorage { EXPORT_INT_AUTO = 0, EXPORT_INT_BITS = 1, EXPORT_INT_BYTES = 2 } ExportIntStorage;
 
 typedef struct ExportOptions {

@@ -1,50 +1,42 @@
-/* model.h — a trainable language model: its parameters (one ParamStore), its architecture's
- * forward pass built from autodiff ops, and its resolved config.
+/* model.h — a trainable language model: its parameters (one ParamStore), its buffers (state not
+ * trained by gradient), the stack of blocks that computes its logits, and its resolved config.
  *
- * The registry (model_create) picks the architecture from model.arch in the run config:
- * "gpt" (model/gpt.c) today; trn_hybrid, hgru and chimera as they land. Parameter names
- * follow the PyTorch reference implementations (e.g. blocks.3.attn.c_q.weight), so checkpoints
- * can be read into the reference models with h5py for parity tests. */
+ * model_create builds the backbone named by model.arch — a preset of the one stack
+ * (model/stack.h: gpt, trn_hybrid, llama) — from the "model" section of a run config. Models
+ * return logits; the loss (cross-entropy, distillation) is the caller's: model_loss is the plain
+ * cross-entropy for evaluation and tests, the trainer applies distillation itself. Parameter
+ * names follow the PyTorch reference implementations (e.g. blocks.3.attn.c_q.weight), so
+ * checkpoints can be read into the reference models with h5py for parity tests. */
 #ifndef TERN_MODEL_H
 #define TERN_MODEL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "autodiff/buffers.h"
 #include "autodiff/params.h"
 #include "autodiff/tape.h"
 #include "kernels/rng.h"
 #include "kernels/util.h"
 
 struct cJSON;
+struct KvList;
 typedef struct Model Model;
 
-typedef struct ModelOps {
-    const char *arch;
-    /* Mean cross-entropy of y given x ([B, T] int32 each); per_token (B*T, may be NULL)
-     * receives each position's loss. training selects training-only behaviour. */
-    Tensor *(*loss)(Model *m, Tape *tp, const int32_t *x, const int32_t *y, size_t B, size_t T,
-                    float *per_token, int training);
-    /* Final logits [B*T, V] (softcapped when the model caps them). */
-    Tensor *(*logits)(Model *m, Tape *tp, const int32_t *x, size_t B, size_t T);
-    void (*destroy)(Model *m);
-} ModelOps;
-
 struct Model {
-    const ModelOps *ops;
     ParamStore ps;
-    void *impl;
+    BufferStore bs;
+    struct Stack *stack;         /* the backbone (model/stack.c) */
+    const char *arch;            /* the preset's name: "gpt", "trn_hybrid", "llama" */
     size_t vocab;
     size_t max_seq_len;
+    float softcap;               /* logit softcap (0 = off), applied by the loss or model_logits */
     struct cJSON *config;        /* resolved model section (owned) */
-    const char *default_groups;  /* JSON array of default optimizer group rules (static text) */
-    uint64_t train_forwards;     /* forwards with training=1 (warm-ups that count them) */
+    char *default_groups;        /* JSON array of default optimizer group rules (owned) */
+    uint64_t train_forwards;     /* training forwards so far (the buffer "train_forwards") */
     struct QuantPlan *qplan;     /* quantization plan (model/qat.h), NULL = none */
     int qat_active;              /* fake quantization on in forward passes */
     struct Lora *lora;           /* test-time adapters (model/lora.h), NULL = none */
-    /* when set, loss() scores against a teacher's top-k (op_distill) instead of plain
-     * cross-entropy; the trainer sets it per micro-step */
-    const struct DistillTarget *distill;
 };
 
 /* Builds the model described by `section` (the "model" object of a run config) with parameters
@@ -53,9 +45,25 @@ int model_create(Model **out, const struct cJSON *section, uint64_t seed, Err *e
 void model_free(Model *m);
 size_t model_num_params(const Model *m);
 
-/* Architecture constructors (registry entries). */
-int gpt_create(Model **out, const struct cJSON *section, uint64_t seed, Err *err);
-int llama_create(Model **out, const struct cJSON *section, uint64_t seed, Err *err);
+/* Logits [B*T, V] of x [B, T] before the softcap (losses fuse it). training: a training forward
+ * (counted in m->train_forwards first; warm-ups read the count). */
+Tensor *model_forward(Model *m, Tape *tp, const int32_t *x, size_t B, size_t T, int training);
+/* Final logits [B*T, V]: softcapped when the model caps them. */
+Tensor *model_logits(Model *m, Tape *tp, const int32_t *x, size_t B, size_t T);
+/* Mean cross-entropy of y given x ([B, T] int32 each) with the model's softcap; per_token (B*T,
+ * may be NULL) receives each position's loss. */
+Tensor *model_loss(Model *m, Tape *tp, const int32_t *x, const int32_t *y, size_t B, size_t T, float *per_token,
+                   int training);
+
+/* The artifact's key/values (stack keys, per-layer block kinds, each kind's keys); an error when
+ * a block kind has no runtime counterpart. */
+int model_export_kv(const Model *m, struct KvList *kv, Err *err);
+/* Whether the artifact stores intN codes one per byte by default (a used kind says so). */
+int model_prefers_byte_codes(const Model *m);
+/* Floats of decode state a runtime session keeps for a context of ctx tokens (KV caches,
+ * recurrent states). */
+size_t model_decode_state_floats(const Model *m, size_t ctx);
+
 /* The same function as a parameter-golf-format GPT (see model/llama.c), for export. */
 int llama_to_gpt(const Model *llama, Model **gpt, Err *err);
 

@@ -30,7 +30,7 @@ static const CfgField kQuantFields[] = {
     Q(CFG_SIZE, act_block, "activation scale per token (0) or per block of N values"),
     Q(CFG_FLOAT, start_lr_frac, "QAT starts when the LR multiplier drops below this (0 = never by LR)"),
     Q(CFG_INT, start_step, "QAT starts at this step (-1 = never by step; 0 = from the start)"),
-    {"rules", CFG_ARRAY, 0, "per-layer overrides"},
+    {"rules", CFG_ARRAY, 0, "per-layer overrides", 0, 0, 0},
 };
 #undef Q
 
@@ -44,7 +44,7 @@ static const CfgField kExportFields[] = {
     X(CFG_STRING, passthrough, "fp16 | fp32 storage for tensors that are not quantized"),
     X(CFG_STRING, ternary_packing, "2bit | base3 (5 trits per byte)"),
     X(CFG_INT, zstd_level, "zstd compression level (1..22)"),
-    {"fp32_match", CFG_ARRAY, 0, "globs of tensors kept in fp32"},
+    {"fp32_match", CFG_ARRAY, 0, "globs of tensors kept in fp32", 0, 0, 0},
 };
 #undef X
 

@@ -1,54 +1,58 @@
-/* The architecture registry: model.arch -> constructor. */
-#include <cjson/cJSON.h>
+/* registry.c — the table of block kinds, and the small helpers they share. */
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
-#include "model/model.h"
-#include "model/qat.h"
-#include "model/lora.h"
-#include "model/trn.h"
+#include "model/block.h"
 
-typedef struct Arch {
-    const char *name;
-    int (*create)(Model **, const cJSON *, uint64_t, Err *);
-} Arch;
+static const BlockKind *const kKinds[] = {&kBlockAttention, &kBlockMlp, &kBlockSwiglu, &kBlockGlu, &kBlockTrn};
+enum { N_KINDS = sizeof kKinds / sizeof kKinds[0] };
+_Static_assert(N_KINDS <= 8, "a preset places at most 8 kinds (model/stack.c STACK_MAX_KINDS)");
 
-static const Arch kArchs[] = {
-    {"gpt", gpt_create},
-    {"trn_hybrid", trn_hybrid_create},
-    {"llama", llama_create},
-};
+size_t block_kind_count(void) { return N_KINDS; }
+const BlockKind *block_kind_at(size_t i) { return i < N_KINDS ? kKinds[i] : NULL; }
 
-int model_create(Model **out, const cJSON *section, uint64_t seed, Err *err) {
-    *out = NULL;
-    if (!section || !cJSON_IsObject(section)) return err_set(err, "config: model section missing");
-    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(section, "arch");
-    const char *name = cJSON_IsString(arch) ? arch->valuestring : "gpt";
-    if (arch && !cJSON_IsString(arch)) return err_set(err, "config: model.arch must be a string");
-    for (size_t i = 0; i < sizeof kArchs / sizeof kArchs[0]; i++)
-        if (!strcmp(kArchs[i].name, name)) return kArchs[i].create(out, section, seed, err);
-    char known[256] = "";
-    for (size_t i = 0; i < sizeof kArchs / sizeof kArchs[0]; i++) {
-        if (i) strncat(known, ", ", sizeof known - strlen(known) - 1);
-        strncat(known, kArchs[i].name, sizeof known - strlen(known) - 1);
-    }
-    return err_set(err, "config: unknown model.arch \"%s\" (known: %s)", name, known);
+const BlockKind *block_kind_find(const char *name) {
+    for (size_t i = 0; i < N_KINDS; i++)
+        if (!strcmp(kKinds[i]->name, name)) return kKinds[i];
+    return NULL;
 }
 
-void model_free(Model *m) {
-    if (!m) return;
-    if (m->ops && m->ops->destroy) m->ops->destroy(m);
-    if (m->qplan) {
-        quant_plan_free(m->qplan);
-        xfree(m->qplan);
-    }
-    lora_detach(m);
-    params_free(&m->ps);
-    cJSON_Delete(m->config);
-    xfree(m);
+Tensor *block_param(ParamStore *ps, const char *prefix, const char *name, int ndim, size_t a, size_t b) {
+    char full[160];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    return params_add2(ps, full, ndim, a, b);
 }
 
-size_t model_num_params(const Model *m) {
-    size_t n = 0;
-    for (size_t i = 0; i < m->ps.n; i++) n += m->ps.t[i]->numel;
-    return n;
+/* torch.nn.Linear's default init U(-1/sqrt(in), 1/sqrt(in)), as the parameter-golf CastedLinear */
+void block_init_linear(Tensor *w, Rng *rng) {
+    float bound = 1.0f / sqrtf((float)w->shape[1]);
+    rng_fill_uniform(rng, w->data, w->numel, -bound, bound);
+}
+
+void block_fill(Tensor *t, float v) {
+    for (size_t i = 0; i < t->numel; i++) t->data[i] = v;
+}
+
+/* ---------------------------------------------------------------- key/value lists */
+static KvEntry *kv_new(KvList *kv, const char *key, KvType type) {
+    if (kv->n == kv->cap) {
+        kv->cap = kv->cap ? 2 * kv->cap : 32;
+        kv->e = xrealloc(kv->e, kv->cap * sizeof *kv->e);
+    }
+    KvEntry *e = &kv->e[kv->n++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->key, sizeof e->key, "%s", key);
+    e->type = type;
+    return e;
+}
+
+void kv_add_u32(KvList *kv, const char *key, uint64_t v) { kv_new(kv, key, KV_U32)->u = v; }
+void kv_add_f32(KvList *kv, const char *key, double v) { kv_new(kv, key, KV_F32)->f = v; }
+void kv_add_bool(KvList *kv, const char *key, int v) { kv_new(kv, key, KV_BOOL)->u = v != 0; }
+void kv_add_str(KvList *kv, const char *key, const char *v) { snprintf(kv_new(kv, key, KV_STR)->s, CFG_STR_MAX, "%s", v); }
+
+void kv_free(KvList *kv) {
+    xfree(kv->e);
+    memset(kv, 0, sizeof *kv);
 }

@@ -1,5 +1,7 @@
 /* trn.h — the TRN layer (Temporal Resonance Network, openai/parameter-golf PR #669,
- * TemporalResonanceLayer + OscillatorProjection) and the TRN hybrid backbone built from it.
+ * TemporalResonanceLayer + OscillatorProjection), implemented with its block kind "trn" in
+ * model/blocks/trn.c; the TRN hybrid backbone is the trn_hybrid preset of the stack
+ * (model/presets.c).
  *
  * Layer, for h [B, T, d] (the token-shifted, RMS-normed residual):
  *   P = proj(h)            d -> 6K, biased: (a, o, p, g, q, e)
@@ -9,7 +11,7 @@
  * w is the readout warm-up s^2 (3 - 2 s), s = min(training forwards / res_warmup, 1), 1 at
  * evaluation.
  *
- * Hybrid (arch "trn_hybrid"): tok_emb + BigramHash -> rmsnorm = x0; blocks by the layout string
+ * Hybrid (preset "trn_hybrid"): tok_emb + BigramHash -> rmsnorm = x0; blocks by the layout string
  * ("TTATTATTAT": T = TRN block, A = the baseline attention block with a LeakyReLU(0.5)^2 MLP)
  * with the baseline's U-Net skips, resid_mix, attn_scale and mlp_scale; final rmsnorm, tied
  * head, softcap. TRN block:
@@ -59,30 +61,5 @@ struct Model;
 Tensor *trn_layer_forward(struct Model *m, const TrnLayer *L, Tape *tp, Tensor *h, const TrnCoreCfg *cfg, float warm);
 /* The readout warm-up w for `forwards` training forwards (smoothstep; 1 when warmup == 0). */
 float trn_warmup_factor(uint64_t forwards, size_t warmup);
-
-typedef struct TrnHybridConfig {
-    char arch[CFG_STR_MAX];
-    char layout[CFG_STR_MAX];     /* T = TRN block, A = attention block, one letter per block */
-    size_t vocab_size, dim, heads, kv_heads, mlp_mult, mlp_hidden, swiglu_hidden, seq_len;
-    char mlp_act[CFG_STR_MAX];    /* attention blocks' MLP: leaky_relu2 | relu2 */
-    size_t oscillators;           /* K */
-    char scan[CFG_STR_MAX];       /* sequential | kogge_stone | chunked | auto */
-    double amp_max, res_scale_init, pcg_lambda_init, gate_bias_init, erase_bias_init;
-    double proj_init_std, w_res_init_std, w_phase_init_std;
-    size_t omega_init_len, res_warmup;
-    int token_shift;
-    size_t bigram_rows, bigram_dim;
-    double bigram_scale_init, bigram_table_init_std, bigram_proj_init_std;
-    double softcap, rope_base, embed_init_std, qk_gain_init, norm_eps;
-    int tie_embeddings, skips, zero_init_proj;
-} TrnHybridConfig;
-
-void trn_hybrid_config_defaults(TrnHybridConfig *c);
-extern const CfgField kTrnHybridConfigFields[];
-extern const size_t kTrnHybridConfigFieldCount;
-
-struct cJSON;
-struct Model;
-int trn_hybrid_create(struct Model **out, const struct cJSON *section, uint64_t seed, Err *err);
 
 #endif

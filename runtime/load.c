@@ -1,5 +1,5 @@
 /* load.c — reading an artifact: preamble, zstd frame, container, tensor table, tokenizer, then
- * the architecture binds its tensors. Every offset, size and count read from the file is
+ * the stack binds the key/values and tensors (stack.c). Every offset, size and count read from the file is
  * checked (with overflow-safe arithmetic) before it is used, so a truncated, bit-flipped or
  * hostile file gives one clear line instead of a crash (tests/unit/test_runtime_corrupt.c,
  * tests/fuzz/fuzz_artifact.c). */
@@ -14,18 +14,12 @@
 #define RT_DEFAULT_MAX_CONTAINER ((size_t)16 << 30)
 #define RT_SLACK 64 /* readable bytes past every packed buffer: SIMD unpackers read ahead */
 
-const RtArchOps *rt_arch_find(uint32_t id) {
-    if (id == TERN_ARCH_GPT) return &rt_arch_gpt;
-    if (id == TERN_ARCH_TRN_HYBRID) return &rt_arch_trn;
-    return NULL;
-}
-
 /* [off, off + size) inside [0, limit)? */
 static int in_range(uint64_t off, uint64_t size, uint64_t limit) { return off <= limit && size <= limit - off; }
 
 static void model_destroy(TrtModel *m) {
     if (!m) return;
-    if (m->arch && m->arch->unbind) m->arch->unbind(m);
+    rt_stack_unbind(m);
     if (m->have_bc) bpb_free(&m->bc);
     if (m->tok) tokenizer_free(m->tok);
     rt_free(m->tensors);
@@ -210,20 +204,25 @@ static void weights_summary(TrtModel *m) {
     if (a8 && o < sizeof m->summary) snprintf(m->summary + o, sizeof m->summary - o, " (%zu with int8 activations)", a8);
 }
 
-static int check_header(const uint8_t *src, size_t len, const char *name, int check_crc, TernHeader *hp, const RtArchOps **archp,
-                        RtErr *e) {
+/* one line for an artifact of another format version */
+static int version_error(RtErr *e, const char *name, uint32_t v) {
+    if (v < TERN_FORMAT_VERSION)
+        return rt_err(e, "%s: artifact format version %u was written by an older tern: re-export it with this tern (tern export --ckpt ...)",
+                      name, v);
+    return rt_err(e, "%s: artifact format version %u is not supported (this runtime reads version %u)", name, v, TERN_FORMAT_VERSION);
+}
+
+static int check_header(const uint8_t *src, size_t len, const char *name, int check_crc, TernHeader *hp, RtErr *e) {
     if (len < TERN_HEADER_SIZE + TERN_CRC_SIZE) return rt_err(e, "%s: container of %zu bytes is too short (truncated)", name, len);
     TernHeader h;
     if (tern_header_decode(src, &h)) return rt_err(e, "%s: not a tern artifact (wrong container magic)", name);
-    if (h.version != TERN_FORMAT_VERSION)
-        return rt_err(e, "%s: artifact format version %u is not supported (this runtime reads version %u)", name, h.version,
-                      TERN_FORMAT_VERSION);
+    if (h.version != TERN_FORMAT_VERSION) return version_error(e, name, h.version);
     if (h.container_size != len) return rt_err(e, "%s: container says %llu bytes but holds %zu (truncated or corrupt)", name,
                                               (unsigned long long)h.container_size, len);
     if (check_crc && tern_rd_u32(src + len - TERN_CRC_SIZE) != tern_crc32(0, src, len - TERN_CRC_SIZE))
         return rt_err(e, "%s: CRC-32 mismatch (corrupt artifact)", name);
     uint64_t limit = len - TERN_CRC_SIZE;
-    if (h.header_size != TERN_HEADER_SIZE || h.entry_size != TERN_TENSOR_ENTRY_SIZE || h.flags || tern_rd_u32(src + 92) ||
+    if (h.header_size != TERN_HEADER_SIZE || h.entry_size != TERN_TENSOR_ENTRY_SIZE || h.flags || h.arch || tern_rd_u32(src + 92) ||
         tern_rd_u64(src + 120))
         return rt_err(e, "%s: unexpected header/entry size, flags or reserved bytes (corrupt header)", name);
     if (h.n_tensors == 0 || h.n_tensors > 100000 || !in_range(h.table_off, (uint64_t)h.n_tensors * TERN_TENSOR_ENTRY_SIZE, limit))
@@ -233,10 +232,7 @@ static int check_header(const uint8_t *src, size_t len, const char *name, int ch
         return rt_err(e, "%s: a section lies outside the container (truncated or corrupt)", name);
     if (h.tokenizer_kind > TERN_TOK_BYTE || (h.tokenizer_kind != TERN_TOK_FILE && h.tokenizer_size))
         return rt_err(e, "%s: unknown tokenizer kind %u", name, h.tokenizer_kind);
-    const RtArchOps *arch = rt_arch_find(h.arch);
-    if (!arch) return rt_err(e, "%s: architecture %u is not supported by this runtime", name, h.arch);
     *hp = h;
-    *archp = arch;
     return 0;
 }
 
@@ -247,8 +243,7 @@ static int load_container(TrtModel **out, uint8_t *owned, const uint8_t *src, si
     *out = NULL;
     if (owned) src = owned;
     TernHeader h;
-    const RtArchOps *arch = NULL;
-    if (check_header(src, len, name, check_crc, &h, &arch, e)) {
+    if (check_header(src, len, name, check_crc, &h, e)) {
         rt_free(owned);
         return -1;
     }
@@ -277,10 +272,8 @@ static int load_container(TrtModel **out, uint8_t *owned, const uint8_t *src, si
             rc = rt_err(e, "%s: %s", name, te.msg);
     }
     if (!rc) {
-        m->arch = arch;
-        rc = arch->bind(m, src + h.hparams_off, (size_t)h.hparams_size, e);
-        if (rc) {
-            m->arch = NULL; /* bind cleans up after itself */
+        rc = rt_stack_bind(m, src + h.hparams_off, (size_t)h.hparams_size, e);
+        if (rc) { /* bind cleans up after itself */
             char tmp[sizeof e->msg];
             snprintf(tmp, sizeof tmp, "%s", e->msg);
             rt_err(e, "%s: %s", name, tmp);
@@ -334,9 +327,7 @@ static int load_bytes(TrtModel **out, const uint8_t *d, size_t len, const char *
             return rt_err(e, "%s: a plain zstd file, not a tern artifact (no tern preamble)", name);
         return rt_err(e, "%s: not a tern artifact (wrong magic)", name);
     }
-    if (pre.version != TERN_FORMAT_VERSION)
-        return rt_err(e, "%s: artifact format version %u is not supported (this runtime reads version %u)", name, pre.version,
-                      TERN_FORMAT_VERSION);
+    if (pre.version != TERN_FORMAT_VERSION) return version_error(e, name, pre.version);
     if (pre.flags) return rt_err(e, "%s: unknown preamble flags 0x%x", name, pre.flags);
     size_t maxc = opt && opt->max_container_bytes ? opt->max_container_bytes : RT_DEFAULT_MAX_CONTAINER;
     const uint8_t *z = d + TERN_PREAMBLE_SIZE;

@@ -119,39 +119,75 @@ void rt_linear(const RtKernels *k, float *y, const float *x, size_t n, const RtT
 /* The canonical (scalar, element by element) definition of the same product, used by tests. */
 void rt_linear_ref(float *y, const float *x, size_t n, const RtTensor *W, int force_float);
 
-/* ---------------------------------------------------------------- shared blocks (blocks.c) */
-void rt_rmsnorm(float *out, const float *in, size_t N, size_t C, float eps);
+/* ---------------------------------------------------------------- shared math (common.c) */
+/* out = rmsnorm(in) [* w] over rows of C (w may be NULL), as kernels/norm.c */
+void rt_rmsnorm(float *out, const float *in, const float *w, size_t N, size_t C, float eps);
 void rt_rope_inv_freq(float *inv_freq, size_t D, float base);
 /* cos / sin of the RoPE angles of positions p0 .. p0 + n - 1: [n, half] each */
 void rt_rope_rows(float *cosb, float *sinb, const float *inv_freq, size_t half, size_t p0, size_t n);
 void rt_softcap(float *z, size_t V, float cap);
+/* out[n, H] = silu(gate) * up of fc [n, 2H] = [gate | up], as kernels/act.c swiglu_forward */
+void rt_swiglu(float *out, const float *fc, size_t n, size_t H);
 
-/* The parameter-golf attention block (model/blocks.c), shared by gpt.c and trn.c. */
-typedef struct RtAttnW {
-    const RtTensor *c_q, *c_k, *c_v, *proj, *fc, *mlp_proj;
-    const float *q_gain, *attn_scale, *mlp_scale, *resid_mix;
-} RtAttnW;
-typedef struct RtAttnCfg {
-    size_t C, H, G, D, KV, hidden; /* fc has 2 x hidden rows with SwiGLU */
-    uint32_t mlp_act;              /* TernMlpAct */
-    int subln;
+/* ---------------------------------------------------------------- key/values
+ * The artifact's hyper-parameters (export/format.h). Lookups mark what they read, so the stack
+ * can refuse keys nobody reads (a newer writer's, or damage) after binding. */
+typedef struct RtKvSet {
+    TernKv *kv;
+    size_t n;
+    uint8_t *seen;
+} RtKvSet;
+const TernKv *rt_kv_find(const RtKvSet *s, const char *key); /* NULL when absent; marks it read */
+int rt_kv_u32(const RtKvSet *s, const char *key, uint32_t lo, uint32_t hi, uint32_t *out, RtErr *e);
+int rt_kv_f32(const RtKvSet *s, const char *key, float *out, RtErr *e); /* finite */
+int rt_kv_bool(const RtKvSet *s, const char *key, int *out, RtErr *e);
+int rt_kv_str(const RtKvSet *s, const char *key, const char **out, RtErr *e);
+
+/* ---------------------------------------------------------------- block kinds (runtime/blocks/)
+ * The runtime's side of model/block.h: each kind binds its tensors ("blocks.<i>." + its names)
+ * and keys, states its decode state and scratch, and computes y = kind(h) for n tokens of a
+ * chunk. runtime/stack.c is the one trunk around them (embedding, residual scaffold, skips,
+ * head). */
+typedef struct RtDims {
+    size_t C, V, seq_len;
     float eps;
-    int no_qk_norm;                /* TERN_GPT_NO_QK_NORM */
-} RtAttnCfg;
-/* Scratch for P tokens: h, tmp, att, q [P, C]; k, v [P, KV]; fc [P, fc rows]; act [P, hidden];
- * cosb, sinb [P, D/2]; scores [threads, max_ctx]; lin rt_linear_scratch_bytes(P, max cols). */
-typedef struct RtAttnBuf {
-    float *h, *q, *k, *v, *att, *tmp, *fc, *act, *cosb, *sinb, *scores;
-    void *lin;
-} RtAttnBuf;
-/* x [n, C] (in place) through one block for tokens at positions p0 .. p0 + n - 1, whose RoPE
- * rows are in b->cosb / b->sinb; kc / vc: this block's KV cache for max_ctx positions (keys
- * [kv head][block of 16 positions][D][16], values [max_ctx][KV]). */
-void rt_attn_block(const RtKernels *k, const RtAttnCfg *c, const RtAttnW *w, const RtAttnBuf *b, float *x, const float *x0,
-                   float *kc, float *vc, size_t max_ctx, size_t p0, size_t n, int threads);
+} RtDims;
+
+/* A forward over n tokens at positions p0 .. p0 + n - 1 (n <= the chunk size P). */
+typedef struct RtFwd {
+    const RtKernels *k;
+    size_t p0, n, max_ctx;
+    int threads;
+    float eps;
+    const float *cosb, *sinb; /* RoPE rows of these positions ([n, D/2]) for kinds that need them */
+    float *scratch;           /* the kind's scratch_floats */
+    void *lin;                /* rt_linear scratch for the widest input */
+} RtFwd;
+
+typedef struct RtBlockKind {
+    const char *name;         /* as model/: "attention", "mlp", "swiglu", "trn" */
+    int role;                 /* 0 token mixer, 1 channel mixer */
+    /* Reads the kind's keys and binds layer `layer`'s tensors (counting them in *used);
+     * *inst is the kind's, freed by unbind. */
+    int (*bind)(const TrtModel *m, const RtKvSet *kv, const RtDims *d, size_t layer, void **inst, size_t *used, RtErr *e);
+    void (*unbind)(void *inst);
+    /* RoPE: the head dim and base this layer rotates with (0 = none) */
+    size_t (*rope)(const void *inst, float *base);
+    /* decode state per session (KV cache, recurrent state), floats; reset to 0 by the stack */
+    size_t (*state_floats)(const void *inst, size_t max_ctx);
+    size_t (*scratch_floats)(const void *inst, size_t P, size_t max_ctx, int threads);
+    size_t (*max_cols)(const void *inst); /* widest input of its linears */
+    void (*forward)(const void *inst, const RtFwd *f, float *state, float *y, const float *h);
+} RtBlockKind;
+
+extern const RtBlockKind rt_block_attention, rt_block_mlp, rt_block_swiglu, rt_block_trn;
+const RtBlockKind *rt_block_kind_find(const char *name);
+
+/* The small per-channel tensors a kind reads as floats: dequantized copies (rt_alloc'd). */
+int rt_want_vec(const TrtModel *m, const char *name, size_t rows, size_t cols, float **out, size_t *used, RtErr *e);
 
 /* ---------------------------------------------------------------- model and sessions */
-typedef struct RtArchOps RtArchOps;
+struct RtStack;
 
 struct TrtModel {
     uint8_t *container;      /* decompressed container (64-byte aligned); tensors point into it */
@@ -167,8 +203,8 @@ struct TrtModel {
     char *config_json;
     char summary[256];
     RtKernels k;
-    const RtArchOps *arch;
-    void *arch_model;
+    struct RtStack *stack;   /* the backbone (stack.c) */
+    char arch[TERN_KV_STR_MAX + 1];
     TrtModelInfo info;
 };
 
@@ -181,24 +217,17 @@ struct TrtSession {
     float *logits;           /* vocab: after the last fed token */
     int have_logits;
     TokScratch *tscratch;
-    void *state;             /* the architecture's KV cache and scratch */
+    void *state;             /* the stack's decode state and scratch */
 };
 
-struct RtArchOps {
-    uint32_t id;
-    const char *name;
-    /* Decodes and checks the hyper-parameters, binds and checks the tensors, fills m->info. */
-    int (*bind)(TrtModel *m, const uint8_t *hparams, size_t hparams_size, RtErr *e);
-    void (*unbind)(TrtModel *m);
-    int (*session_init)(TrtSession *s, RtErr *e);
-    void (*session_free)(TrtSession *s);
-    /* Feeds n tokens at positions n_past.. (the caller checks room and advances n_past).
-     * logits_all: NULL or [n, vocab]; s->logits always receives the last position's. */
-    void (*forward)(TrtSession *s, const int32_t *ids, size_t n, float *logits_all);
-};
-extern const RtArchOps rt_arch_gpt;
-extern const RtArchOps rt_arch_trn;
-const RtArchOps *rt_arch_find(uint32_t id);
+/* The trunk (stack.c): binds the key/values and tensors (fills m->info), a session's state,
+ * and the forward: n tokens at positions n_past.. (the caller checks room and advances n_past);
+ * logits_all: NULL or [n, vocab]; s->logits always receives the last position's. */
+int rt_stack_bind(TrtModel *m, const uint8_t *kv, size_t kv_size, RtErr *e);
+void rt_stack_unbind(TrtModel *m);
+int rt_stack_session_init(TrtSession *s, RtErr *e);
+void rt_stack_session_free(TrtSession *s);
+void rt_stack_forward(TrtSession *s, const int32_t *ids, size_t n, float *logits_all);
 
 /* Loader entry for an already decompressed container (the fuzz target and the corruption test
  * use it directly). The bytes are copied. check_crc = 0 skips the CRC (fuzzing). */
@@ -209,10 +238,10 @@ int rt_load_container(TrtModel **out, const uint8_t *c, size_t len, const char *
 void *rt_alloc(size_t bytes);    /* 64-byte aligned, zeroed */
 void rt_free(void *p);
 int rt_mul_ok(size_t a, size_t b, size_t *out);
-/* For an architecture's bind: the tensor `name`, which must be rows x cols; counts it in *used
- * (bind then checks that every tensor of the artifact was used). */
+/* For a bind: the tensor `name`, which must be rows x cols; counts it in *used (the stack then
+ * checks that every tensor of the artifact was used). */
 int rt_want_tensor(const TrtModel *m, const char *name, size_t rows, size_t cols, const RtTensor **out, size_t *used, RtErr *e);
-/* Fills m->info with the shape an architecture reports, and the parameter count of its tensors. */
+/* Fills m->info with the shape the backbone reports, and the parameter count of its tensors. */
 void rt_info_fill(TrtModel *m, const char *arch, size_t vocab, size_t layers, size_t dim, size_t heads, size_t kv_heads,
                   size_t mlp_hidden, size_t seq_len, size_t eval_seq_len);
 

@@ -1,5 +1,6 @@
-/* rt_util.c — error messages and allocation for the runtime. Sizes in an artifact come from a
- * file, so allocations fail softly (NULL -> a clear error) instead of aborting as xmalloc does. */
+/* rt_util.c — error messages, allocation, tensor and key/value lookup for the runtime. Sizes in
+ * an artifact come from a file, so allocations fail softly (NULL -> a clear error) instead of
+ * aborting as xmalloc does. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,70 @@ int rt_want_tensor(const TrtModel *m, const char *name, size_t rows, size_t cols
         return rt_err(e, "tensor %s is %zu x %zu, the hyper-parameters need %zu x %zu", name, t->rows, t->cols, rows, cols);
     *out = t;
     (*used)++;
+    return 0;
+}
+
+int rt_want_vec(const TrtModel *m, const char *name, size_t rows, size_t cols, float **out, size_t *used, RtErr *e) {
+    const RtTensor *t;
+    *out = NULL;
+    if (rt_want_tensor(m, name, rows, cols, &t, used, e)) return -1;
+    float *v = rt_alloc(rows * cols * sizeof(float));
+    if (!v) return rt_err(e, "out of memory");
+    for (size_t r = 0; r < rows; r++) rt_tensor_row_float(t, r, v + r * cols);
+    *out = v;
+    return 0;
+}
+
+const TernKv *rt_kv_find(const RtKvSet *s, const char *key) {
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->kv[i].key, key)) {
+            s->seen[i] = 1;
+            return &s->kv[i];
+        }
+    return NULL;
+}
+
+static const TernKv *kv_want(const RtKvSet *s, const char *key, uint32_t type, RtErr *e) {
+    static const char *const names[TERN_KV_TYPES] = {"u32", "f32", "bool", "string"};
+    const TernKv *kv = rt_kv_find(s, key);
+    if (!kv) {
+        rt_err(e, "hyper-parameter %s is missing", key);
+        return NULL;
+    }
+    if (kv->type != type) {
+        rt_err(e, "hyper-parameter %s is a %s, expected a %s", key, names[kv->type], names[type]);
+        return NULL;
+    }
+    return kv;
+}
+
+int rt_kv_u32(const RtKvSet *s, const char *key, uint32_t lo, uint32_t hi, uint32_t *out, RtErr *e) {
+    const TernKv *kv = kv_want(s, key, TERN_KV_U32, e);
+    if (!kv) return -1;
+    if (kv->u < lo || kv->u > hi) return rt_err(e, "%s = %u is out of range [%u, %u]", key, kv->u, lo, hi);
+    *out = kv->u;
+    return 0;
+}
+
+int rt_kv_f32(const RtKvSet *s, const char *key, float *out, RtErr *e) {
+    const TernKv *kv = kv_want(s, key, TERN_KV_F32, e);
+    if (!kv) return -1;
+    if (!(kv->f == kv->f) || kv->f > 3.4028235e38f || kv->f < -3.4028235e38f) return rt_err(e, "%s is not finite", key);
+    *out = kv->f;
+    return 0;
+}
+
+int rt_kv_bool(const RtKvSet *s, const char *key, int *out, RtErr *e) {
+    const TernKv *kv = kv_want(s, key, TERN_KV_BOOL, e);
+    if (!kv) return -1;
+    *out = (int)kv->u;
+    return 0;
+}
+
+int rt_kv_str(const RtKvSet *s, const char *key, const char **out, RtErr *e) {
+    const TernKv *kv = kv_want(s, key, TERN_KV_STR, e);
+    if (!kv) return -1;
+    *out = kv->s;
     return 0;
 }
 

@@ -45,7 +45,7 @@ int trt_session_new(const TrtModel *m, const TrtSessionOptions *opt, TrtSession 
     if (s->max_ctx > m->info.seq_len) s->max_ctx = m->info.seq_len;
     s->tokens = rt_alloc(s->max_ctx * sizeof(int32_t));
     s->logits = rt_alloc(m->info.vocab_size * sizeof(float));
-    if (!s->tokens || !s->logits || m->arch->session_init(s, &e)) {
+    if (!s->tokens || !s->logits || rt_stack_session_init(s, &e)) {
         if (!e.msg[0]) rt_err(&e, "out of memory");
         trt_session_free(s);
         rt_err_out(&e, err, errlen);
@@ -58,7 +58,7 @@ int trt_session_new(const TrtModel *m, const TrtSessionOptions *opt, TrtSession 
 
 void trt_session_free(TrtSession *s) {
     if (!s) return;
-    if (s->state) s->m->arch->session_free(s);
+    if (s->state) rt_stack_session_free(s);
     if (s->tscratch) tokscratch_free(s->tscratch);
     rt_free(s->tokens);
     rt_free(s->logits);
@@ -89,7 +89,7 @@ int trt_session_observe(TrtSession *s, const int32_t *ids, size_t n, float *logi
             rt_err_out(&e, err, errlen);
             return -1;
         }
-    s->m->arch->forward(s, ids, n, logits);
+    rt_stack_forward(s, ids, n, logits);
     memcpy(s->tokens + s->n_past, ids, n * sizeof(int32_t));
     s->n_past += n;
     s->have_logits = 1;

@@ -145,7 +145,7 @@ int cmd_export(int argc, char **argv) {
     memset(&rep, 0, sizeof rep);
     int status = 1;
     if (model_load_checkpoint(ckpt, use_ema, &m, &cfg, &err)) goto out;
-    if (!strcmp(m->ops->arch, "llama")) {
+    if (!strcmp(m->arch, "llama")) {
         /* the artifact format runs Llama blocks as GPT blocks with the norm gains folded in */
         Model *gm = NULL;
         if (llama_to_gpt(m, &gm, &err)) goto out;

@@ -145,7 +145,7 @@ int cmd_generate(int argc, char **argv) {
         size_t T = buf.n < W ? buf.n : W;
         tape_reset(&tp);
         tape_no_grad_begin(&tp);
-        Tensor *z = m->ops->logits(m, &tp, buf.ids + buf.n - T, 1, T);
+        Tensor *z = model_logits(m, &tp, buf.ids + buf.n - T, 1, T);
         tape_no_grad_end(&tp);
         int32_t id = sample(z->data + (T - 1) * V, V, temp, top_p, &rng, cand);
         if (buf.n == buf.cap) {

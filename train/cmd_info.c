@@ -30,7 +30,7 @@ static int info_checkpoint(const char *path, int json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "file", path);
         cJSON_AddStringToObject(o, "kind", "checkpoint");
-        cJSON_AddStringToObject(o, "arch", m->ops->arch);
+        cJSON_AddStringToObject(o, "arch", m->arch);
         cJSON_AddNumberToObject(o, "params", (double)n);
         cJSON_AddNumberToObject(o, "step", (double)st.step);
         cJSON_AddNumberToObject(o, "tokens", (double)st.tokens);
@@ -53,7 +53,7 @@ static int info_checkpoint(const char *path, int json) {
         cJSON_Delete(o);
     } else {
         printf("%s: tern checkpoint, arch %s, %zu parameters (%.1f MB fp32), step %llu, %llu tokens seen\n", path,
-               m->ops->arch, n, n * 4.0 / 1e6, (unsigned long long)st.step, (unsigned long long)st.tokens);
+               m->arch, n, n * 4.0 / 1e6, (unsigned long long)st.step, (unsigned long long)st.tokens);
         printf("optimizer state: %s   EMA weights: %s\n", has_optim ? "yes" : "no", has_ema ? "yes" : "no");
         printf("%-40s %-16s %12s\n", "tensor", "shape", "numel");
         for (size_t i = 0; i < m->ps.n; i++) {

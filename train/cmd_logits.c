@@ -90,7 +90,7 @@ int cmd_logits(int argc, char **argv) {
     size_t nw = (positions + T - 1) / T;
     TeacherMeta meta = {.k = k, .vocab_size = m->vocab, .seq_len = T, .temperature = temp, .offset = 0, .fp16 = !strcmp(dtype, "f16")};
     snprintf(meta.shard, sizeof meta.shard, "%s", data);
-    snprintf(meta.teacher, sizeof meta.teacher, "%s (%s, %zu parameters)", ckpt, m->ops->arch, model_num_params(m));
+    snprintf(meta.teacher, sizeof meta.teacher, "%s (%s, %zu parameters)", ckpt, m->arch, model_num_params(m));
     {
         /* create the output's folder (as prepare / import do) */
         char dir[1024];
@@ -124,7 +124,7 @@ int cmd_logits(int argc, char **argv) {
         }
         tape_reset(&tp);
         tape_no_grad_begin(&tp);
-        Tensor *z = m->ops->logits(m, &tp, x, nb, T);
+        Tensor *z = model_logits(m, &tp, x, nb, T);
         tape_no_grad_end(&tp);
         for (size_t b = 0; b < nb; b++) {
             size_t start = (w0 + b) * T, len = TERN_MIN(T, positions - start);

@@ -148,7 +148,7 @@ int cmd_train(int argc, char **argv) {
             cJSON_free(s);
             char desc[2048];
             optimizer_describe(&t.opt, desc, sizeof desc);
-            fprintf(stderr, "tern train --dry-run: %s, %zu parameters, %zu micro-steps of %zu x %zu per step\n%s", t.model->ops->arch,
+            fprintf(stderr, "tern train --dry-run: %s, %zu parameters, %zu micro-steps of %zu x %zu per step\n%s", t.model->arch,
                     model_num_params(t.model), t.accum, t.B, t.T, desc);
         }
         trainer_free(&t);

@@ -29,7 +29,7 @@ int eval_standard(Model *m, Tape *tp, const TokenStream *s, size_t T, size_t B, 
         for (size_t b = 0; b < nb; b++) stream_val_window(s, T, w0 + b, x + b * T, y + b * T);
         tape_reset(tp);
         tape_no_grad_begin(tp);
-        m->ops->loss(m, tp, x, y, nb, T, per, 0);
+        model_loss(m, tp, x, y, nb, T, per, 0);
         tape_no_grad_end(tp);
         for (size_t i = 0; i < nb * T; i++) r->loss_sum += per[i];
         r->tokens += (double)(nb * T);
@@ -90,7 +90,7 @@ int eval_sliding(Model *m, Tape *tp, const TokenStream *s, size_t T, size_t stri
         }
         tape_reset(tp);
         tape_no_grad_begin(tp);
-        m->ops->loss(m, tp, x, y, nb, T, per, 0);
+        model_loss(m, tp, x, y, nb, T, per, 0);
         tape_no_grad_end(tp);
         for (size_t b = 0; b < nb; b++) {
             size_t from = score_from[b] & 0xffffffffu, len = score_from[b] >> 32;
@@ -184,7 +184,7 @@ int eval_ttt(Model *m, Tape *tp, const TokenStream *s, int32_t bos, const ByteCo
             size_t first = c0 - 1 - win_start; /* window index of the first chunk target */
             for (size_t i = 0; i < len; i++) yt[i] = i >= first ? y[i] : -1;
             tape_reset(tp);
-            Tensor *loss = m->ops->loss(m, tp, x, yt, 1, len, per, 0);
+            Tensor *loss = model_loss(m, tp, x, yt, 1, len, per, 0);
             for (size_t i = first; i < len; i++) {
                 r->loss_sum += per[i];
                 r->tokens += 1;

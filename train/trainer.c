@@ -345,6 +345,15 @@ static void sync_check(Trainer *t) {
 
 static int trainer_save_rank0(Trainer *t, Err *err);
 
+/* One micro-batch's training loss: the model's logits scored against the labels, or against
+ * the teacher's top-k mixed with the labels when distilling (the model returns logits only). */
+static Tensor *train_loss(Trainer *t) {
+    Model *m = t->model;
+    Tensor *z = model_forward(m, &t->tape, t->x, t->B, t->T, 1);
+    if (t->nteachers) return op_distill(&t->tape, z, t->y, m->softcap, &t->dt, NULL);
+    return op_cross_entropy(&t->tape, z, t->y, m->softcap, -1, NULL);
+}
+
 /* Collective: rank 0 writes, and every rank returns its outcome (so all stop together on a
  * failed write instead of waiting for rank 0 forever). */
 int trainer_save(Trainer *t, Err *err) {
@@ -395,7 +404,7 @@ static double mezo_batch_loss(Trainer *t) {
     for (size_t micro = 0; micro < t->accum; micro++) {
         tape_reset(&t->tape);
         tape_no_grad_begin(&t->tape);
-        Tensor *loss = t->model->ops->loss(t->model, &t->tape, t->x + micro * per, t->y + micro * per, t->B, t->T, NULL, 0);
+        Tensor *loss = model_loss(t->model, &t->tape, t->x + micro * per, t->y + micro * per, t->B, t->T, NULL, 0);
         tape_no_grad_end(&t->tape);
         l += loss->data[0];
     }
@@ -460,7 +469,7 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
         char ranks[64] = "";
         if (t->dist.world > 1) snprintf(ranks, sizeof ranks, " x %d ranks", t->dist.world);
         fprintf(stderr, "tern train: %s — %s, %zu parameters, batch %zu tokens (%zu x %zu x %zu micro-steps%s), threads %d%s\n%s",
-                t->run_dir, t->model->ops->arch, model_num_params(t->model), rc->train.batch_tokens, t->B, t->T,
+                t->run_dir, t->model->arch, model_num_params(t->model), rc->train.batch_tokens, t->B, t->T,
                 t->accum, ranks, tern_get_threads(), t->dist.world > 1 ? " per rank" : "", desc);
     }
     while (1) {
@@ -507,11 +516,9 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
                                             t->t_idx + b * t->T * k, t->t_val + b * t->T * k, t->t_lse + b * t->T, err))
                         teacher_failed = 1;
                 if (teacher_failed) break;
-                t->model->distill = &t->dt;
             }
             tape_reset(&t->tape);
-            Tensor *loss = t->model->ops->loss(t->model, &t->tape, t->x, t->y, t->B, t->T, NULL, 1);
-            t->model->distill = NULL;
+            Tensor *loss = train_loss(t);
             step_loss += loss->data[0];
             tape_backward_seed(&t->tape, loss, &seed);
         }
@@ -629,7 +636,7 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
 int trainer_summary(Trainer *t, int json, Err *err) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "run_dir", t->run_dir);
-    cJSON_AddStringToObject(o, "arch", t->model->ops->arch);
+    cJSON_AddStringToObject(o, "arch", t->model->arch);
     cJSON_AddNumberToObject(o, "params", (double)model_num_params(t->model));
     cJSON_AddNumberToObject(o, "steps", (double)t->st.step);
     cJSON_AddNumberToObject(o, "tokens", (double)t->st.tokens);

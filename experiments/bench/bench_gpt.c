@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
         for (int k = 0; k < accum; k++) {
             const int32_t *x = tok + (size_t)(s * accum + k) * (T + 1);
             tape_reset(&tp);
-            Tensor *loss = m->ops->loss(m, &tp, x, x + 1, 1, T, NULL, 1);
+            Tensor *loss = model_loss(m, &tp, x, x + 1, 1, T, NULL, 1);
             tape_backward_seed(&tp, loss, &seed);
         }
         double b = now_seconds();

@@ -153,7 +153,7 @@ static int cmd_fp32(const char *ckpt, size_t prompt, size_t gen, int threads) {
         double t0 = now();
         tape_reset(&tp);
         tape_no_grad_begin(&tp);
-        m->ops->logits(m, &tp, ids, 1, 1);
+        model_logits(m, &tp, ids, 1, 1);
         tape_no_grad_end(&tp);
         best1 = fmin(best1, now() - t0);
     }
@@ -163,7 +163,7 @@ static int cmd_fp32(const char *ckpt, size_t prompt, size_t gen, int threads) {
         size_t T = prompt + g;
         tape_reset(&tp);
         tape_no_grad_begin(&tp);
-        Tensor *z = m->ops->logits(m, &tp, ids, 1, T);
+        Tensor *z = model_logits(m, &tp, ids, 1, T);
         tape_no_grad_end(&tp);
         const float *last = z->data + (T - 1) * V;
         size_t best = 0;
@@ -178,7 +178,7 @@ static int cmd_fp32(const char *ckpt, size_t prompt, size_t gen, int threads) {
         double t1 = now();
         tape_reset(&tp);
         tape_no_grad_begin(&tp);
-        m->ops->logits(m, &tp, ids, 1, prompt);
+        model_logits(m, &tp, ids, 1, prompt);
         tape_no_grad_end(&tp);
         bestp = fmin(bestp, now() - t1);
     }

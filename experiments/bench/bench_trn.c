@@ -196,7 +196,7 @@ static void bench_model(int threads, int micro, int steps, Rng *rng) {
         for (int k = 0; k < micro; k++) {
             const int32_t *x = tok + (size_t)(s * micro + k) * (T + 1);
             tape_reset(&tp);
-            Tensor *l = m->ops->loss(m, &tp, x, x + 1, 1, T, NULL, 1);
+            Tensor *l = model_loss(m, &tp, x, x + 1, 1, T, NULL, 1);
             tape_backward_seed(&tp, l, &seed);
             loss = l->data[0];
         }

@@ -159,7 +159,7 @@ static int case_model(hid_t in, hid_t out) {
     for (int s = 0; s <= steps; s++) {
         params_zero_grad(&m->ps);
         tape_reset(&tp);
-        Tensor *loss = m->ops->loss(m, &tp, x, y, B, T, NULL, 1);
+        Tensor *loss = model_loss(m, &tp, x, y, B, T, NULL, 1);
         tape_backward(&tp, loss);
         losses[s] = loss->data[0];
         if (s == 0) {

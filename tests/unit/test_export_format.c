@@ -129,7 +129,7 @@ static void test_half(void) {
 static void test_crc_and_headers(void) {
     CHECK(tern_crc32(0, "123456789", 9) == 0xCBF43926u, "CRC-32 check value");
     CHECK(tern_crc32(tern_crc32(0, "1234", 4), "56789", 5) == 0xCBF43926u, "CRC-32 chaining");
-    TernHeader h = {TERN_FORMAT_VERSION, TERN_HEADER_SIZE, TERN_ARCH_GPT, 7, TERN_TENSOR_ENTRY_SIZE, 0, 128, 64, 192, 1000, 55,
+    TernHeader h = {TERN_FORMAT_VERSION, TERN_HEADER_SIZE, 0, 7, TERN_TENSOR_ENTRY_SIZE, 0, 128, 64, 192, 1000, 55,
                     1055, 77, TERN_TOK_FILE, 1152, 999, 2155};
     uint8_t hb[TERN_HEADER_SIZE];
     tern_header_encode(hb, &h);
@@ -146,17 +146,46 @@ static void test_crc_and_headers(void) {
     CHECK(tern_entry_decode(eb, &e2) == 0, "table entry decodes");
     tern_entry_encode(eb2, &e2);
     CHECK(!memcmp(eb, eb2, sizeof eb) && !strcmp(e2.name, e.name) && e2.scale_size == 8192 && e2.act_bits == 8, "table entry round trip");
-    TernGptHparams g = {1024, 9, 512, 8, 4, 1024, 1024, TERN_ACT_RELU2, TERN_GPT_TIE_EMBEDDINGS | TERN_GPT_SKIPS, 30.0f, 10000.0f,
-                        FLT_EPSILON, 1024};
-    uint8_t gb[TERN_GPT_HPARAMS_SIZE];
-    tern_gpt_hparams_encode(gb, &g);
-    TernGptHparams g2;
-    tern_gpt_hparams_decode(gb, &g2);
-    CHECK(!memcmp(&g, &g2, sizeof g), "GPT hyper-parameters round trip");
+    /* typed key/values: a round trip, then every truncation and a set of damaged sections refused */
+    TernKv kv[4];
+    memset(kv, 0, sizeof kv);
+    snprintf(kv[0].key, sizeof kv[0].key, "stack.dim"), kv[0].type = TERN_KV_U32, kv[0].u = 512;
+    snprintf(kv[1].key, sizeof kv[1].key, "stack.softcap"), kv[1].type = TERN_KV_F32, kv[1].f = 30.0f;
+    snprintf(kv[2].key, sizeof kv[2].key, "stack.skips"), kv[2].type = TERN_KV_BOOL, kv[2].u = 1;
+    snprintf(kv[3].key, sizeof kv[3].key, "layer.0.mixer"), kv[3].type = TERN_KV_STR, snprintf(kv[3].s, sizeof kv[3].s, "attention");
+    size_t kn = tern_kv_section_size(kv, 4), got = 0;
+    uint8_t kb[256], kb2[256];
+    CHECK(kn == 4 + (8 + 9 + 4) + (8 + 13 + 4) + (8 + 11 + 4) + (8 + 13 + 4 + 9) && kn <= sizeof kb, "kv section size %zu", kn);
+    tern_kv_encode(kb, kv, 4);
+    TernKv back[4];
+    const char *why = NULL;
+    CHECK(tern_kv_decode(kb, kn, back, 4, &got, &why) == 0 && got == 4, "kv section decodes");
+    tern_kv_encode(kb2, back, got);
+    CHECK(!memcmp(kb, kb2, kn) && back[0].u == 512 && back[1].f == 30.0f && back[2].u == 1 && !strcmp(back[3].s, "attention"),
+          "kv round trip");
+    size_t refused = 0;
+    for (size_t cut = 0; cut < kn; cut++) refused += tern_kv_decode(kb, cut, back, 4, &got, &why) != 0;
+    CHECK(refused == kn, "every truncation of the kv section refused (%zu of %zu)", refused, kn);
+    struct {
+        size_t off;
+        uint8_t v;
+        const char *what;
+    } dmg[] = {{4 + 4 + 9, 7, "unknown type"}, {4 + 21 + 25 + 4 + 11 + 4, 2, "bool 2"}, {8, 0x01, "unprintable key"},
+               {4, 0x40, "key length past the end"}};
+    for (size_t k = 0; k < sizeof dmg / sizeof dmg[0]; k++) {
+        memcpy(kb2, kb, kn);
+        kb2[dmg[k].off] = dmg[k].v;
+        CHECK(tern_kv_decode(kb2, kn, back, 4, &got, &why) != 0, "damaged kv section (%s) refused", dmg[k].what);
+    }
+    memcpy(kb2, kb, kn);
+    CHECK(tern_kv_decode(kb2, kn - 1, back, 4, &got, &why) != 0, "short kv section refused");
+    snprintf(kv[1].key, sizeof kv[1].key, "stack.dim");
+    tern_kv_encode(kb2, kv, 4);
+    CHECK(tern_kv_decode(kb2, tern_kv_section_size(kv, 4), back, 4, &got, &why) != 0 && !strcmp(why, "repeated key"), "repeated key refused");
     TernPreamble p = {TERN_FORMAT_VERSION, 0, 123456789012ull}, p2;
     uint8_t pb[TERN_PREAMBLE_SIZE];
     tern_preamble_encode(pb, &p);
-    CHECK(tern_preamble_decode(pb, sizeof pb, &p2) == 0 && p2.container_size == p.container_size && p2.version == 1, "preamble");
+    CHECK(tern_preamble_decode(pb, sizeof pb, &p2) == 0 && p2.container_size == p.container_size && p2.version == TERN_FORMAT_VERSION, "preamble");
     CHECK(tern_rd_u32(pb) == 0x184D2A5Eu, "preamble is a zstd skippable frame");
     pb[9] ^= 1;
     CHECK(tern_preamble_decode(pb, sizeof pb, &p2) != 0, "wrong magic rejected");

@@ -17,7 +17,7 @@ typedef struct Ctx {
 static Tensor *loss_fn(Tape *tp, Tensor **in, void *user) {
     (void)in;
     Ctx *c = user;
-    return c->m->ops->loss(c->m, tp, c->x, c->y, c->B, c->T, NULL, 0);
+    return model_loss(c->m, tp, c->x, c->y, c->B, c->T, NULL, 0);
 }
 
 static Model *make(const char *json, Err *err) {
@@ -102,9 +102,9 @@ int main(void) {
             if (gm) {
                 Tape tp;
                 tape_init(&tp, 0);
-                float a = lm->ops->loss(lm, &tp, c.x, c.y, 2, 5, NULL, 0)->data[0];
+                float a = model_loss(lm, &tp, c.x, c.y, 2, 5, NULL, 0)->data[0];
                 tape_reset(&tp);
-                float b = gm->ops->loss(gm, &tp, c.x, c.y, 2, 5, NULL, 0)->data[0];
+                float b = model_loss(gm, &tp, c.x, c.y, 2, 5, NULL, 0)->data[0];
                 printf("  llama loss %.7f, as a GPT (gains folded, no emb/qk norm) %.7f\n", a, b);
                 CHECK(fabsf(a - b) <= 1e-5f * fabsf(a), "llama_to_gpt changes the function");
                 tape_free(&tp);
@@ -127,9 +127,9 @@ int main(void) {
         /* determinism: two forwards give the same bits */
         Tape tp;
         tape_init(&tp, 0);
-        float l1 = m->ops->loss(m, &tp, c.x, c.y, 1, 7, NULL, 0)->data[0];
+        float l1 = model_loss(m, &tp, c.x, c.y, 1, 7, NULL, 0)->data[0];
         tape_reset(&tp);
-        float l2 = m->ops->loss(m, &tp, c.x, c.y, 1, 7, NULL, 0)->data[0];
+        float l2 = model_loss(m, &tp, c.x, c.y, 1, 7, NULL, 0)->data[0];
         printf("  repeat forward: %.9g vs %.9g\n", l1, l2);
         CHECK(l1 == l2, "forward not deterministic");
         tape_free(&tp);

@@ -23,7 +23,7 @@ static Model *make(const char *json, Err *err) {
 static float batch_loss(Model *m, Tape *tp, const int32_t *x, const int32_t *y, size_t B, size_t T) {
     tape_reset(tp);
     tape_no_grad_begin(tp);
-    float l = m->ops->loss(m, tp, x, y, B, T, NULL, 0)->data[0];
+    float l = model_loss(m, tp, x, y, B, T, NULL, 0)->data[0];
     tape_no_grad_end(tp);
     return l;
 }
@@ -138,7 +138,7 @@ int main(void) {
     Tape tp;
     tape_init(&tp, 0);
     params_zero_grad(ps);
-    Tensor *loss = m->ops->loss(m, &tp, x, y, B, T, NULL, 0);
+    Tensor *loss = model_loss(m, &tp, x, y, B, T, NULL, 0);
     tape_backward(&tp, loss);
     double worst = 0;
     for (uint64_t key = 100; key < 106; key++) {

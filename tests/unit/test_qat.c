@@ -52,12 +52,12 @@ static void ste_case(const char *name, const char *model_json, const char *quant
     Tape tp;
     tape_init(&tp, 0);
     params_zero_grad(&a->ps);
-    Tensor *la = a->ops->loss(a, &tp, x, y, 2, 12, NULL, 0);
+    Tensor *la = model_loss(a, &tp, x, y, 2, 12, NULL, 0);
     tape_backward(&tp, la);
     float lossa = la->data[0];
     tape_reset(&tp);
     params_zero_grad(&b->ps);
-    Tensor *lb = b->ops->loss(b, &tp, x, y, 2, 12, NULL, 0);
+    Tensor *lb = model_loss(b, &tp, x, y, 2, 12, NULL, 0);
     tape_backward(&tp, lb);
     int same_grads = memcmp(a->ps.grads, b->ps.grads, a->ps.total * sizeof(float)) == 0;
     printf("  %-34s %zu of %zu tensors quantized; loss %.7f vs %.7f; gradients %s\n", name, nq, a->ps.n, lossa, lb->data[0],

@@ -141,11 +141,17 @@ static void messages(const uint8_t *d, size_t n) {
     char err[512];
     TrtModel *m = NULL;
     memcpy(b, d, n);
-    tern_wr_u32(b + 16, 2); /* preamble version */
-    CHECK(trt_model_load_memory(&m, b, n, "v2.tern", NULL, err, sizeof err) != 0 && strstr(err, "version 2 is not supported") &&
-              strstr(err, "reads version 1"),
+    tern_wr_u32(b + 16, TERN_FORMAT_VERSION + 1); /* preamble version: a newer format */
+    char want[2][64];
+    snprintf(want[0], sizeof want[0], "version %u is not supported", TERN_FORMAT_VERSION + 1);
+    snprintf(want[1], sizeof want[1], "reads version %u", TERN_FORMAT_VERSION);
+    CHECK(trt_model_load_memory(&m, b, n, "v3.tern", NULL, err, sizeof err) != 0 && strstr(err, want[0]) && strstr(err, want[1]),
           "wrong version: %s", err);
     printf("  wrong version: %s\n", err);
+    tern_wr_u32(b + 16, 1); /* version 1: per-architecture structs, before the block registry */
+    CHECK(trt_model_load_memory(&m, b, n, "v1.tern", NULL, err, sizeof err) != 0 && strstr(err, "re-export it with this tern"),
+          "version 1: %s", err);
+    printf("  version 1:     %s\n", err);
     CHECK(trt_model_load_memory(&m, "hello world, not a model at all!", 32, "t.txt", NULL, err, sizeof err) != 0 &&
               strstr(err, "not a tern artifact"),
           "foreign file: %s", err);

@@ -220,7 +220,7 @@ int main(int argc, char **argv) {
         Tape tp;
         tape_init(&tp, 0);
         tape_no_grad_begin(&tp);
-        Tensor *z = m->ops->logits(m, &tp, ids, 1, T);
+        Tensor *z = model_logits(m, &tp, ids, 1, T);
         tape_no_grad_end(&tp);
         size_t V = m->vocab;
         float *rl = malloc(T * V * sizeof(float));

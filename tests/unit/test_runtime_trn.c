@@ -1,9 +1,9 @@
-/* The TRN hybrid (model/trn_hybrid.c, openai/parameter-golf PR #669) through export and the
+/* The TRN hybrid (the trn_hybrid preset, openai/parameter-golf PR #669) through export and the
  * runtime, without training: random hybrids in several configurations (int5 bit-packed and one
  * code per byte, ternary and int5 with int8 activations, per-layer int4/int6/int8 rules, fp16 /
  * fp32 passthrough, layouts with and without attention, odd depth with U-Net skips, token shift
  * and BigramHash on and off, W_res widths that take the padded-row path) are exported in memory
- * with export/writer.c and loaded by runtime/trn.c. Checked:
+ * with export/writer.c and loaded by the runtime's stack and block kinds. Checked:
  *   - the runtime's logits at every position of a 150-token window (batched prefill over three
  *     chunks) against the trainer's forward "as exported" (fake quantization on, fp16-stored
  *     tensors rounded: what `tern eval --quantized` computes);
@@ -11,7 +11,8 @@
  *     and the KV caches carried in the session) and uneven feeds give the prefill's logits, and
  *     a reset session starts afresh;
  *   - generation is deterministic per seed, also across a context shift;
- *   - damaged TRN hyper-parameters and tensor flags are refused with one line.
+ *   - damaged key/values (kinds, layer counts, shapes, types, values), header fields and tensor
+ *     flags are refused with one line.
  * A small artifact is written to argv[1] (when given) for the fuzzer's seed corpus. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -155,7 +156,25 @@ static void test_generation(const TrtModel *rm) {
     printf("  generation: seed 42 twice identical, seed 43 differs; 40 greedy tokens in a context of 16 repeat\n");
 }
 
-/* Damaged hyper-parameters / tensor flags: refused with one line naming the artifact. */
+/* Offset of key's value in an encoded key/value section (the bytes after its type), 0 if absent. */
+static size_t kv_value_off(const uint8_t *p, size_t len, const char *key, uint32_t *type) {
+    size_t o = 4, n = tern_rd_u32(p);
+    for (size_t i = 0; i < n && o + 4 <= len; i++) {
+        size_t kl = tern_rd_u32(p + o);
+        int hit = kl == strlen(key) && !memcmp(p + o + 4, key, kl);
+        o += 4 + kl;
+        uint32_t t = tern_rd_u32(p + o);
+        o += 4;
+        if (hit) {
+            *type = t;
+            return o;
+        }
+        o += t == TERN_KV_STR ? 4 + tern_rd_u32(p + o) : 4;
+    }
+    return 0;
+}
+
+/* Damaged key/values, header fields and tensor flags: refused with one line naming the artifact. */
 static void test_damage(const uint8_t *art, size_t alen) {
     size_t clen = (size_t)ZSTD_getFrameContentSize(art + TERN_PREAMBLE_SIZE, alen - TERN_PREAMBLE_SIZE);
     uint8_t *c = malloc(clen), *b = malloc(clen);
@@ -163,29 +182,45 @@ static void test_damage(const uint8_t *art, size_t alen) {
     TernHeader h;
     memset(&h, 0, sizeof h);
     tern_header_decode(c, &h);
-    size_t hp = (size_t)h.hparams_off;
+    size_t hp = (size_t)h.hparams_off, hn = (size_t)h.hparams_size;
+    /* the first fixture is TAT: layer 0 is TRN + SwiGLU with a token shift, layer 1 attention + MLP */
     struct {
-        const char *what, *expect;
-        size_t off;
-        int kind; /* 0: byte = v, 1: u32 = v */
+        const char *what, *expect, *key;
+        int kind; /* 0: value bytes = s (same length), 1: u32 = v, 2: type = v, 3: key byte 0 = v, 4: header u32 at v = 3 */
+        const char *sv;
         uint32_t v;
     } cases[] = {
-        {"layout letter X", "not T or A", hp + 128 + 1, 0, 'X'},
-        {"reserved byte", "reserved byte", hp + 100, 0, 1},
-        {"byte after the layout", "after the layout", hp + 128 + 200, 0, 'T'},
-        {"layers != layout", "does not match the layout", hp + 4, 1, 7},
-        {"oscillators + 1", "hyper-parameters need", hp + 52, 1, 17},
-        {"unknown flag", "unknown TRN hybrid flags", hp + 32, 1, 0x11},
-        {"token shift off", "the TRN hybrid uses", hp + 32, 1, TERN_TRN_TIE_EMBEDDINGS | TERN_TRN_SKIPS},
-        {"amp_max NaN", "amp_max", hp + 68, 1, 0x7fc00000u},
-        {"bigram_rows 1", "bigram_rows", hp + 60, 1, 1},
-        {"architecture 3", "architecture 3 is not supported", 16, 1, 3},
-        {"GPT-sized hparams", "hyper-parameters are 64 bytes", 40, 1, 64},
+        {"unknown block kind", "block kind \"xyz\" is not supported", "layer.0.mixer", 0, "xyz", 0},
+        {"a channel kind as mixer", "is not a token mixer", "layer.0.mixer", 0, "mlp", 0},
+        {"fewer layers", "unknown hyper-parameter layer.2", "stack.layers", 1, NULL, 2},
+        {"more layers", "layer.3.mixer is missing", "stack.layers", 1, NULL, 4},
+        {"oscillators + 1", "the hyper-parameters need", "trn.oscillators", 1, NULL, 17},
+        {"token shift off", "its layers use", "layer.0.shift", 1, NULL, 0},
+        {"amp_max NaN", "trn.amp_max is not finite", "trn.amp_max", 1, NULL, 0x7fc00000u},
+        {"bigram_rows 1", "bigram_rows", "stack.bigram_rows", 1, NULL, 1},
+        {"bool 2", "corrupt", "stack.skips", 1, NULL, 2},
+        {"dim as f32", "is a f32, expected a u32", "stack.dim", 2, NULL, TERN_KV_F32},
+        {"unknown type", "unknown value type", "stack.dim", 2, NULL, 9},
+        {"renamed key", "stack.skips is missing", "stack.skips", 3, NULL, 'x'},
+        {"v1 arch field set", "reserved bytes", NULL, 4, NULL, 16},
+        {"format version 1", "re-export it with this tern", NULL, 4, NULL, 8},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         memcpy(b, c, clen);
-        if (cases[k].kind == 0) b[cases[k].off] = (uint8_t)cases[k].v;
-        else tern_wr_u32(b + cases[k].off, cases[k].v);
+        uint32_t type = 0;
+        size_t off = cases[k].key ? kv_value_off(c + hp, hn, cases[k].key, &type) : 0;
+        if (cases[k].key && !off) {
+            CHECK(0, "%s: key %s not in the fixture", cases[k].what, cases[k].key);
+            continue;
+        }
+        off += hp;
+        switch (cases[k].kind) {
+        case 0: memcpy(b + off + 4, cases[k].sv, strlen(cases[k].sv)); break;
+        case 1: tern_wr_u32(b + off, cases[k].v); break;
+        case 2: tern_wr_u32(b + off - 4, cases[k].v); break;
+        case 3: b[off - 5] = (uint8_t)cases[k].v; break; /* the key's last byte */
+        case 4: tern_wr_u32(b + cases[k].v, cases[k].v == 8 ? 1 : 3); break;
+        }
         TrtModel *m = NULL;
         RtErr e = {{0}};
         int rc = rt_load_container(&m, b, clen, "bad.tern", RT_ISA_SCALAR, 0, &e);
@@ -211,7 +246,8 @@ static void test_damage(const uint8_t *art, size_t alen) {
         }
         if (nflag > 6) break;
     }
-    printf("  damaged hyper-parameters and tensor flags: %zu cases, each refused with one line\n", sizeof cases / sizeof cases[0] + nflag);
+    printf("  damaged key/values, header fields and tensor flags: %zu cases, each refused with one line\n",
+           sizeof cases / sizeof cases[0] + nflag);
     free(c);
     free(b);
 }
@@ -276,7 +312,7 @@ int main(int argc, char **argv) {
         Tape tp;
         tape_init(&tp, 0);
         tape_no_grad_begin(&tp);
-        Tensor *z = m->ops->logits(m, &tp, ids, 1, T);
+        Tensor *z = model_logits(m, &tp, ids, 1, T);
         tape_no_grad_end(&tp);
         size_t V = m->vocab;
         float *pre = malloc(T * V * sizeof(float)), *dec = malloc(T * V * sizeof(float)), *pcs = malloc(T * V * sizeof(float));

@@ -257,7 +257,7 @@ static Tensor *loss_fn(Tape *tp, Tensor **in, void *user) {
     (void)in;
     Ctx *c = user;
     if (c->training) c->m->train_forwards = 0; /* hold w fixed across the probes */
-    return c->m->ops->loss(c->m, tp, c->x, c->y, c->B, c->T, NULL, c->training);
+    return model_loss(c->m, tp, c->x, c->y, c->B, c->T, NULL, c->training);
 }
 
 /* The test configs append overrides to TINY: a later key replaces an earlier one (configs
@@ -353,7 +353,7 @@ static void model_tests(void) {
         Tape tp;
         tape_init(&tp, 0);
         params_zero_grad(&m->ps);
-        Tensor *loss = m->ops->loss(m, &tp, x, y, 2, 4, NULL, 1);
+        Tensor *loss = model_loss(m, &tp, x, y, 2, 4, NULL, 1);
         tape_backward(&tp, loss);
         const char *names[] = {"bigram.embed.weight", "bigram.proj.weight", "bigram.scale"};
         for (int i = 0; i < 3; i++) {

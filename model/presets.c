@@ -1,0 +1,54 @@
+/* presets.c — the backbones as layouts of block kinds. A preset is default values for keys plus
+ * the letters of its layout; everything else is the stack (model/stack.c) and the kinds
+ * (model/blocks/). New backbones (hgru, chimera) are new entries here. */
+#include <string.h>
+
+#include "model/stack.h"
+
+/* The parameter-golf baseline GPT (openai/parameter-golf train_gpt.py): 9 x 512, relu^2 MLP,
+ * 17,059,912 parameters by default. */
+static const LayerType kGptTypes[] = {{'A', &kBlockAttention, &kBlockMlp, 0, "attention + MLP"}};
+
+/* The TRN hybrid (openai/parameter-golf PR #669, HybridGPT, MODEL_TYPE=hybrid, ATTN_POSITIONS=
+ * 2,5,8, USE_TOKEN_SHIFT=1, BIGRAM_VOCAB_SIZE=10240): 25,789,479 parameters by default. */
+static const LayerType kTrnTypes[] = {{'A', &kBlockAttention, &kBlockMlp, 0, "attention + MLP"},
+                                      {'T', &kBlockTrn, &kBlockSwiglu, 1, "TRN + SwiGLU"}};
+
+/* Llama-2 (Touvron et al. 2023) as llama2.c runs it; the defaults are karpathy's tinyllamas
+ * stories260K (the shared teacher). Meta's adjacent-pair RoPE is mapped onto tern's half split by
+ * `tern import` (model/llama.c). */
+static const LayerType kLlamaTypes[] = {{'A', &kBlockAttention, &kBlockGlu, 0, "attention + SwiGLU feed-forward"}};
+
+static const Preset kPresets[] = {
+    {"gpt", "{\"layers\":9}", kGptTypes, 1, 'A', NAMES_PGOLF, 1},
+    {"trn_hybrid",
+     "{\"layout\":\"TTATTATTAT\",\"mlp_act\":\"leaky_relu2\",\"token_shift\":true,\"bigram_rows\":10240}",
+     kTrnTypes, 2, 'A', NAMES_PGOLF, 0},
+    {"llama",
+     "{\"vocab_size\":512,\"layers\":5,\"dim\":64,\"heads\":8,\"kv_heads\":4,\"hidden\":172,\"seq_len\":512,"
+     "\"norm_eps\":1e-5,\"init_std\":0.02,\"softcap\":0,\"skips\":false,\"emb_norm\":false,\"qk_norm\":false,"
+     "\"q_gain\":false,\"resid_mix\":false,\"branch_scales\":false,\"norm_gain\":true}",
+     kLlamaTypes, 1, 'A', NAMES_LLAMA, 0},
+};
+
+size_t preset_count(void) { return sizeof kPresets / sizeof kPresets[0]; }
+const Preset *preset_at(size_t i) { return i < preset_count() ? &kPresets[i] : NULL; }
+
+const Preset *preset_find(const char *name) {
+    for (size_t i = 0; i < preset_count(); i++)
+        if (!strcmp(kPresets[i].name, name)) return &kPresets[i];
+    return NULL;
+}
+
+size_t preset_kinds(const Preset *p, const BlockKind **out, size_t max) {
+    size_t n = 0;
+    for (size_t i = 0; i < p->ntypes; i++) {
+        const BlockKind *k2[2] = {p->types[i].mixer, p->types[i].channel};
+        for (int j = 0; j < 2; j++) {
+            int seen = !k2[j];
+            for (size_t q = 0; q < n && !seen; q++) seen = out[q] == k2[j];
+            if (!seen && n < max) out[n++] = k2[j];
+        }
+    }
+    return n;
+}

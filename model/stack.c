@@ -1,0 +1,578 @@
+/* stack.c — the trunk (model/stack.h): reads the model section into the stack's shared keys and
+ * each block kind's own, builds the layers of the layout, registers and initialises parameters
+ * in the preset's order, and runs the forward on the tape. */
+#include "model/stack.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "model/lora.h"
+#include "model/qat.h"
+
+#define STACK_MAX_LAYERS 256
+#define STACK_MAX_KINDS 8
+
+#define F(type, m, h) CFG_F(type, StackConfig, m, h)
+const CfgField kStackFields[] = {
+    F(CFG_STRING, arch, "backbone preset: gpt | trn_hybrid | llama"),
+    F(CFG_STRING, layout, "one letter per layer, from the preset's layer types (empty: the preset's letter x layers)"),
+    F(CFG_SIZE, vocab_size, "vocabulary size"),
+    F(CFG_SIZE, layers, "number of layers (0 = the layout's length)"),
+    F(CFG_SIZE, dim, "model width"),
+    F(CFG_SIZE, heads, "query heads"),
+    F(CFG_SIZE, kv_heads, "key/value heads (GQA)"),
+    F(CFG_SIZE, mlp_mult, "channel mixers' hidden = mlp_mult * dim unless their own size is set"),
+    F(CFG_SIZE, seq_len, "longest sequence (RoPE table; t = position in the window)"),
+    F(CFG_FLOAT, softcap, "logit softcap cap * tanh(z / cap) (0 = off)"),
+    F(CFG_FLOAT, rope_base, "RoPE base"),
+    F(CFG_FLOAT, embed_init_std, "embedding init std"),
+    F(CFG_FLOAT, qk_gain_init, "initial per-head q gain"),
+    F(CFG_FLOAT, norm_eps, "RMSNorm eps (0 = float32 machine eps, as torch)"),
+    F(CFG_FLOAT, init_std, "> 0: every matrix N(0, init_std), every vector 1 (Llama-2 style); 0: each kind's init"),
+    F(CFG_BOOL, tie_embeddings, "tie input embedding and output head"),
+    F(CFG_BOOL, skips, "U-Net skip connections"),
+    F(CFG_BOOL, zero_init_proj, "zero-initialise output projections (and an untied head)"),
+    F(CFG_BOOL, subln, "RMSNorm (no gain) on the inputs of the output projections (BitNet SubLN)"),
+    F(CFG_BOOL, emb_norm, "RMSNorm of the token embedding (x0)"),
+    F(CFG_BOOL, qk_norm, "RMSNorm of q and k per head"),
+    F(CFG_BOOL, q_gain, "learned per-head gain on q after RoPE"),
+    F(CFG_BOOL, resid_mix, "x = m0 x + m1 x0 before every layer (learned m0, m1)"),
+    F(CFG_BOOL, branch_scales, "learned per-channel scales on the mixer and channel outputs"),
+    F(CFG_BOOL, norm_gain, "learned gains on the pre-norms and the final norm"),
+    F(CFG_BOOL, token_shift, "token shift before the mixers of the layer types that use it (TRN)"),
+    F(CFG_SIZE, bigram_rows, "BigramHash buckets (0 = no BigramHash)"),
+    F(CFG_SIZE, bigram_dim, "BigramHash table width"),
+    F(CFG_FLOAT, bigram_scale_init, "BigramHash output scale init"),
+    F(CFG_FLOAT, bigram_table_init_std, "BigramHash table init std"),
+    F(CFG_FLOAT, bigram_proj_init_std, "BigramHash projection init std (0 = bigram_dim^-1/2)"),
+};
+#undef F
+const size_t kStackFieldCount = sizeof kStackFields / sizeof kStackFields[0];
+
+static void stack_defaults(StackConfig *c) {
+    memset(c, 0, sizeof *c);
+    strcpy(c->arch, "gpt");
+    c->vocab_size = 1024;
+    c->dim = 512;
+    c->heads = 8;
+    c->kv_heads = 4;
+    c->mlp_mult = 2;
+    c->seq_len = 1024;
+    c->softcap = 30.0;
+    c->rope_base = 10000.0;
+    c->embed_init_std = 0.005;
+    c->qk_gain_init = 1.5;
+    c->tie_embeddings = c->skips = c->zero_init_proj = c->emb_norm = c->qk_norm = c->q_gain = 1;
+    c->resid_mix = c->branch_scales = 1;
+    c->bigram_dim = 128;
+    c->bigram_scale_init = 0.05;
+    /* PR #669 zero-initialises both the BigramHash table and its projection: their gradients are
+     * then both exactly zero and the feature never trains (backbones.md §5.5). Both non-zero here:
+     * the table at 0.02 and the projection at bigram_dim^-1/2 give the bigram term about 0.05 *
+     * 0.02 = 1e-3 per coordinate at init, a fifth of the token embedding's 0.005. */
+    c->bigram_table_init_std = 0.02;
+}
+
+/* A kind the preset can place, with its config. */
+typedef struct KindUse {
+    const BlockKind *kind;
+    void *cfg;
+    int used;
+} KindUse;
+
+typedef struct Layer {
+    const LayerType *type;
+    void *mixer, *channel; /* kind instances */
+    const void *mixer_cfg, *channel_cfg;
+    Tensor *attn_scale, *mlp_scale, *resid_mix, *mu, *mixer_norm, *channel_norm;
+} Layer;
+
+typedef struct Stack {
+    StackConfig sc;
+    const Preset *preset;
+    KindUse kinds[STACK_MAX_KINDS];
+    size_t nkinds, L;
+    Layer *layers;
+    Tensor *tok_emb, *bg_embed, *bg_proj, *bg_scale, *skip_weights, *norm_w, *head;
+    RopeTable rope;
+    int have_rope;
+} Stack;
+
+static KindUse *kind_use(Stack *s, const BlockKind *k) {
+    for (size_t i = 0; i < s->nkinds; i++)
+        if (s->kinds[i].kind == k) return &s->kinds[i];
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- config */
+
+/* The table that owns `key`: -1 the stack's, k >= 0 kinds[k], -2 none. */
+static int key_owner(const Stack *s, const char *key) {
+    for (size_t i = 0; i < kStackFieldCount; i++)
+        if (!strcmp(kStackFields[i].key, key)) return -1;
+    for (size_t k = 0; k < s->nkinds; k++)
+        for (size_t i = 0; i < s->kinds[k].kind->nfields; i++)
+            if (!strcmp(s->kinds[k].kind->fields[i].key, key)) return (int)k;
+    return -2;
+}
+
+static int unknown_key(const Stack *s, const char *key, Err *err) {
+    char known[1024];
+    size_t o = 0;
+    for (size_t i = 0; i < kStackFieldCount && o + 40 < sizeof known; i++)
+        o += (size_t)snprintf(known + o, sizeof known - o, "%s%s", i ? ", " : "", kStackFields[i].key);
+    for (size_t k = 0; k < s->nkinds; k++)
+        for (size_t i = 0; i < s->kinds[k].kind->nfields && o + 40 < sizeof known; i++)
+            o += (size_t)snprintf(known + o, sizeof known - o, ", %s", s->kinds[k].kind->fields[i].key);
+    return err_set(err, "config: unknown key model.%s for arch %s (known: %s)", key, s->sc.arch, known);
+}
+
+/* The preset's defaults with the user's keys over them, each key routed to the table that owns
+ * it and read there (cfg_read checks types and ranges). */
+static int read_sections(Stack *s, const cJSON *section, Err *err) {
+    for (const cJSON *it = section->child; it; it = it->next) {
+        if (key_owner(s, it->string) == -2) return unknown_key(s, it->string, err);
+        for (const cJSON *prev = section->child; prev != it; prev = prev->next)
+            if (!strcmp(prev->string, it->string)) return err_set(err, "config: duplicate key model.%s", it->string);
+    }
+    cJSON *merged = cJSON_Parse(s->preset->defaults);
+    for (const cJSON *it = section->child; it; it = it->next) {
+        if (cJSON_GetObjectItemCaseSensitive(merged, it->string))
+            cJSON_ReplaceItemInObjectCaseSensitive(merged, it->string, cJSON_Duplicate(it, 1));
+        else
+            cJSON_AddItemToObject(merged, it->string, cJSON_Duplicate(it, 1));
+    }
+    cJSON *parts[STACK_MAX_KINDS + 1];
+    for (size_t k = 0; k <= s->nkinds; k++) parts[k] = cJSON_CreateObject();
+    for (const cJSON *it = merged->child; it; it = it->next)
+        cJSON_AddItemToObject(parts[key_owner(s, it->string) + 1], it->string, cJSON_Duplicate(it, 1));
+    int rc = cfg_read(parts[0], "model", kStackFields, kStackFieldCount, &s->sc, err);
+    for (size_t k = 0; k < s->nkinds && !rc; k++)
+        rc = cfg_read(parts[k + 1], "model", s->kinds[k].kind->fields, s->kinds[k].kind->nfields, s->kinds[k].cfg, err);
+    for (size_t k = 0; k <= s->nkinds; k++) cJSON_Delete(parts[k]);
+    cJSON_Delete(merged);
+    return rc;
+}
+
+static const LayerType *letter_type(const Preset *p, char c) {
+    for (size_t i = 0; i < p->ntypes; i++)
+        if (p->types[i].letter == c) return &p->types[i];
+    return NULL;
+}
+
+static int bad_layout(const Stack *s, Err *err) {
+    char what[256];
+    size_t o = 0;
+    for (size_t i = 0; i < s->preset->ntypes && o < sizeof what; i++)
+        o += (size_t)snprintf(what + o, sizeof what - o, "%s%c (%s)", i ? ", " : "", s->preset->types[i].letter,
+                              s->preset->types[i].what);
+    return err_set(err, "config: model.layout of %s may only hold %s, got \"%s\"", s->sc.arch, what, s->sc.layout);
+}
+
+/* Layout and layers agree; every letter is one of the preset's. */
+static int resolve_layout(Stack *s, Err *err) {
+    StackConfig *c = &s->sc;
+    size_t n = strlen(c->layout);
+    if (!n) {
+        if (c->layers < 1 || c->layers > STACK_MAX_LAYERS)
+            return err_set(err, "config: model.layers must be in [1, %d]", STACK_MAX_LAYERS);
+        for (size_t i = 0; i < c->layers; i++) c->layout[i] = s->preset->default_letter;
+        c->layout[c->layers] = 0;
+        n = c->layers;
+    }
+    if (n > STACK_MAX_LAYERS) return err_set(err, "config: model.layout must have 1..%d letters, got %zu", STACK_MAX_LAYERS, n);
+    if (c->layers && c->layers != n)
+        return err_set(err, "config: model.layers (%zu) does not match model.layout \"%s\" (%zu letters)", c->layers, c->layout, n);
+    c->layers = n;
+    for (size_t i = 0; i < n; i++) {
+        const LayerType *t = letter_type(s->preset, c->layout[i]);
+        if (!t) return bad_layout(s, err);
+        KindUse *u;
+        if (t->mixer && (u = kind_use(s, t->mixer))) u->used = 1;
+        if (t->channel && (u = kind_use(s, t->channel))) u->used = 1;
+    }
+    return 0;
+}
+
+static int resolve_config(Stack *s, Err *err) {
+    StackConfig *c = &s->sc;
+    if (resolve_layout(s, err)) return -1;
+    if (c->vocab_size < 2) return err_set(err, "config: model.vocab_size must be >= 2");
+    if (c->dim == 0) return err_set(err, "config: model.dim must be positive");
+    if (c->seq_len == 0) return err_set(err, "config: model.seq_len must be positive");
+    if (c->softcap < 0) return err_set(err, "config: model.softcap must be >= 0");
+    if (c->bigram_rows == 1) return err_set(err, "config: model.bigram_rows must be 0 (off) or >= 2");
+    if (c->bigram_rows > 0x7fffffff) return err_set(err, "config: model.bigram_rows too large");
+    if (c->bigram_rows && c->bigram_dim == 0) return err_set(err, "config: model.bigram_dim must be positive");
+    if (c->bigram_rows && c->bigram_proj_init_std <= 0) c->bigram_proj_init_std = 1.0 / sqrt((double)c->bigram_dim);
+    for (size_t k = 0; k < s->nkinds; k++)
+        if (s->kinds[k].kind->resolve(s->kinds[k].cfg, c, s->kinds[k].used, err)) return -1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- parameters */
+
+static Tensor *layer_param(ParamStore *ps, size_t i, const char *name, int ndim, size_t a, size_t b) {
+    char full[128];
+    snprintf(full, sizeof full, "blocks.%zu.%s", i, name);
+    return params_add2(ps, full, ndim, a, b);
+}
+
+static void add_scales(Stack *s, Layer *ly, size_t i, ParamStore *ps) {
+    size_t C = s->sc.dim;
+    if (s->sc.branch_scales && ly->type->mixer) ly->attn_scale = layer_param(ps, i, "attn_scale", 1, C, 0);
+    if (s->sc.branch_scales && ly->type->channel) ly->mlp_scale = layer_param(ps, i, "mlp_scale", 1, C, 0);
+    if (s->sc.resid_mix) ly->resid_mix = layer_param(ps, i, "resid_mix", 2, 2, C);
+}
+
+static void add_layer_params(Stack *s, Layer *ly, size_t i, ParamStore *ps) {
+    const StackConfig *c = &s->sc;
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "blocks.%zu.", i);
+    if (!s->preset->scales_after_mixer) add_scales(s, ly, i, ps);
+    if (c->token_shift && ly->type->shift) ly->mu = layer_param(ps, i, "token_shift_mu", 1, c->dim, 0);
+    if (ly->type->mixer) {
+        if (c->norm_gain) ly->mixer_norm = layer_param(ps, i, "attn_norm.weight", 1, c->dim, 0);
+        ly->type->mixer->add_params(ly->mixer, ly->mixer_cfg, c, ps, prefix);
+    }
+    if (s->preset->scales_after_mixer) add_scales(s, ly, i, ps);
+    if (ly->type->channel) {
+        if (c->norm_gain) ly->channel_norm = layer_param(ps, i, "ffn_norm.weight", 1, c->dim, 0);
+        ly->type->channel->add_params(ly->channel, ly->channel_cfg, c, ps, prefix);
+    }
+}
+
+static void add_params(Stack *s, ParamStore *ps) {
+    const StackConfig *c = &s->sc;
+    size_t C = c->dim, L = s->L;
+    params_init(ps);
+    s->tok_emb = params_add2(ps, "tok_emb.weight", 2, c->vocab_size, C);
+    if (c->bigram_rows) {
+        s->bg_embed = params_add2(ps, "bigram.embed.weight", 2, c->bigram_rows, c->bigram_dim);
+        s->bg_proj = params_add2(ps, "bigram.proj.weight", 2, C, c->bigram_dim);
+        s->bg_scale = params_add2(ps, "bigram.scale", 1, 1, 0);
+    }
+    size_t nskip = c->skips ? TERN_MIN(L / 2, L - L / 2) : 0;
+    if (nskip) s->skip_weights = params_add2(ps, "skip_weights", 2, nskip, C);
+    for (size_t i = 0; i < L; i++) add_layer_params(s, &s->layers[i], i, ps);
+    if (c->norm_gain) s->norm_w = params_add2(ps, "norm.weight", 1, C, 0);
+    if (!c->tie_embeddings)
+        s->head = params_add2(ps, s->preset->names == NAMES_LLAMA ? "output.weight" : "lm_head.weight", 2, c->vocab_size, C);
+    params_finalize(ps);
+}
+
+static void init_layer(const Stack *s, Layer *ly, Rng *rng) {
+    size_t C = s->sc.dim;
+    if (ly->attn_scale) block_fill(ly->attn_scale, 1.0f);
+    if (ly->mlp_scale) block_fill(ly->mlp_scale, 1.0f);
+    if (ly->resid_mix)
+        for (size_t j = 0; j < C; j++) {
+            ly->resid_mix->data[j] = 1.0f;
+            ly->resid_mix->data[C + j] = 0.0f;
+        }
+    if (ly->mu) block_fill(ly->mu, 0.0f);
+    if (ly->mixer_norm) block_fill(ly->mixer_norm, 1.0f);
+    if (ly->channel_norm) block_fill(ly->channel_norm, 1.0f);
+    if (ly->type->mixer) ly->type->mixer->init(ly->mixer, ly->mixer_cfg, &s->sc, rng);
+    if (ly->type->channel) ly->type->channel->init(ly->channel, ly->channel_cfg, &s->sc, rng);
+}
+
+/* Each part's own initialisation, in parameter order (the random stream is consumed in that
+ * order, so a config and a seed give the same weights every time); or, with init_std > 0, the
+ * Llama-2 recipe for everything. */
+static void init_params(Stack *s, ParamStore *ps, uint64_t seed) {
+    const StackConfig *c = &s->sc;
+    Rng rng;
+    rng_seed(&rng, seed);
+    if (c->init_std > 0) {
+        for (size_t p = 0; p < ps->n; p++) {
+            Tensor *t = ps->t[p];
+            if (t->ndim == 1) block_fill(t, 1.0f);
+            else rng_fill_normal(&rng, t->data, t->numel, 0.0f, (float)c->init_std);
+        }
+        return;
+    }
+    rng_fill_normal(&rng, s->tok_emb->data, s->tok_emb->numel, 0.0f, (float)c->embed_init_std);
+    if (s->bg_embed) {
+        rng_fill_normal(&rng, s->bg_embed->data, s->bg_embed->numel, 0.0f, (float)c->bigram_table_init_std);
+        rng_fill_normal(&rng, s->bg_proj->data, s->bg_proj->numel, 0.0f, (float)c->bigram_proj_init_std);
+        s->bg_scale->data[0] = (float)c->bigram_scale_init;
+    }
+    if (s->skip_weights) block_fill(s->skip_weights, 1.0f);
+    for (size_t i = 0; i < s->L; i++) init_layer(s, &s->layers[i], &rng);
+    if (s->norm_w) block_fill(s->norm_w, 1.0f);
+    if (s->head) {
+        if (c->zero_init_proj) block_fill(s->head, 0.0f);
+        else block_init_linear(s->head, &rng);
+    }
+}
+
+/* Default optimizer groups: both embedding tables Adam "embed", the untied head "head" (Llama's
+ * output "embed", as llama2.c trains it), the BigramHash projection and every 2-D block matrix
+ * Muon "matrix", the rest (vectors, scalars, resid_mix, skip weights) "scalar". */
+static char *group_rules(const Stack *s) {
+    char buf[4096];
+    size_t o = (size_t)snprintf(buf, sizeof buf, "[{\"match\":\"tok_emb.weight\",\"group\":\"embed\"},");
+    if (s->sc.bigram_rows)
+        o += (size_t)snprintf(buf + o, sizeof buf - o,
+                              "{\"match\":\"bigram.embed.weight\",\"group\":\"embed\"},"
+                              "{\"match\":\"bigram.proj.weight\",\"group\":\"matrix\"},");
+    o += (size_t)snprintf(buf + o, sizeof buf - o, "%s",
+                          s->preset->names == NAMES_LLAMA ? "{\"match\":\"output.weight\",\"group\":\"embed\"},"
+                                                          : "{\"match\":\"lm_head.weight\",\"group\":\"head\"},");
+    for (size_t k = 0; k < s->nkinds && o < sizeof buf; k++)
+        if (s->kinds[k].kind->group_rules) o += (size_t)snprintf(buf + o, sizeof buf - o, "%s,", s->kinds[k].kind->group_rules);
+    snprintf(buf + o, sizeof buf - o,
+             "{\"match\":\"*resid_mix*\",\"group\":\"scalar\"},"
+             "{\"match\":\"blocks.*\",\"ndim\":2,\"group\":\"matrix\"},"
+             "{\"match\":\"*\",\"group\":\"scalar\"}]");
+    return xstrdup(buf);
+}
+
+/* ---------------------------------------------------------------- building */
+
+static void stack_free(Stack *s) {
+    if (!s) return;
+    for (size_t k = 0; k < s->nkinds; k++) xfree(s->kinds[k].cfg);
+    for (size_t i = 0; s->layers && i < s->L; i++) {
+        xfree(s->layers[i].mixer);
+        xfree(s->layers[i].channel);
+    }
+    xfree(s->layers);
+    if (s->have_rope) rope_table_free(&s->rope);
+    xfree(s);
+}
+
+static int make_layers(Stack *s, Err *err) {
+    s->L = s->sc.layers;
+    s->layers = xcalloc(s->L, sizeof(Layer));
+    int rope = 0;
+    for (size_t i = 0; i < s->L; i++) {
+        Layer *ly = &s->layers[i];
+        ly->type = letter_type(s->preset, s->sc.layout[i]);
+        if (ly->type->mixer) {
+            ly->mixer = xcalloc(1, ly->type->mixer->inst_bytes);
+            ly->mixer_cfg = kind_use(s, ly->type->mixer)->cfg;
+            rope |= ly->type->mixer->needs_rope;
+        }
+        if (ly->type->channel) {
+            ly->channel = xcalloc(1, ly->type->channel->inst_bytes);
+            ly->channel_cfg = kind_use(s, ly->type->channel)->cfg;
+        }
+    }
+    if (rope && s->sc.heads) {
+        if (rope_table_init(&s->rope, s->sc.seq_len, s->sc.dim / s->sc.heads, (float)s->sc.rope_base))
+            return err_set(err, "config: cannot build the RoPE table");
+        s->have_rope = 1;
+    }
+    return 0;
+}
+
+static int stack_build(Stack **out, const cJSON *section, Err *err) {
+    *out = NULL;
+    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(section, "arch");
+    if (arch && !cJSON_IsString(arch)) return err_set(err, "config: model.arch must be a string");
+    const char *name = arch ? arch->valuestring : "gpt";
+    const Preset *p = preset_find(name);
+    if (!p) {
+        char known[256] = "";
+        for (size_t i = 0; i < preset_count(); i++)
+            snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", preset_at(i)->name);
+        return err_set(err, "config: unknown model.arch \"%s\" (known: %s)", name, known);
+    }
+    Stack *s = xcalloc(1, sizeof *s);
+    s->preset = p;
+    stack_defaults(&s->sc);
+    s->sc.names = p->names;
+    const BlockKind *kinds[STACK_MAX_KINDS];
+    s->nkinds = preset_kinds(p, kinds, STACK_MAX_KINDS);
+    for (size_t k = 0; k < s->nkinds; k++) {
+        s->kinds[k].kind = kinds[k];
+        s->kinds[k].cfg = xcalloc(1, kinds[k]->cfg_bytes ? kinds[k]->cfg_bytes : 1);
+        kinds[k]->defaults(s->kinds[k].cfg);
+    }
+    if (read_sections(s, section, err) || resolve_config(s, err) || make_layers(s, err)) {
+        stack_free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+static cJSON *resolved_config(const Stack *s) {
+    cJSON *o = cJSON_CreateObject();
+    cfg_write(o, kStackFields, kStackFieldCount, &s->sc);
+    for (size_t k = 0; k < s->nkinds; k++) cfg_write(o, s->kinds[k].kind->fields, s->kinds[k].kind->nfields, s->kinds[k].cfg);
+    return o;
+}
+
+int model_create(Model **out, const cJSON *section, uint64_t seed, Err *err) {
+    *out = NULL;
+    if (!section || !cJSON_IsObject(section)) return err_set(err, "config: model section missing");
+    Stack *s = NULL;
+    if (stack_build(&s, section, err)) return -1;
+    Model *m = xcalloc(1, sizeof *m);
+    m->stack = s;
+    m->arch = s->preset->name;
+    m->vocab = s->sc.vocab_size;
+    m->max_seq_len = s->sc.seq_len;
+    m->softcap = (float)s->sc.softcap;
+    add_params(s, &m->ps);
+    buffers_init(&m->bs);
+    buffers_add(&m->bs, "train_forwards", BUF_U64, 1, 1, 0, &m->train_forwards, 0);
+    init_params(s, &m->ps, seed);
+    m->default_groups = group_rules(s);
+    m->config = resolved_config(s);
+    *out = m;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- forward */
+
+static Tensor *layer_forward(const Stack *s, const Layer *ly, const BlockCtx *ctx, Tensor *x, Tensor *x0) {
+    Tape *tp = ctx->tp;
+    size_t C = s->sc.dim;
+    float eps = (float)s->sc.norm_eps;
+    if (ly->resid_mix) {
+        Tensor *m0 = tensor_view(tp, ly->resid_mix, 0, 1, &C);
+        Tensor *m1 = tensor_view(tp, ly->resid_mix, C, 1, &C);
+        x = op_mix(tp, x, m0, x0, m1);
+    }
+    if (ly->type->mixer) {
+        Tensor *h = op_rmsnorm(tp, x, ly->mixer_norm, eps);
+        if (ly->mu) h = op_token_shift(tp, h, op_sigmoid(tp, ly->mu));
+        Tensor *y = ly->type->mixer->forward(ly->mixer, ly->mixer_cfg, ctx, h);
+        x = ly->attn_scale ? op_add_mul(tp, x, ly->attn_scale, y) : op_add(tp, x, y);
+    }
+    if (ly->type->channel) {
+        Tensor *h = op_rmsnorm(tp, x, ly->channel_norm, eps);
+        Tensor *u = ly->type->channel->forward(ly->channel, ly->channel_cfg, ctx, h);
+        x = ly->mlp_scale ? op_add_mul(tp, x, ly->mlp_scale, u) : op_add(tp, x, u);
+    }
+    return x;
+}
+
+Tensor *model_forward(Model *m, Tape *tp, const int32_t *idx, size_t B, size_t T, int training) {
+    const Stack *s = m->stack;
+    const StackConfig *c = &s->sc;
+    size_t C = c->dim, L = s->L;
+    TERN_CHECK(T <= c->seq_len, "%s: sequence length %zu exceeds model.seq_len %zu", m->arch, T, c->seq_len);
+    if (training) m->train_forwards++;
+    float eps = (float)c->norm_eps;
+    BlockCtx ctx = {m, tp, B, T, training, c, s->have_rope ? &s->rope : NULL};
+    /* the tied table is quantized once per forward (QAT) and used for both lookup and logits */
+    Tensor *emb = model_weight(m, tp, s->tok_emb);
+    Tensor *x = op_embedding(tp, emb, idx, B * T, 3, (size_t[]){B, T, C});
+    if (s->bg_embed)
+        x = op_add(tp, x, op_bigram_hash(tp, model_weight(m, tp, s->bg_embed), model_weight(m, tp, s->bg_proj), s->bg_scale, idx, B, T));
+    if (c->emb_norm) x = op_rmsnorm(tp, x, NULL, eps);
+    Tensor *x0 = x;
+    size_t nenc = L / 2, nskip = 0;
+    Tensor *skips[STACK_MAX_LAYERS];
+    for (size_t i = 0; i < L; i++) {
+        if (i >= nenc && nskip) {
+            Tensor *w = tensor_view(tp, s->skip_weights, (i - nenc) * C, 1, &C);
+            x = op_add_mul(tp, x, w, skips[--nskip]);
+        }
+        x = layer_forward(s, &s->layers[i], &ctx, x, x0);
+        if (i < nenc && c->skips) skips[nskip++] = x;
+    }
+    x = op_rmsnorm(tp, x, s->norm_w, eps);
+    x = op_reshape(tp, x, 2, (size_t[]){B * T, C});
+    return model_head(m, tp, x, s->head ? model_weight(m, tp, s->head) : emb);
+}
+
+Tensor *model_logits(Model *m, Tape *tp, const int32_t *x, size_t B, size_t T) {
+    Tensor *z = model_forward(m, tp, x, B, T, 0);
+    if (m->softcap > 0) z = op_scale(tp, op_tanh(tp, op_scale(tp, z, 1.0f / m->softcap)), m->softcap);
+    return z;
+}
+
+Tensor *model_loss(Model *m, Tape *tp, const int32_t *x, const int32_t *y, size_t B, size_t T, float *per_token,
+                   int training) {
+    return op_cross_entropy(tp, model_forward(m, tp, x, B, T, training), y, m->softcap, -1, per_token);
+}
+
+/* ---------------------------------------------------------------- export, memory */
+
+int model_export_kv(const Model *m, KvList *kv, Err *err) {
+    const Stack *s = m->stack;
+    const StackConfig *c = &s->sc;
+    kv_add_str(kv, "stack.arch", c->arch);
+    kv_add_u32(kv, "stack.vocab_size", c->vocab_size);
+    kv_add_u32(kv, "stack.dim", c->dim);
+    kv_add_u32(kv, "stack.layers", s->L);
+    kv_add_u32(kv, "stack.seq_len", c->seq_len);
+    kv_add_f32(kv, "stack.softcap", c->softcap);
+    /* the trainer's RMSNorm replaces eps <= 0 by FLT_EPSILON (as torch's RMSNorm with eps=None) */
+    kv_add_f32(kv, "stack.norm_eps", c->norm_eps > 0 ? c->norm_eps : 1.1920928955078125e-07);
+    kv_add_bool(kv, "stack.tie_embeddings", c->tie_embeddings);
+    kv_add_bool(kv, "stack.skips", c->skips);
+    kv_add_bool(kv, "stack.emb_norm", c->emb_norm);
+    kv_add_bool(kv, "stack.norm_gain", c->norm_gain);
+    kv_add_bool(kv, "stack.resid_mix", c->resid_mix);
+    kv_add_bool(kv, "stack.branch_scales", c->branch_scales);
+    kv_add_u32(kv, "stack.bigram_rows", c->bigram_rows);
+    kv_add_u32(kv, "stack.bigram_dim", c->bigram_rows ? c->bigram_dim : 0);
+    if (s->preset->names != NAMES_PGOLF) return err_set(err, "export: the %s preset's tensor names have no runtime layout", m->arch);
+    char key[64];
+    for (size_t i = 0; i < s->L; i++) {
+        const LayerType *t = s->layers[i].type;
+        snprintf(key, sizeof key, "layer.%zu.mixer", i);
+        kv_add_str(kv, key, t->mixer ? t->mixer->name : "");
+        snprintf(key, sizeof key, "layer.%zu.channel", i);
+        kv_add_str(kv, key, t->channel ? t->channel->name : "");
+        snprintf(key, sizeof key, "layer.%zu.shift", i);
+        kv_add_bool(kv, key, s->layers[i].mu != NULL);
+    }
+    for (size_t k = 0; k < s->nkinds; k++) {
+        const KindUse *u = &s->kinds[k];
+        if (!u->used) continue;
+        if (!u->kind->export_keys)
+            return err_set(err, "export: block kind %s has no runtime counterpart (the artifact format cannot hold it)", u->kind->name);
+        if (u->kind->export_keys(u->cfg, c, kv, err)) return -1;
+    }
+    return 0;
+}
+
+int model_prefers_byte_codes(const Model *m) {
+    const Stack *s = m->stack;
+    for (size_t k = 0; k < s->nkinds; k++)
+        if (s->kinds[k].used && s->kinds[k].kind->export_byte_codes) return 1;
+    return 0;
+}
+
+size_t model_decode_state_floats(const Model *m, size_t ctx) {
+    const Stack *s = m->stack;
+    size_t n = 0;
+    for (size_t i = 0; i < s->L; i++) {
+        const Layer *ly = &s->layers[i];
+        if (ly->type->mixer && ly->type->mixer->decode_state_floats)
+            n += ly->type->mixer->decode_state_floats(ly->mixer_cfg, &s->sc, ctx);
+        if (ly->mu) n += s->sc.dim; /* the previous position's normed residual */
+    }
+    return n;
+}
+
+void model_free(Model *m) {
+    if (!m) return;
+    stack_free(m->stack);
+    if (m->qplan) {
+        quant_plan_free(m->qplan);
+        xfree(m->qplan);
+    }
+    lora_detach(m);
+    params_free(&m->ps);
+    buffers_free(&m->bs);
+    cJSON_Delete(m->config);
+    xfree(m->default_groups);
+    xfree(m);
+}
+
+size_t model_num_params(const Model *m) {
+    size_t n = 0;
+    for (size_t i = 0; i < m->ps.n; i++) n += m->ps.t[i]->numel;
+    return n;
+}
