@@ -98,6 +98,9 @@ int h5_write_i32(hid_t f, const char *name, int ndim, const size_t *shape, const
 int h5_write_u8(hid_t f, const char *name, size_t n, const uint8_t *data, Err *err) {
     return write_generic(f, name, 1, &n, H5T_NATIVE_UINT8, H5T_STD_U8LE, data, 0, 0, err);
 }
+int h5_write_u64(hid_t f, const char *name, int ndim, const size_t *shape, const uint64_t *data, Err *err) {
+    return write_generic(f, name, ndim, shape, H5T_NATIVE_UINT64, H5T_STD_U64LE, data, 0, 0, err);
+}
 int h5_write_f32_chunked(hid_t f, const char *name, int ndim, const size_t *shape, const float *data,
                          size_t chunk_rows, int deflate, Err *err) {
     return write_generic(f, name, ndim, shape, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, data, chunk_rows,
@@ -146,6 +149,9 @@ int h5_read_i32(hid_t f, const char *name, int32_t *data, size_t n, Err *err) {
 }
 int h5_read_u8(hid_t f, const char *name, uint8_t *data, size_t n, Err *err) {
     return read_generic(f, name, H5T_NATIVE_UINT8, data, n, err);
+}
+int h5_read_u64(hid_t f, const char *name, uint64_t *data, size_t n, Err *err) {
+    return read_generic(f, name, H5T_NATIVE_UINT64, data, n, err);
 }
 
 float *h5_read_f32_alloc(hid_t f, const char *name, int *ndim, size_t *shape, Err *err) {

@@ -24,6 +24,7 @@ int h5_exists(hid_t f, const char *name);
 int h5_write_f32(hid_t f, const char *name, int ndim, const size_t *shape, const float *data, Err *err);
 int h5_write_i32(hid_t f, const char *name, int ndim, const size_t *shape, const int32_t *data, Err *err);
 int h5_write_u8(hid_t f, const char *name, size_t n, const uint8_t *data, Err *err);
+int h5_write_u64(hid_t f, const char *name, int ndim, const size_t *shape, const uint64_t *data, Err *err);
 /* Chunked + shuffle + deflate (level 1..9) float/half/int datasets for large streamed arrays. */
 int h5_write_f32_chunked(hid_t f, const char *name, int ndim, const size_t *shape, const float *data,
                          size_t chunk_rows, int deflate, Err *err);
@@ -35,6 +36,7 @@ int h5_shape(hid_t f, const char *name, size_t *shape, Err *err);
 int h5_read_f32(hid_t f, const char *name, float *data, size_t n, Err *err);
 int h5_read_i32(hid_t f, const char *name, int32_t *data, size_t n, Err *err);
 int h5_read_u8(hid_t f, const char *name, uint8_t *data, size_t n, Err *err);
+int h5_read_u64(hid_t f, const char *name, uint64_t *data, size_t n, Err *err);
 /* Reads a malloc'd whole float dataset (any numeric type converted) with its shape. */
 float *h5_read_f32_alloc(hid_t f, const char *name, int *ndim, size_t *shape, Err *err);
 

@@ -40,6 +40,12 @@ int checkpoint_save(const char *path, const CheckpointData *cd, Err *err) {
     if (!rc && cd->state_a) rc = h5_write_f32(f, "optim/state_a", 1, &total, cd->state_a, err);
     if (!rc && cd->state_b) rc = h5_write_f32(f, "optim/state_b", 1, &total, cd->state_b, err);
     if (!rc && cd->ema) rc = h5_write_f32(f, "ema/shadow", 1, &total, cd->ema, err);
+    for (size_t i = 0; cd->bs && i < cd->bs->n && !rc; i++) {
+        const Buffer *b = &cd->bs->b[i];
+        snprintf(name, sizeof name, "buffers/%s", b->name);
+        rc = b->dtype == BUF_U64 ? h5_write_u64(f, name, b->ndim, b->shape, b->data, err)
+                                 : h5_write_f32(f, name, b->ndim, b->shape, b->data, err);
+    }
     if (!rc) {
         H5Gclose(H5Gcreate2(f, "state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
         const TrainState *s = &cd->st;
@@ -149,6 +155,32 @@ int checkpoint_load(const char *path, ParamStore *ps, float *state_a, float *sta
             read_u64(f, "qat_active", &st->qat_active, &e2) ||
             h5_attr_get_f64(f, "state", "elapsed_seconds", &st->elapsed_seconds, &e2))
             rc = err_set(err, "%s: train state: %s", path, e2.msg);
+    }
+    h5_close(f);
+    return rc ? -1 : 0;
+}
+
+int checkpoint_load_buffers(const char *path, BufferStore *bs, int *found, Err *err) {
+    *found = 0;
+    hid_t f = open_checkpoint(path, err);
+    if (f < 0) return -1;
+    int rc = 0;
+    if (h5_exists(f, "buffers")) {
+        *found = 1;
+        char name[512];
+        for (size_t i = 0; i < bs->n && !rc; i++) {
+            Buffer *b = &bs->b[i];
+            snprintf(name, sizeof name, "buffers/%s", b->name);
+            size_t shape[4];
+            Err e2 = {0};
+            int nd = h5_shape(f, name, shape, &e2);
+            if (nd != b->ndim || shape[0] != b->shape[0] || (nd == 2 && shape[1] != b->shape[1])) {
+                rc = err_set(err, "%s: buffer %s missing or of another shape (checkpoint of a different model?)", path, b->name);
+                break;
+            }
+            if (b->dtype == BUF_U64 ? h5_read_u64(f, name, b->data, b->numel, &e2) : h5_read_f32(f, name, b->data, b->numel, &e2))
+                rc = err_set(err, "%s: %s", path, e2.msg);
+        }
     }
     h5_close(f);
     return rc ? -1 : 0;

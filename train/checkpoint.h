@@ -4,6 +4,8 @@
  *   /optim/state_a     optimizer state (Adam m / momentum), flat, parameter offsets
  *   /optim/state_b     optimizer state (Adam v), flat
  *   /ema/shadow        EMA weights when enabled
+ *   /buffers/<name>    the model's buffers (autodiff/buffers.h: state not trained by gradient,
+ *                      e.g. train_forwards, the TRN readout warm-up's counter), float32 / uint64
  *   /state             attributes: step, tokens, train_forwards, loader_epoch, loader_pos,
  *                      loader_seed, bad_steps, qat_active, elapsed_seconds
  *   root attributes    format = "tern-checkpoint", version = 1, config = resolved JSON
@@ -14,6 +16,7 @@
 
 #include <stdint.h>
 
+#include "autodiff/buffers.h"
 #include "autodiff/params.h"
 #include "kernels/util.h"
 
@@ -29,12 +32,18 @@ typedef struct CheckpointData {
     const ParamStore *ps;
     const float *state_a, *state_b; /* may be NULL (not saved) */
     const float *ema;               /* may be NULL */
+    const BufferStore *bs;          /* may be NULL (no buffers saved) */
     size_t total;                   /* floats in each flat buffer */
     TrainState st;
     const char *config_json;
 } CheckpointData;
 
 int checkpoint_save(const char *path, const CheckpointData *cd, Err *err);
+
+/* Restores the model's buffers from /buffers/<name> (each must be there, with its shape).
+ * *found = 0 for a checkpoint written before buffers existed (nothing is changed: the caller
+ * falls back to /state, e.g. train_forwards). */
+int checkpoint_load_buffers(const char *path, BufferStore *bs, int *found, Err *err);
 
 /* Reads the config JSON text (malloc'd) of a checkpoint. */
 char *checkpoint_read_config(const char *path, Err *err);

@@ -152,7 +152,7 @@ static int do_import(const char *in, const char *dir, int json, Err *err) {
     if (!gguf_get_str(&g, "general.name", &gname, &e2)) cJSON_AddStringToObject(src, "name", gname);
     free(gname);
     char *text = cJSON_PrintUnformatted(cfg);
-    CheckpointData cd = {.ps = &m->ps, .total = m->ps.total, .config_json = text};
+    CheckpointData cd = {.ps = &m->ps, .bs = &m->bs, .total = m->ps.total, .config_json = text};
     rc = checkpoint_save(ck_path, &cd, err);
     cJSON_free(text);
     if (rc) goto done;

@@ -20,7 +20,8 @@ int model_load_checkpoint(const char *path, int use_ema, Model **out, cJSON **co
         cJSON_Delete(root);
         return err_set(err, "%s: %s", path, err->msg);
     }
-    if (checkpoint_load(path, &m->ps, NULL, NULL, NULL, NULL, err)) {
+    int have_buffers = 0;
+    if (checkpoint_load(path, &m->ps, NULL, NULL, NULL, NULL, err) || checkpoint_load_buffers(path, &m->bs, &have_buffers, err)) {
         model_free(m);
         cJSON_Delete(root);
         return -1;

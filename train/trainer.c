@@ -206,7 +206,9 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
                             rc->ema.enabled ? rc->ema.shadow : NULL, &t->st, err))
             return -1;
         t->opt.step = t->st.step;
-        t->model->train_forwards = t->st.train_forwards;
+        int have_buffers = 0;
+        if (checkpoint_load_buffers(resume_ckpt, &t->model->bs, &have_buffers, err)) return -1;
+        if (!have_buffers) t->model->train_forwards = t->st.train_forwards; /* written before /buffers existed */
         t->loader.cur.epoch = t->st.loader_epoch;
         t->loader.cur.pos = t->st.loader_pos;
         t->loader.cur.seed = t->st.loader_seed;
@@ -381,6 +383,7 @@ static int trainer_save_rank0(Trainer *t, Err *err) {
                          .state_a = t->use_mezo ? NULL : t->opt.state_a,
                          .state_b = t->use_mezo ? NULL : t->opt.state_b,
                          .ema = t->rc->ema.enabled ? t->rc->ema.shadow : NULL,
+                         .bs = &t->model->bs,
                          .total = t->model->ps.total,
                          .st = t->st,
                          .config_json = cfg};
