@@ -287,23 +287,7 @@ Tensor *op_trn_core(Tape *tp, Tensor *proj, Tensor *omega_base, Tensor *psi, Ten
         const float *Pr = P + row * 6 * K, *psr = PS + row * K;
         const float *rr = c->r + row * 2 * K, *ri = rr + K, *cs = c->cs + row * K, *sn = c->sn + row * K;
         float *xr = c->rho + row * 2 * K, *xi = xr + K, *go = c->gout + row * K, *o = out->data + row * F;
-#pragma omp simd
-        for (size_t k = 0; k < K; k++) {
-            GateChain gc = gate_chain(rr[k], ri[k], cs[k], sn[k], Pr[5 * K + k], psr[k], lam);
-            float g = fast_sigmoidf(Pr[4 * K + k]);
-            xr[k] = gc.gate * gc.p_re;
-            xi[k] = gc.gate * gc.p_im;
-            go[k] = g;
-            o[k] = g * xr[k];
-            o[K + k] = g * xi[k];
-        }
-        float *ocr = o + 2 * K, *oci = o + 3 * K - 1;
-#pragma omp simd
-        for (size_t j = 0; j < K - 1; j++) {
-            float gb = 0.5f * (go[j] + go[j + 1]);
-            ocr[j] = gb * (xr[j] * xr[j + 1] - xi[j] * xi[j + 1]);
-            oci[j] = gb * (xr[j] * xi[j + 1] + xi[j] * xr[j + 1]);
-        }
+        trn_readout(o, xr, xi, go, rr, ri, cs, sn, Pr, psr, lam, K, 0);
     }
 
     Tensor *in[4] = {proj, omega_base, psi, lambda};

@@ -134,6 +134,31 @@ static inline TrnGate trn_gate_chain(float rr, float ri, float c, float s, float
     return g;
 }
 
+/* The features of one position from the scan state r (rr, ri [K]) and the phase (cs, sn [K]):
+ * per oscillator the gated rho (xr, xi) and the output gate go = sig(q); out [4K - 2] =
+ * [go rho_re, go rho_im, gbar c_re, gbar c_im] with c_k = rho_k rho_{k+1} and gbar_k the mean of
+ * go at k and k + 1. P is the projection row [6K] (q at 4K, e at 5K), psi [K]. */
+static inline void trn_readout(float *out, float *xr, float *xi, float *go, const float *rr, const float *ri, const float *cs,
+                               const float *sn, const float *P, const float *psi, float lam, size_t K, int safe) {
+#pragma omp simd
+    for (size_t k = 0; k < K; k++) {
+        TrnGate gc = trn_gate_chain(rr[k], ri[k], cs[k], sn[k], P[5 * K + k], psi[k], lam, safe);
+        float g = trn_sig(P[4 * K + k], safe);
+        xr[k] = gc.gate * gc.p_re;
+        xi[k] = gc.gate * gc.p_im;
+        go[k] = g;
+        out[k] = g * xr[k];
+        out[K + k] = g * xi[k];
+    }
+    float *ocr = out + 2 * K, *oci = out + 3 * K - 1;
+#pragma omp simd
+    for (size_t j = 0; j < K - 1; j++) {
+        float gb = 0.5f * (go[j] + go[j + 1]);
+        ocr[j] = gb * (xr[j] * xr[j + 1] - xi[j] * xi[j + 1]);
+        oci[j] = gb * (xr[j] * xi[j + 1] + xi[j] * xr[j + 1]);
+    }
+}
+
 /* parameter-golf BigramHashEmbedding (PR #669 and the 2026-03-20 record): the bucket of token cur
  * after prev is (36313 cur XOR 27191 prev) mod (rows - 1), and rows - 1 at a window's first
  * position. torch evaluates it in int32 with wrap-around and a floor modulo; unsigned 32-bit

@@ -1,4 +1,4 @@
-# The TRN hybrid in the artifact format and the runtime (runtime/trn.c): framework vs runtime
+# The TRN hybrid in the artifact format and the runtime (runtime/blocks/trn.c, runtime/stack.c): framework vs runtime
 # logits, decode vs prefill, damaged hyper-parameters (unit); round trips through `tern export` /
 # `tern-run` and the default model's parameter-golf size (e2e).
 find_package(Threads REQUIRED)

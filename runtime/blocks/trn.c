@@ -29,32 +29,20 @@ typedef struct RtTrn {
 } RtTrn;
 
 /* One position for K oscillators: P [6K] = (a | o | p | g | q | e), psi [K], the state r (re [K],
- * im [K]) updated in place, features out [4K - 2]; xr, xi, go: K floats of scratch. first: t == 0
+ * im [K]) updated in place, features out [4K - 2]; w: 5K floats of scratch. first: t == 0
  * (r_0 = u_0, as the scan's first step copies the drive). */
 static void trn_core_step(float *out, float *rre, float *rim, const float *P, const float *psi, const float *ob, float lam,
-                          float amax, float lt, int first, size_t K, float *xr, float *xi, float *go) {
+                          float amax, float lt, int first, size_t K, float *w) {
+    float *cs = w, *sn = w + K;
 #pragma omp simd
     for (size_t k = 0; k < K; k++) {
         TrnOsc o = trn_oscillator(P[k], P[K + k], P[2 * K + k], P[3 * K + k], ob[k], lt, amax, 1);
-        float nr = first ? o.u_re : o.alpha * rre[k] + o.u_re, ni = first ? o.u_im : o.alpha * rim[k] + o.u_im;
-        rre[k] = nr;
-        rim[k] = ni;
-        float g = trn_sig(P[4 * K + k], 1);
-        TrnGate gc = trn_gate_chain(nr, ni, o.cs, o.sn, P[5 * K + k], psi[k], lam, 1);
-        xr[k] = gc.gate * gc.p_re;
-        xi[k] = gc.gate * gc.p_im;
-        go[k] = g;
-        out[k] = g * xr[k];
-        out[K + k] = g * xi[k];
+        rre[k] = first ? o.u_re : o.alpha * rre[k] + o.u_re;
+        rim[k] = first ? o.u_im : o.alpha * rim[k] + o.u_im;
+        cs[k] = o.cs;
+        sn[k] = o.sn;
     }
-    /* neighbour cross products rho_k rho_{k+1}, gated by the mean of the two output gates */
-    float *ocr = out + 2 * K, *oci = out + 3 * K - 1;
-#pragma omp simd
-    for (size_t j = 0; j < K - 1; j++) {
-        float gb = 0.5f * (go[j] + go[j + 1]);
-        ocr[j] = gb * (xr[j] * xr[j + 1] - xi[j] * xi[j + 1]);
-        oci[j] = gb * (xr[j] * xi[j + 1] + xi[j] * xr[j + 1]);
-    }
+    trn_readout(out, w + 2 * K, w + 3 * K, w + 4 * K, rre, rim, cs, sn, P, psi, lam, K, 1);
 }
 
 static void add_bias(float *y, const float *b, size_t n, size_t m) {
@@ -62,12 +50,12 @@ static void add_bias(float *y, const float *b, size_t n, size_t m) {
         for (size_t j = 0; j < m; j++) y[i * m + j] += b[j];
 }
 
-/* scratch: pr [P, 6K], psi [P, K], f [P, Fp], xr, xi, go [K]. state: r [2, K] (re row, im row). */
+/* scratch: pr [P, 6K], psi [P, K], f [P, Fp], w [5K]. state: r [2, K] (re row, im row). */
 static void trn_forward(const void *inst, const RtFwd *fw, float *state, float *y, const float *h) {
     const RtTrn *a = inst;
     size_t n = fw->n, K = a->K, Fp = a->Fp, C = a->C;
     int nt = fw->threads;
-    float *pr = fw->scratch, *psi = pr + n * 6 * K, *feat = psi + n * K, *xr = feat + n * Fp, *xi = xr + K, *go = xi + K;
+    float *pr = fw->scratch, *psi = pr + n * 6 * K, *feat = psi + n * K, *w = feat + n * Fp;
     rt_linear(fw->k, pr, h, n, a->proj, 0, fw->lin, nt);
     add_bias(pr, a->proj_b, n, 6 * K);
     rt_linear(fw->k, psi, h, n, a->w_phase, 0, fw->lin, nt);
@@ -77,7 +65,7 @@ static void trn_forward(const void *inst, const RtFwd *fw, float *state, float *
         size_t t = fw->p0 + i;
         float *f = feat + i * Fp;
         trn_core_step(f, rre, rim, pr + i * 6 * K, psi + i * K, a->omega_base, a->lambda, a->amp_max, (float)log1p((double)t),
-                      t == 0, K, xr, xi, go);
+                      t == 0, K, w);
         for (size_t j = a->F; j < Fp; j++) f[j] = 0.0f; /* the padding columns of W_res */
     }
     if (Fp != a->F && a->w_res->cols != Fp) /* a float / ternary W_res of 4K - 2 columns: dense features */
@@ -92,7 +80,7 @@ static size_t trn_state(const void *inst, size_t max_ctx) { return 2 * ((const R
 
 static size_t trn_scratch(const void *inst, size_t P, size_t max_ctx, int threads) {
     const RtTrn *a = inst;
-    return P * (7 * a->K + a->Fp) + 3 * a->K;
+    return P * (7 * a->K + a->Fp) + 5 * a->K;
 }
 
 static size_t trn_max_cols(const void *inst) {
