@@ -174,14 +174,30 @@ int export_build(const Model *m, const cJSON *run_config, const ExportOptions *o
     size_t kv_size = 0;
     if (encode_kv(m, run_config, &kvbuf, &kv_size, err)) return -1;
     int byte_codes = opt->int_storage == EXPORT_INT_BYTES || (opt->int_storage == EXPORT_INT_AUTO && model_prefers_byte_codes(m));
-    size_t n = m->ps.n;
-    Plan *plans = xcalloc(n ? n : 1, sizeof(Plan));
-    for (size_t i = 0; i < n; i++)
-        if (plan_tensor(&plans[i], m->ps.t[i], &qp->p[i], qp, byte_codes, err)) {
-            xfree(plans);
-            xfree(kvbuf);
-            return -1;
-        }
+    /* every parameter, then the buffers the runtime needs (stored fp32 under their names) */
+    size_t n = m->ps.n, nbuf = 0;
+    Tensor *bufs = xcalloc(m->bs.n ? m->bs.n : 1, sizeof(Tensor));
+    for (size_t i = 0; i < m->bs.n; i++) {
+        const Buffer *b = &m->bs.b[i];
+        if (!b->exported) continue;
+        TERN_CHECK(b->dtype == BUF_F32, "export: buffer %s: only float32 buffers can be exported", b->name);
+        Tensor *t = &bufs[nbuf++];
+        t->name = b->name, t->ndim = b->ndim, t->shape[0] = b->shape[0], t->shape[1] = b->shape[1];
+        t->numel = b->numel, t->data = b->data;
+    }
+    static const ParamPlan kBufferPlan = {STORE_F32, {0}};
+    Plan *plans = xcalloc(n + nbuf ? n + nbuf : 1, sizeof(Plan));
+    int prc = 0;
+    for (size_t i = 0; i < n + nbuf && !prc; i++)
+        prc = i < n ? plan_tensor(&plans[i], m->ps.t[i], &qp->p[i], qp, byte_codes, err)
+                    : plan_tensor(&plans[i], &bufs[i - n], &kBufferPlan, qp, byte_codes, err);
+    n += nbuf;
+    if (prc) {
+        xfree(plans);
+        xfree(bufs);
+        xfree(kvbuf);
+        return -1;
+    }
     char *cfg_text = run_config ? cJSON_Print(run_config) : NULL;
     size_t cfg_len = cfg_text ? strlen(cfg_text) : 0;
     size_t tok_len = opt->tok_kind == TERN_TOK_FILE ? opt->tok_len : 0;
@@ -228,6 +244,7 @@ int export_build(const Model *m, const cJSON *run_config, const ExportOptions *o
         if (pack_tensor(c + e->data_off, e->scale_size ? c + e->scale_off : NULL, &plans[i], err)) {
             xfree(c);
             xfree(plans);
+            xfree(bufs);
             if (cfg_text) cJSON_free(cfg_text);
             export_report_free(rep);
             return -1;
@@ -249,6 +266,7 @@ int export_build(const Model *m, const cJSON *run_config, const ExportOptions *o
     tern_wr_u32(c + csize - TERN_CRC_SIZE, tern_crc32(0, c, csize - TERN_CRC_SIZE));
     if (cfg_text) cJSON_free(cfg_text);
     xfree(plans);
+    xfree(bufs);
 
     /* compress */
     int level = opt->zstd_level > 0 ? opt->zstd_level : qp->zstd_level;

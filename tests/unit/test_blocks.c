@@ -8,14 +8,20 @@
  *   - the artifact's key/values name every layer's kinds, and a kind without a runtime
  *     counterpart (Llama's feed-forward) refuses export with a message;
  *   - buffers: train_forwards is one, saved to /buffers and restored bit-exactly, and a
- *     checkpoint without /buffers (written before they existed) is reported as such. */
+ *     checkpoint without /buffers (written before they existed) is reported as such; a buffer
+ *     marked for export is a float32 tensor of the artifact, unmarked ones are not. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <zstd.h>
+
 #include "autodiff/gradcheck.h"
 #include "check.h"
+#include "export/format.h"
+#include "export/writer.h"
+#include "model/qat.h"
 #include "model/stack.h"
 #include "train/checkpoint.h"
 
@@ -181,6 +187,44 @@ static void test_buffers_checkpoint(void) {
     printf("  buffers: train_forwards saved to /buffers and restored exactly; legacy checkpoints detected\n");
 }
 
+/* An exported buffer is in the artifact's tensor table (fp32, its values); train_forwards is not. */
+static void test_buffer_export(void) {
+    Err err = {0};
+    Model *m = make("{\"arch\":\"gpt\",\"vocab_size\":16,\"layers\":1,\"dim\":8,\"heads\":2,\"kv_heads\":1,\"seq_len\":8}", &err);
+    CHECK(m && quant_plan_attach(m, NULL, NULL, NULL, NULL, &err) == 0, "model: %s", err.msg);
+    if (!m) return;
+    float bias[3] = {0.5f, -1.25f, 3.0f};
+    buffers_add(&m->bs, "blocks.0.router_bias", BUF_F32, 1, 3, 0, bias, 1);
+    ExportOptions eo = {0};
+    eo.zstd_level = 1;
+    uint8_t *art = NULL;
+    size_t alen = 0;
+    ExportReport rep;
+    CHECK(export_build(m, NULL, &eo, &art, &alen, &rep, &err) == 0, "export: %s", err.msg);
+    if (art) {
+        size_t clen = (size_t)ZSTD_getFrameContentSize(art + TERN_PREAMBLE_SIZE, alen - TERN_PREAMBLE_SIZE);
+        uint8_t *c = malloc(clen);
+        ZSTD_decompress(c, clen, art + TERN_PREAMBLE_SIZE, alen - TERN_PREAMBLE_SIZE);
+        TernHeader h;
+        memset(&h, 0, sizeof h);
+        tern_header_decode(c, &h);
+        int found = 0, counter = 0;
+        for (size_t i = 0; i < h.n_tensors; i++) {
+            TernTensorEntry e;
+            tern_entry_decode(c + h.table_off + i * TERN_TENSOR_ENTRY_SIZE, &e);
+            counter |= !strcmp(e.name, "train_forwards");
+            if (!strcmp(e.name, "blocks.0.router_bias"))
+                found = e.dtype == TERN_DT_F32 && e.cols == 3 && tern_rd_f32(c + e.data_off + 4) == -1.25f;
+        }
+        CHECK(found && !counter && h.n_tensors == m->ps.n + 1, "exported buffer in the table (%u tensors)", h.n_tensors);
+        free(c);
+        free(art);
+        export_report_free(&rep);
+    }
+    model_free(m);
+    printf("  an exported buffer is an fp32 tensor of the artifact; train_forwards is not exported\n");
+}
+
 int main(void) {
     printf("test_blocks\n");
     test_registry();
@@ -188,5 +232,6 @@ int main(void) {
     test_scaffold_options();
     test_export_kv();
     test_buffers_checkpoint();
+    test_buffer_export();
     return test_summary("test_blocks");
 }
