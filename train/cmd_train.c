@@ -42,6 +42,14 @@ static int agree_failure(const Dist *d, int failed, const char *msg, int *print,
     return fhi != 0;
 }
 
+/* Rank 0, the only writer, takes the run folder; every rank learns whether it could (one agreement
+ * point). Non-zero: every rank stops. */
+static int hold_run_dir(const Dist *d, const char *run_dir, int refuse_existing, RunLock *lock, Err *err, int *print, int *prefix) {
+    int bad = d->rank == 0 && run_dir_lock(lock, run_dir, refuse_existing, err) != 0;
+    if (!bad) err->msg[0] = 0;
+    return agree_failure(d, bad, err->msg, print, prefix);
+}
+
 static void report(const Dist *d, int prefix, const char *msg) {
     if (prefix) fprintf(stderr, "tern train [rank %d/%d]: %s\n", d->rank, d->world, msg);
     else fprintf(stderr, "tern train: %s\n", msg);
@@ -174,13 +182,10 @@ int cmd_train(int argc, char **argv) {
         free(sets);
         return 0;
     }
-    /* rank 0, the only writer, holds the run folder; every rank learns whether it could */
     RunLock lock = {-1, 0};
-    char run_dir[2 * CFG_STR_MAX];
+    char run_dir[sizeof t.run_dir];
     run_dir_of(&rc, run_dir, sizeof run_dir);
-    int lock_bad = dist.rank == 0 && run_dir_lock(&lock, run_dir, !resume && !overwrite, &err) != 0;
-    if (!lock_bad) err.msg[0] = 0;
-    if (agree_failure(&dist, lock_bad, err.msg, &print_err, &prefix)) {
+    if (hold_run_dir(&dist, run_dir, !resume && !overwrite, &lock, &err, &print_err, &prefix)) {
         agreed = 1;
         run_dir_unlock(&lock);
         runconfig_free(&rc);

@@ -133,7 +133,7 @@ void run_dir_unlock(RunLock *lk) {
     lk->fd = -1;
 }
 
-/* ---------------------------------------------------------------- temporaries */
+/* ---------------------------------------------------------------- file names, temporaries */
 static int all_digits(const char *s) {
     if (!*s) return 0;
     for (; *s; s++)
@@ -141,17 +141,36 @@ static int all_digits(const char *s) {
     return 1;
 }
 
-/* NAME.tmp.SUFFIX left by a dead writer? */
+/* N of "step_N.h5", or -1. */
+static int step_file(const char *name, uint64_t *step) {
+    size_t n = strlen(name);
+    if (n < 9 || strncmp(name, "step_", 5) || strcmp(name + n - 3, ".h5")) return -1;
+    char digits[32];
+    if (n - 8 > sizeof digits - 1) return -1;
+    memcpy(digits, name + 5, n - 8);
+    digits[n - 8] = 0;
+    if (!all_digits(digits)) return -1;
+    *step = strtoull(digits, NULL, 10);
+    return 0;
+}
+
+/* NAME.tmp.SUFFIX, NAME one of the files a run writes, left by a dead writer? Checkpoints'
+ * temporaries end in the writer's pid; config.json's and summary.json's in a mkstemp suffix
+ * (only the lock holder writes those). */
 static int stale_temporary(const char *name) {
     const char *t = strstr(name, ".tmp.");
-    if (!t || t == name) return 0;
+    if (!t) return 0;
+    char base[256];
+    uint64_t step;
+    snprintf(base, sizeof base, "%.*s", (int)(t - name), name);
+    int json = !strcmp(base, "config.json") || !strcmp(base, "summary.json");
+    if (!json && strcmp(base, "latest.h5") && step_file(base, &step)) return 0;
     const char *suffix = t + 5;
-    if (all_digits(suffix)) {
+    if (all_digits(suffix) && strlen(suffix) <= 9) {
         long pid = strtol(suffix, NULL, 10);
         return pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
     }
-    size_t base = (size_t)(t - name);
-    return (base == 11 && !strncmp(name, "config.json", 11)) || (base == 12 && !strncmp(name, "summary.json", 12));
+    return json;
 }
 
 static size_t clean_folder(const char *dir) {
@@ -175,19 +194,6 @@ size_t run_dir_clean_temporaries(const char *run_dir) {
 }
 
 /* ---------------------------------------------------------------- retention */
-/* N of "step_N.h5", or -1. */
-static int step_file(const char *name, uint64_t *step) {
-    size_t n = strlen(name);
-    if (n < 9 || strncmp(name, "step_", 5) || strcmp(name + n - 3, ".h5")) return -1;
-    char digits[32];
-    if (n - 8 > sizeof digits - 1) return -1;
-    memcpy(digits, name + 5, n - 8);
-    digits[n - 8] = 0;
-    if (!all_digits(digits)) return -1;
-    *step = strtoull(digits, NULL, 10);
-    return 0;
-}
-
 static int u64_desc(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return (x < y) - (x > y);

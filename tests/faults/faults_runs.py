@@ -73,12 +73,20 @@ intact(check, d, before, "nothing written anywhere")
 check(not os.path.exists("/" + escape), f"out_dir=\"\" did not write /{escape}")
 
 print("one tern train per run folder")
-long_run = subprocess.Popen([TERN, "train", cfg_path, "--quiet", "--set", "name=held", "--set", "train.max_steps=0",
-                             "--set", "train.max_seconds=60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-for _ in range(600):  # until the holder has written its first checkpoint
-    if os.path.exists(os.path.join(rd("held"), "ckpt", "latest.h5")):
-        break
-    time.sleep(0.05)
+
+
+def hold(name):
+    """Starts a 60-second run on runs/NAME and returns once it has written its first checkpoint."""
+    p = subprocess.Popen([TERN, "train", cfg_path, "--quiet", "--set", f"name={name}", "--set", "train.max_steps=0",
+                          "--set", "train.max_seconds=60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    for _ in range(600):
+        if os.path.exists(os.path.join(rd(name), "ckpt", "latest.h5")):
+            break
+        time.sleep(0.05)
+    return p
+
+
+long_run = hold("held")
 pid = str(long_run.pid)
 r = train("--set", "name=held", "--overwrite")
 expect_error(check, r, "a second fresh run on the folder refuses, naming the holder", names=(rd("held"), f"pid {pid}"), allow_lines=1)
@@ -102,6 +110,11 @@ except subprocess.TimeoutExpired:
 check(long_run.returncode == 143, f"the holder was undisturbed and stops on SIGTERM with 143 (got {long_run.returncode})")
 expect_ok(check, tern("train", "--resume", rd("held"), "--quiet", "--set", "train.max_seconds=0.5"),
           "once the holder is gone the folder can be resumed")
+killed = hold("killed")
+killed.kill()
+killed.communicate()
+expect_ok(check, tern("train", "--resume", rd("killed"), "--quiet", "--set", "train.max_seconds=0.5"),
+          "a holder killed with SIGKILL leaves no lock behind")
 
 print("a moved run resumes where it was pointed")
 expect_ok(check, train("--set", "name=m"), "run m")
