@@ -73,6 +73,8 @@ double params_grad_norm(const ParamStore *ps) { return sqrt(reduce_sumsq(ps->gra
 
 int params_grads_finite(const ParamStore *ps) { return reduce_all_finite(ps->grads, ps->total); }
 
+int params_values_finite(const ParamStore *ps) { return reduce_all_finite(ps->values, ps->total); }
+
 Tensor *params_add2(ParamStore *ps, const char *name, int ndim, size_t a, size_t b) {
     size_t shape[2] = {a, b};
     return params_add(ps, name, ndim, shape);

@@ -35,5 +35,6 @@ static inline size_t params_offset(const ParamStore *ps, const Tensor *t) {
 void params_zero_grad(ParamStore *ps);
 double params_grad_norm(const ParamStore *ps); /* global L2 norm of all grads (double sums) */
 int params_grads_finite(const ParamStore *ps);
+int params_values_finite(const ParamStore *ps);
 
 #endif

@@ -16,6 +16,7 @@ set(TERNRT_SHARED_SOURCES
   ${TERNRT_ROOT}/data/tok_bpe.c
   ${TERNRT_ROOT}/data/tok_maxmatch.c
   ${TERNRT_ROOT}/data/bpb.c
+  ${TERNRT_ROOT}/data/gen_args.c
   ${TERNRT_ROOT}/kernels/util.c)
 set(TERNRT_SHARED_HEADERS
   ${TERNRT_ROOT}/export/format.h
@@ -24,6 +25,7 @@ set(TERNRT_SHARED_HEADERS
   ${TERNRT_ROOT}/data/sentencepiece.h
   ${TERNRT_ROOT}/data/protobuf.h
   ${TERNRT_ROOT}/data/bpb.h
+  ${TERNRT_ROOT}/data/gen_args.h
   ${TERNRT_ROOT}/kernels/util.h
   ${TERNRT_ROOT}/kernels/fastmath.h
   ${TERNRT_ROOT}/kernels/trn_math.h)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "data/gen_args.h"
 #include "kernels/util.h"
 #include "runtime/rt_internal.h"
 #include "runtime/ternrt.h"
@@ -112,8 +113,9 @@ static int on_token(void *ctx, int32_t id, const char *text, size_t len) {
 
 static void usage_generate(FILE *f) {
     fprintf(f, "usage: tern-run generate MODEL.tern [--prompt TEXT] [options]\n"
-               "  --prompt TEXT       text to continue (encoded with the artifact's tokenizer; BOS first)\n"
-               "  -n, --tokens N      tokens to generate (default 128)\n"
+               "  --prompt TEXT       text to continue (encoded with the artifact's tokenizer; BOS first); - reads stdin\n"
+               "  --prompt-file F     the prompt is the text of file F\n"
+               "  -n, --tokens N      tokens to generate (default 128, at most 1000000)\n"
                "  --temp T            temperature (default 0.7; 0 = greedy)\n"
                "  --top-p P           nucleus sampling mass (default 0.92; 1 = off)\n"
                "  --rep-penalty R     repetition penalty over the last 64 tokens (default 1.1; 1 = off)\n"
@@ -126,26 +128,25 @@ static void usage_generate(FILE *f) {
 
 static int cmd_generate(int argc, char **argv) {
     Common c = {0};
-    const char *prompt = "";
-    size_t n = 128;
     TrtSampling sp;
     trt_sampling_defaults(&sp);
-    uint64_t seed = 42;
+    /* the sampling options' rules are data/gen_args.h's, shared with `tern generate` */
+    GenArgs ga = {.n = 128, .temp = sp.temperature, .top_p = sp.top_p, .rep_penalty = sp.repetition_penalty, .seed = 42,
+                  .has_rep_penalty = 1};
     int bos = 1;
     for (int i = 1; i < argc; i++) {
-        const char *v;
+        char msg[512];
         if (is_flag(argv[i], "help") || !strcmp(argv[i], "-h")) {
             usage_generate(stdout);
             return 0;
         }
-        if (common_opt(&c, argc, argv, &i)) continue;
-        if ((v = value(argc, argv, &i, "prompt", NULL))) prompt = v;
-        else if ((v = value(argc, argv, &i, "tokens", "-n"))) n = strtoull(v, NULL, 10);
-        else if ((v = value(argc, argv, &i, "temp", NULL))) sp.temperature = strtof(v, NULL);
-        else if ((v = value(argc, argv, &i, "top-p", NULL))) sp.top_p = strtof(v, NULL);
-        else if ((v = value(argc, argv, &i, "rep-penalty", NULL))) sp.repetition_penalty = strtof(v, NULL);
-        else if ((v = value(argc, argv, &i, "seed", NULL))) seed = strtoull(v, NULL, 10);
-        else if (is_flag(argv[i], "no-bos")) bos = 0;
+        int r = gen_args_parse(&ga, argc, argv, &i, msg, sizeof msg);
+        if (r < 0) {
+            fprintf(stderr, "tern-run generate: %s\n", msg);
+            return 2;
+        }
+        if (r > 0 || common_opt(&c, argc, argv, &i)) continue;
+        if (is_flag(argv[i], "no-bos")) bos = 0;
         else if (is_flag(argv[i], "no-stop")) sp.stop_at_eos = 0;
         else {
             fprintf(stderr, "tern-run generate: unknown option %s (see --help)\n", argv[i]);
@@ -156,8 +157,23 @@ static int cmd_generate(int argc, char **argv) {
         usage_generate(stderr);
         return 2;
     }
+    sp.temperature = (float)ga.temp;
+    sp.top_p = (float)ga.top_p;
+    sp.repetition_penalty = (float)ga.rep_penalty;
+    size_t n = ga.n;
+    uint64_t seed = ga.seed;
+    Err perr = {0};
+    if (gen_args_read_prompt(&ga, &perr)) {
+        fprintf(stderr, "tern-run generate: %s\n", perr.msg);
+        return 1;
+    }
+    const char *prompt = ga.prompt;
+    size_t prompt_len = ga.prompt_len;
     TrtModel *m = load("generate", &c);
-    if (!m) return 1;
+    if (!m) {
+        gen_args_free(&ga);
+        return 1;
+    }
     TrtSessionOptions so = {seed, c.threads, 0};
     TrtSession *s = NULL;
     char err[512];
@@ -167,19 +183,19 @@ static int cmd_generate(int argc, char **argv) {
     size_t np = 0, ng = 0;
     if (!ids || trt_session_new(m, &so, &s, err, sizeof err)) goto fail;
     double t0 = now_seconds();
-    if (*prompt || bos) {
-        if (trt_session_observe_text(s, prompt, strlen(prompt), bos, &np, err, sizeof err)) goto fail;
+    if (prompt_len || bos) {
+        if (trt_session_observe_text(s, prompt, prompt_len, bos, &np, err, sizeof err)) goto fail;
     }
     double t1 = now_seconds();
     if (!c.json) {
-        fputs(prompt, stdout);
+        fwrite(prompt, 1, prompt_len, stdout);
         fflush(stdout);
     }
     if (trt_generate(s, n, &sp, on_token, &g, ids, &ng, err, sizeof err)) goto fail;
     double t2 = now_seconds();
     if (c.json) {
         printf("{\"prompt\":");
-        json_str(stdout, prompt, strlen(prompt));
+        json_str(stdout, prompt, prompt_len);
         printf(",\"text\":");
         json_str(stdout, g.text ? g.text : "", g.len);
         printf(",\"ids\":[");
@@ -196,6 +212,7 @@ fail:
     if (status) fprintf(stderr, "tern-run generate: %s\n", err);
     free(g.text);
     free(ids);
+    gen_args_free(&ga);
     trt_session_free(s);
     trt_model_free(m);
     return status;

@@ -8,11 +8,20 @@
 
 #include "train/cli.h"
 #include "train/dist.h"
+#include "train/run_dir.h"
 #include "train/trainer.h"
 
 static volatile sig_atomic_t g_stop; /* the one piece of process state a signal handler needs */
 
-static void on_signal(int sig) { g_stop = sig; }
+/* The first SIGINT/SIGTERM asks for a clean stop (finish the step, checkpoint); a second one,
+ * when that takes too long (a long validation), ends the process at once. */
+static void on_signal(int sig) {
+    if (g_stop) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+    g_stop = sig;
+}
 
 /* One error line per failure: in a world of several ranks the ranks first agree (two small
  * all-reduces, made at the same points by every rank) whether any failed and whether all failed
@@ -33,6 +42,14 @@ static int agree_failure(const Dist *d, int failed, const char *msg, int *print,
     return fhi != 0;
 }
 
+/* Rank 0, the only writer, takes the run folder; every rank learns whether it could (one agreement
+ * point). Non-zero: every rank stops. */
+static int hold_run_dir(const Dist *d, const char *run_dir, int refuse_existing, RunLock *lock, Err *err, int *print, int *prefix) {
+    int bad = d->rank == 0 && run_dir_lock(lock, run_dir, refuse_existing, err) != 0;
+    if (!bad) err->msg[0] = 0;
+    return agree_failure(d, bad, err->msg, print, prefix);
+}
+
 static void report(const Dist *d, int prefix, const char *msg) {
     if (prefix) fprintf(stderr, "tern train [rank %d/%d]: %s\n", d->rank, d->world, msg);
     else fprintf(stderr, "tern train: %s\n", msg);
@@ -42,7 +59,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: tern train [CONFIG.json] [options]\n"
             "  --set KEY=VALUE   override any config key (repeatable), e.g. --set train.max_steps=200\n"
-            "  --resume RUN_DIR  continue RUN_DIR/ckpt/latest.h5 (CONFIG optional: the checkpoint's config is used)\n"
+            "  --resume RUN_DIR  continue RUN_DIR/ckpt/latest.h5 in RUN_DIR, wherever it was moved (CONFIG optional:\n"
+            "                    the checkpoint's config is used; metrics.jsonl is cut back to the checkpoint's step)\n"
             "  --overwrite       reuse an existing run folder instead of refusing\n"
             "  --stop-after N    stop (with a checkpoint) after step N without changing the schedule\n"
             "  --threads N       OpenMP/BLAS threads (same as --set threads=N)\n"
@@ -50,8 +68,10 @@ static void usage(FILE *f) {
             "  --quiet           no progress output\n"
             "  --dry-run         resolve and check the config (model, optimizer groups, data), print the\n"
             "                    resolved config as JSON on stdout, and exit without training\n"
-            "Writes runs/NAME/{config.json, metrics.jsonl, summary.json, ckpt/step_N.h5, ckpt/latest.h5}.\n"
-            "SIGINT/SIGTERM: finish the step, write a checkpoint, exit 130/143.\n");
+            "Writes runs/NAME/{config.json, metrics.jsonl, summary.json, ckpt/step_N.h5, ckpt/latest.h5}, keeping the\n"
+            "newest train.keep_ckpts (3) step_N.h5; one tern train per run folder (RUN_DIR/lock names the holder).\n"
+            "SIGINT/SIGTERM: finish the step, write a checkpoint, exit 130/143 (a second signal ends it at once).\n"
+            "A run whose last steps were non-finite, or whose parameters are, fails (exit 1, summary status \"failed\").\n");
 }
 
 int cmd_train(int argc, char **argv) {
@@ -139,6 +159,10 @@ int cmd_train(int argc, char **argv) {
     } else if (runconfig_load(&rc, config, sets, nsets, &err)) {
         goto fail_early;
     }
+    if (resume && run_dir_adopt(&rc, resume, &err)) { /* resume writes where it was pointed */
+        runconfig_free(&rc);
+        goto fail_early;
+    }
     Trainer t;
     if (dry) {
         int bad = trainer_init_dry(&t, &rc, &err);
@@ -158,15 +182,27 @@ int cmd_train(int argc, char **argv) {
         free(sets);
         return 0;
     }
-    int init_bad = trainer_init(&t, &rc, resume ? ckpt : NULL, overwrite, &dist, &err) != 0;
+    RunLock lock = {-1, 0};
+    char run_dir[sizeof t.run_dir];
+    run_dir_of(&rc, run_dir, sizeof run_dir);
+    if (hold_run_dir(&dist, run_dir, !resume && !overwrite, &lock, &err, &print_err, &prefix)) {
+        agreed = 1;
+        run_dir_unlock(&lock);
+        runconfig_free(&rc);
+        goto fail_early;
+    }
+    int init_bad = trainer_init(&t, &rc, resume ? ckpt : NULL, &dist, &err) != 0 ||
+                   (dist.rank == 0 && run_dir_claim(&lock, run_dir, &err) != 0);
     if (!init_bad) err.msg[0] = 0;
     if (agree_failure(&dist, init_bad, err.msg, &print_err, &prefix)) { /* all ranks give up together */
         agreed = 1;
         trainer_free(&t);
+        run_dir_unlock(&lock);
         runconfig_free(&rc);
         goto fail_early;
     }
     t.quiet = quiet;
+    if (lock.n_cleaned && !quiet) fprintf(stderr, "tern train: removed %zu stale temporary file(s) from %s\n", lock.n_cleaned, run_dir);
     t.stop_flag = &g_stop;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -176,11 +212,13 @@ int cmd_train(int argc, char **argv) {
     int r = trainer_run(&t, stop_after, &err); /* the ranks leave it at the same step */
     if (r >= 0) err.msg[0] = 0;
     agree_failure(&dist, r < 0, err.msg, &print_err, &prefix);
+    Err serr = {0};
+    /* a failed run's summary says so too; its own write error would only be a second line then */
+    if (dist.rank == 0 && trainer_summary(&t, json, r, err.msg, &serr) && r >= 0) report(&dist, 0, serr.msg);
     if (r < 0) {
         if (print_err) report(&dist, prefix, err.msg);
         status = 1;
     } else {
-        if (dist.rank == 0 && trainer_summary(&t, json, &err)) report(&dist, 0, err.msg);
         if (!quiet) {
             fprintf(stderr, "tern train: done — %llu steps, %llu tokens in %.1fs (%.0f tok/s)",
                     (unsigned long long)t.st.step, (unsigned long long)t.st.tokens, t.st.elapsed_seconds,
@@ -192,6 +230,7 @@ int cmd_train(int argc, char **argv) {
         status = r == 1 ? 128 + (int)g_stop : 0;
     }
     trainer_free(&t);
+    run_dir_unlock(&lock);
     runconfig_free(&rc);
     free(sets);
     dist_finalize(&dist);

@@ -3,6 +3,8 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
+#include "train/run_dir.h"
+
 #define D(type, m, h) CFG_F(type, DataConfig, m, h)
 static const CfgField kDataFields[] = {
     D(CFG_STRING, train, "training shards (glob, comma-separated globs allowed)"),
@@ -22,6 +24,7 @@ static const CfgField kTrainFields[] = {
     T(CFG_SIZE, val_tokens, "cap on validation tokens (0 = whole split)"),
     T(CFG_SIZE, log_every, "log every N steps"),
     T(CFG_SIZE, ckpt_every, "checkpoint every N steps (0 = only at the end)"),
+    CFG_R(CFG_SIZE, TrainConfig, keep_ckpts, 0, 1e9, "keep the newest N ckpt/step_N.h5 (latest.h5 always); 0 = keep all"),
     T(CFG_SIZE, max_bad_steps, "stop after N non-finite steps in a row"),
     T(CFG_FLOAT, grad_clip, "global gradient-norm clip (0 = off)"),
     T(CFG_BOOL, eval_at_end, "validate after the last step"),
@@ -61,6 +64,7 @@ static void defaults(RunConfig *rc) {
     rc->train.micro_batch = 1;
     rc->train.log_every = 10;
     rc->train.max_bad_steps = 10;
+    rc->train.keep_ckpts = 3;
     rc->train.eval_at_end = 1;
     schedule_defaults(&rc->schedule);
     ema_defaults(&rc->ema);
@@ -101,7 +105,7 @@ int runconfig_from_json(RunConfig *rc, cJSON *root, Err *err) {
     if (rc->train.batch_tokens == 0) return err_set(err, "config: train.batch_tokens must be positive");
     if (rc->train.grad_clip < 0) return err_set(err, "config: train.grad_clip must be >= 0");
     if (rc->threads < 0) return err_set(err, "config: threads must be >= 0");
-    if (!rc->name[0] || strchr(rc->name, '/')) return err_set(err, "config: name must be a non-empty folder name without '/'");
+    if (run_name_check(rc->out_dir, rc->name, err)) return -1;
     return 0;
 }
 

@@ -29,6 +29,7 @@ typedef struct TrainConfig {
     size_t val_tokens;     /* cap on validation tokens per eval (0 = the whole split) */
     size_t log_every;
     size_t ckpt_every;     /* steps; 0 = only at the end */
+    size_t keep_ckpts;     /* newest ckpt/step_N.h5 kept (latest.h5 always); 0 = keep all */
     size_t max_bad_steps;  /* stop after this many non-finite steps in a row */
     double grad_clip;      /* global L2 norm; 0 = off */
     int eval_at_end;

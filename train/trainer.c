@@ -13,22 +13,23 @@
 #include "kernels/softmax.h"
 #include "kernels/util.h"
 #include "model/qat.h"
+#include "train/resume.h"
+#include "train/run_dir.h"
 
 static int file_exists(const char *p) {
     struct stat st;
     return stat(p, &st) == 0;
 }
 
-static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, int dry, const Dist *dist,
-                             Err *err);
+static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt, int dry, const Dist *dist, Err *err);
 
 static void bcast_cb(void *ctx, float *buf, size_t n, int root) { dist_bcast_f32((const Dist *)ctx, buf, n, root); }
 
-int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, const Dist *dist, Err *err) {
-    return trainer_init_impl(t, rc, resume_ckpt, overwrite, 0, dist, err);
+int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, const Dist *dist, Err *err) {
+    return trainer_init_impl(t, rc, resume_ckpt, 0, dist, err);
 }
 
-int trainer_init_dry(Trainer *t, RunConfig *rc, Err *err) { return trainer_init_impl(t, rc, NULL, 0, 1, NULL, err); }
+int trainer_init_dry(Trainer *t, RunConfig *rc, Err *err) { return trainer_init_impl(t, rc, NULL, 1, NULL, err); }
 
 static const char *base_name(const char *p) {
     const char *s = strrchr(p, '/');
@@ -89,8 +90,7 @@ static int open_teachers(Trainer *t, Err *err) {
     return 0;
 }
 
-static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, int dry, const Dist *dist,
-                             Err *err) {
+static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt, int dry, const Dist *dist, Err *err) {
     memset(t, 0, sizeof *t);
     t->rc = rc;
     t->last_val_loss = t->last_val_bpb = NAN;
@@ -203,7 +203,8 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     if (resume_ckpt) {
         /* MeZO keeps no optimizer state: its checkpoints have none */
         if (checkpoint_load(resume_ckpt, &t->model->ps, t->use_mezo ? NULL : t->opt.state_a, t->use_mezo ? NULL : t->opt.state_b,
-                            rc->ema.enabled ? rc->ema.shadow : NULL, &t->st, err))
+                            rc->ema.enabled ? rc->ema.shadow : NULL, &t->st, err) ||
+            resume_check_state(&t->st, &t->loader, resume_ckpt, err))
             return -1;
         t->opt.step = t->st.step;
         int have_buffers = 0;
@@ -216,24 +217,20 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
         t->model->qat_active = (int)t->st.qat_active;
     }
     /* run folder */
-    snprintf(t->run_dir, sizeof t->run_dir, "%s/%s", rc->out_dir, rc->name);
+    run_dir_of(rc, t->run_dir, sizeof t->run_dir);
     if (dry || t->dist.rank != 0) {
         runconfig_resolve(rc);
         return 0;
     }
     char path[1200];
-    snprintf(path, sizeof path, "%s/ckpt/latest.h5", t->run_dir);
-    if (!resume_ckpt && !overwrite && file_exists(path))
-        return err_set(err, "%s already holds a run (ckpt/latest.h5): resume it with --resume %s, or pick another "
-                            "name (--set name=...), or pass --overwrite", t->run_dir, t->run_dir);
     snprintf(path, sizeof path, "%s/ckpt", t->run_dir);
     if (make_dirs(path, err)) return -1;
     runconfig_resolve(rc);
     snprintf(path, sizeof path, "%s/config.json", t->run_dir);
     if (cfg_save_file(rc->root, path, err)) return -1;
     snprintf(path, sizeof path, "%s/metrics.jsonl", t->run_dir);
-    t->metrics = fopen(path, resume_ckpt ? "a" : "w");
-    if (!t->metrics) return err_set(err, "%s: cannot open (%s)", path, strerror(errno));
+    t->metrics = run_metrics_open(path, resume_ckpt != NULL, t->st.step, err);
+    if (!t->metrics) return -1;
     progress_init(&t->prog);
     return 0;
 }
@@ -356,10 +353,27 @@ static Tensor *train_loss(Trainer *t) {
     return op_cross_entropy(&t->tape, z, t->y, m->softcap, -1, NULL);
 }
 
+/* "last checkpoint: PATH" or "no checkpoint was written", for messages about a failed run. */
+static const char *last_checkpoint(const Trainer *t, char *buf, size_t size) {
+    char latest[1200];
+    snprintf(latest, sizeof latest, "%s/ckpt/latest.h5", t->run_dir);
+    if (!file_exists(latest)) return "no checkpoint was written";
+    snprintf(buf, size, "last checkpoint: %s", latest);
+    return buf;
+}
+
 /* Collective: rank 0 writes, and every rank returns its outcome (so all stop together on a
- * failed write instead of waiting for rank 0 forever). */
+ * failed write instead of waiting for rank 0 forever). Non-finite parameters (an update that
+ * overflowed) are never written: they would replace the last good latest.h5. Every rank holds
+ * rank 0's parameters after sync_check, so all refuse alike. */
 int trainer_save(Trainer *t, Err *err) {
     sync_check(t);
+    if (!params_values_finite(&t->model->ps)) {
+        char last[1300];
+        return err_set(err, "training failed: the parameters are not finite at step %llu (an update overflowed; lower the "
+                            "learning rate or set train.grad_clip); not saved, %s", (unsigned long long)t->st.step,
+                       last_checkpoint(t, last, sizeof last));
+    }
     int rc = t->dist.rank == 0 ? trainer_save_rank0(t, err) : 0;
     if (t->dist.world > 1) {
         uint64_t lo, hi;
@@ -390,7 +404,13 @@ static int trainer_save_rank0(Trainer *t, Err *err) {
     int rc = checkpoint_save(path, &cd, err);
     cJSON_free(cfg);
     if (!rc) rc = link_latest(t->run_dir, path, err);
-    return rc;
+    if (rc) return rc;
+    cJSON *o = cJSON_CreateObject(); /* resume cuts metrics.jsonl back to this line */
+    cJSON_AddNumberToObject(o, "step", (double)t->st.step);
+    cJSON_AddStringToObject(o, "event", RUN_METRICS_CHECKPOINT_EVENT);
+    log_json(t, o);
+    run_dir_prune_checkpoints(t->run_dir, t->rc->train.keep_ckpts, t->st.step);
+    return 0;
 }
 
 static int budget_done(const Trainer *t, double elapsed) {
@@ -556,12 +576,10 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
                         (unsigned long long)t->st.step, (unsigned long long)t->bad_in_row);
             }
             if (t->bad_in_row >= rc->train.max_bad_steps) {
-                char latest[1200];
-                snprintf(latest, sizeof latest, "%s/ckpt/latest.h5", t->run_dir);
-                return err_set(err, "training diverged: %llu non-finite steps in a row at step %llu (limit train.max_bad_steps=%zu); %s%s",
+                char last[1300];
+                return err_set(err, "training diverged: %llu non-finite steps in a row at step %llu (limit train.max_bad_steps=%zu); %s",
                                (unsigned long long)t->bad_in_row, (unsigned long long)t->st.step, rc->train.max_bad_steps,
-                               file_exists(latest) ? "last checkpoint: " : "no checkpoint was written",
-                               file_exists(latest) ? latest : "");
+                               last_checkpoint(t, last, sizeof last));
             }
             /* a skipped step still consumes its data and counts, so the schedule moves on */
             t->st.step++;
@@ -628,6 +646,12 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
     if (!t->quiet) progress_done(&t->prog);
     t->st.elapsed_seconds = now_seconds() - t_start;
     dist_allreduce_max_f64(&t->dist, &t->st.elapsed_seconds, 1);
+    if (t->bad_in_row > 0) { /* parameters that give non-finite losses must not replace the last good checkpoint */
+        char last[1300];
+        return err_set(err, "training failed: its last %llu step(s) were non-finite, updates skipped (train.max_bad_steps=%zu "
+                            "not reached); the parameters were not saved, %s", (unsigned long long)t->bad_in_row,
+                       rc->train.max_bad_steps, last_checkpoint(t, last, sizeof last));
+    }
     if (!stopped_by_signal && rc->train.eval_at_end) validate(t);
     if (trainer_save(t, err)) return -1;
     if (stopped_by_signal && !t->quiet)
@@ -636,8 +660,10 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
     return stopped_by_signal ? 1 : 0;
 }
 
-int trainer_summary(Trainer *t, int json, Err *err) {
+int trainer_summary(Trainer *t, int json, int outcome, const char *error, Err *err) {
     cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", outcome < 0 ? "failed" : outcome == 1 ? "stopped" : "ok");
+    if (outcome < 0) cJSON_AddStringToObject(o, "error", error);
     cJSON_AddStringToObject(o, "run_dir", t->run_dir);
     cJSON_AddStringToObject(o, "arch", t->model->arch);
     cJSON_AddNumberToObject(o, "params", (double)model_num_params(t->model));

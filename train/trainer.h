@@ -63,18 +63,19 @@ typedef struct Trainer {
 } Trainer;
 
 /* Builds everything for rc (model, optimizer, data). resume_ckpt: a checkpoint to continue from
- * (NULL = fresh run). overwrite: allow reusing an existing run folder. dist: this process's rank
- * in a data-parallel world (NULL = a world of one); train.batch_tokens is the global batch, split
- * over the ranks, and only rank 0 writes the run folder. */
-int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, int overwrite, const Dist *dist, Err *err);
+ * (NULL = fresh run). dist: this process's rank in a data-parallel world (NULL = a world of one);
+ * train.batch_tokens is the global batch, split over the ranks, and only rank 0 writes the run
+ * folder, which it must hold (run_dir_lock: the lock, and the refusal to reuse a run). */
+int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, const Dist *dist, Err *err);
 /* Resolves and checks everything (model, optimizer, data) without creating the run folder. */
 int trainer_init_dry(Trainer *t, RunConfig *rc, Err *err);
 /* Runs until the budget (or stop_after_step, when non-zero, or the stop flag). Returns 0 on a
  * normal end, 1 when stopped by a signal (checkpoint written), -1 on error (err set). */
 int trainer_run(Trainer *t, uint64_t stop_after_step, Err *err);
 int trainer_save(Trainer *t, Err *err);
-/* Writes summary.json (and prints the summary as JSON on stdout when json is set). */
-int trainer_summary(Trainer *t, int json, Err *err);
+/* Writes summary.json (and prints the summary as JSON on stdout when json is set). outcome:
+ * trainer_run's return value; a failed run (-1) has "status": "failed" and its error. */
+int trainer_summary(Trainer *t, int json, int outcome, const char *error, Err *err);
 void trainer_free(Trainer *t);
 
 #endif
