@@ -1,7 +1,5 @@
 #include "data/h5io.h"
 
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +43,7 @@ hid_t h5_create(const char *path, Err *err) {
     /* the 1.8+ file format checksums its metadata (superblock, object headers with their
      * attributes), so a damaged header is an error at open instead of silently wrong values */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18); /* readable by HDF5 1.8 and later */
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     if (f < 0) {

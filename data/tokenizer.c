@@ -223,11 +223,11 @@ static int read_whole_file(const char *path, char **data, size_t *len, Err *err)
     char buf[1 << 16];
     size_t got;
     while ((got = fread(buf, 1, sizeof buf, f)) > 0) tokstr_put(&s, buf, got);
-    int bad = ferror(f);
+    int bad = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
     if (bad) {
         free(s.p);
-        return err_set(err, "%s: read error", path);
+        return err_set(err, "%s: read error (%s)", path, strerror(bad));
     }
     tokstr_reserve(&s, 0);
     *data = s.p;

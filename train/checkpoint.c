@@ -118,12 +118,14 @@ static int read_u64(hid_t f, const char *key, uint64_t *v, Err *err) {
 
 static int read_state(hid_t f, TrainState *st, Err *err) {
     memset(st, 0, sizeof *st);
+    int64_t seed; /* a key: any 64-bit pattern, stored as int64 */
     if (read_u64(f, "step", &st->step, err) || read_u64(f, "tokens", &st->tokens, err) ||
         read_u64(f, "train_forwards", &st->train_forwards, err) || read_u64(f, "loader_epoch", &st->loader_epoch, err) ||
-        read_u64(f, "loader_pos", &st->loader_pos, err) || read_u64(f, "loader_seed", &st->loader_seed, err) ||
+        read_u64(f, "loader_pos", &st->loader_pos, err) || h5_attr_get_i64(f, "state", "loader_seed", &seed, err) ||
         read_u64(f, "bad_steps", &st->bad_steps, err) || read_u64(f, "qat_active", &st->qat_active, err) ||
         h5_attr_get_f64(f, "state", "elapsed_seconds", &st->elapsed_seconds, err))
         return -1;
+    st->loader_seed = (uint64_t)seed;
     if (st->qat_active > 1) return err_set(err, "/state qat_active is %llu (must be 0 or 1)", (unsigned long long)st->qat_active);
     if (!isfinite(st->elapsed_seconds) || st->elapsed_seconds < 0)
         return err_set(err, "/state elapsed_seconds is %g (must be finite and >= 0)", st->elapsed_seconds);

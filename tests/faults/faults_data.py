@@ -8,21 +8,14 @@ must end in one error line naming the file, an exit status in 1..127, no sanitiz
 earlier run folder / output file byte-for-byte intact."""
 import os
 import shutil
-import tempfile
 
 import h5py
 import numpy as np
-from fault_lib import TERN, Checks, expect_ok, intact, snapshot, tern, tern_run, write_shard
-from tiny_run import (VOCAB, file_size_limit, make_inputs, no_temp_files, refused, tmpfs_available, tmpfs_script,
-                      train_base)
+from fault_lib import TERN, expect_ok, intact, snapshot, tern, tern_run, write_shard
+from tiny_run import VOCAB, file_size_limit, no_temp_files, refused, setup, tmpfs_available, tmpfs_script
 
-checks = Checks()
-d = tempfile.mkdtemp(prefix="tern_faults_data_")
-cfg_path, cfg = make_inputs(d)
-base = train_base(checks, cfg_path)
-ckpt = os.path.join(base, "ckpt", "latest.h5")
-train_shard = os.path.join(d, "train_000000.bin")
-base_before = snapshot(base)
+S = setup("tern_faults_data_")
+checks, d, cfg_path, base, ckpt, train_shard, base_before = S.checks, S.d, S.cfg_path, S.base, S.ckpt, S.train, S.base_before
 
 
 # ---------------------------------------------------------------- damaged shards

@@ -11,8 +11,10 @@ import resource
 import shutil
 import signal
 import subprocess
+import tempfile
+from types import SimpleNamespace
 
-from fault_lib import ENV, TERN, expect_error, run, synthetic_language, tern, write_shard
+from fault_lib import ENV, TERN, Checks, expect_error, run, snapshot, synthetic_language, tern, write_shard
 
 VOCAB, SEQ = 64, 32
 # tern re-executes itself once to set this (train/main.c); setting it here halves each case's time
@@ -53,6 +55,19 @@ def train_base(checks, cfg_path, name="base", *sets):
         checks.finish("setup")
     with open(cfg_path) as f:
         return os.path.join(json.load(f)["out_dir"], name)
+
+
+def setup(prefix, *sets):
+    """The common start of a fault script: a temporary folder with the inputs and a trained run.
+    Returns checks, d (folder), cfg_path, base (run folder), ckpt (its latest.h5), train / val
+    (shard paths) and base_before (a snapshot of the run, for intact() at the end)."""
+    checks = Checks()
+    d = tempfile.mkdtemp(prefix=prefix)
+    cfg_path, _ = make_inputs(d)
+    base = train_base(checks, cfg_path, "base", *sets)
+    return SimpleNamespace(checks=checks, d=d, cfg_path=cfg_path, base=base, ckpt=os.path.join(base, "ckpt", "latest.h5"),
+                           train=os.path.join(d, "train_000000.bin"), val=os.path.join(d, "val_000000.bin"),
+                           base_before=snapshot(base))
 
 
 def file_size_limit(args, max_bytes, timeout=120):
