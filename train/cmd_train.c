@@ -87,6 +87,11 @@ int cmd_train(int argc, char **argv) {
             free(sets);
             return 0;
         } else if ((v = cli_value(argc, argv, &i, "set"))) {
+            if (!strchr(v, '=') || v[0] == '=') {
+                fprintf(stderr, "tern train: --set %s: expected key.path=value\n", v);
+                free(sets);
+                return 2;
+            }
             sets[nsets++] = (char *)v;
         } else if ((v = cli_value(argc, argv, &i, "resume"))) {
             resume = v;
