@@ -29,15 +29,19 @@ uint64_t permute_index(uint64_t i, uint64_t n, uint64_t key) {
 }
 
 /* ---------------------------------------------------------------- training loader */
+/* On failure *shards is NULL and *nshards 0, so the caller's close function frees nothing twice. */
 static int open_all(const char *pattern, size_t vocab, Shard **shards, size_t *nshards, Err *err) {
     char **paths;
     size_t n;
+    *shards = NULL;
+    *nshards = 0;
     if (path_glob_list(pattern, &paths, &n, err)) return -1;
     *shards = xcalloc(n, sizeof(Shard));
     for (size_t i = 0; i < n; i++) {
         if (shard_open(&(*shards)[i], paths[i], vocab, err)) {
             for (size_t j = 0; j < i; j++) shard_close(&(*shards)[j]);
             xfree(*shards);
+            *shards = NULL;
             path_list_free(paths, n);
             return -1;
         }

@@ -22,8 +22,9 @@ static int open_bin(Shard *s, const char *path, Err *err) {
     if (fd < 0) return err_set(err, "%s: cannot open (%s)", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
+        int e = errno;
         close(fd);
-        return err_set(err, "%s: cannot stat", path);
+        return err_set(err, "%s: cannot stat (%s)", path, strerror(e));
     }
     size_t size = (size_t)st.st_size;
     if (size < SHARD_HEADER_BYTES) {
@@ -32,7 +33,7 @@ static int open_bin(Shard *s, const char *path, Err *err) {
     }
     void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (map == MAP_FAILED) return err_set(err, "%s: mmap failed", path);
+    if (map == MAP_FAILED) return err_set(err, "%s: mmap failed (%s)", path, strerror(errno));
     const unsigned char *b = map;
     int32_t hdr[3];
     for (int i = 0; i < 3; i++)
@@ -112,6 +113,9 @@ int shard_validate(Shard *s, size_t vocab, Err *err) {
 
 int shard_open(Shard *s, const char *path, size_t vocab, Err *err) {
     memset(s, 0, sizeof *s);
+    struct stat st;
+    if (stat(path, &st) != 0) return err_set(err, "%s: cannot open (%s)", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return err_set(err, "%s: not a regular file (a folder?): not a token shard", path);
     int rc = (ends_with(path, ".h5") || ends_with(path, ".hdf5")) ? open_h5(s, path, err) : open_bin(s, path, err);
     if (rc) return rc;
     s->path = xstrdup(path);
@@ -170,15 +174,18 @@ int shard_write_bin(const char *path, const uint32_t *tokens, size_t n, Err *err
         ok = fwrite(buf, 1, m, f) == m;
     }
     ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        int rc = err_set(err, "%s: write failed (%s)", path, strerror(errno));
-        xfree(tmp);
-        return rc;
+    int e = ok ? 0 : errno;
+    if (fclose(f) != 0 && ok) {
+        ok = 0;
+        e = errno;
     }
+    if (ok && rename(tmp, path) != 0) {
+        ok = 0;
+        e = errno;
+    }
+    if (!ok) unlink(tmp);
     xfree(tmp);
-    return 0;
+    return ok ? 0 : err_set(err, "%s: write failed: %s", path, strerror(e ? e : EIO));
 }
 
 int shard_write_h5(const char *path, const uint32_t *tokens, size_t n, Err *err) {
@@ -188,27 +195,14 @@ int shard_write_h5(const char *path, const uint32_t *tokens, size_t n, Err *err)
         xfree(tmp);
         return -1;
     }
-    hsize_t dims[1] = {n};
-    hid_t sp = H5Screate_simple(1, dims, NULL);
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    if (n) {
-        hsize_t chunk[1] = {n < (1u << 20) ? n : (1u << 20)};
-        H5Pset_chunk(dcpl, 1, chunk);
-        H5Pset_deflate(dcpl, 1);
-    }
-    hid_t ds = H5Dcreate2(f, "tokens", H5T_STD_U32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    int ok = ds >= 0 && H5Dwrite(ds, H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens) >= 0;
-    if (ds >= 0) H5Dclose(ds);
-    H5Pclose(dcpl);
-    H5Sclose(sp);
-    h5_close(f);
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        xfree(tmp);
-        return err_set(err, "%s: write failed", path);
-    }
+    int rc = h5_write_u32_chunked(f, "tokens", n, tokens, (size_t)1 << 20, 1, err);
+    if (rc) h5_close(f);
+    else rc = h5_close_written(f, err);
+    if (rc) err_prefix(err, "%s", path);
+    else if (rename(tmp, path) != 0) rc = err_set(err, "%s: write failed: rename: %s", path, strerror(errno));
+    if (rc) unlink(tmp);
     xfree(tmp);
-    return 0;
+    return rc;
 }
 
 int path_glob(const char *pattern, char ***paths, size_t *n, Err *err) {

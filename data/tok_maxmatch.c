@@ -3,8 +3,8 @@
  * vocab.txt holds one token per line; a token's id is its line number (0-based). A trailing
  * '\r' is dropped, so Windows line ends work; a token cannot contain a newline, but a line
  * "<0xNN>" stands for the single byte 0xNN (as in SentencePiece), which covers "\n" and bytes
- * that are not UTF-8 on their own. "<unk>" or "[UNK]" is the unknown token (appended as a last
- * id when there is none); "<s>", "</s>", "<pad>", "[CLS]", "[SEP]", "[PAD]", "[MASK]" are control
+ * that are not UTF-8 on their own. A line "<unk>" or "[UNK]" (required: it is what tells a vocab.txt
+ * from any other text) is the unknown token; "<s>", "</s>", "<pad>", "[CLS]", "[SEP]", "[PAD]", "[MASK]" are control
  * tokens that text never matches. Empty lines keep their id but match nothing; a repeated token
  * keeps its first id.
  *
@@ -152,25 +152,40 @@ static int byte_token(const char *s, size_t n) {
     return v;
 }
 
+static const char *const kUnk[] = {"<unk>", "[UNK]", NULL};
+
+/* The id of the first <unk> / [UNK] line, -1 when there is none. */
+static int32_t find_unk_line(const char *data, size_t len) {
+    for (size_t pos = 0, line = 0; pos < len; line++) {
+        const char *nl = memchr(data + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - data) : len, n = end - pos;
+        if (n && data[pos + n - 1] == '\r') n--;
+        if (is_one_of(data + pos, n, kUnk)) return (int32_t)line;
+        pos = end + 1;
+    }
+    return -1;
+}
+
+int tok_maxmatch_text(const char *data, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = (uint8_t)data[i];
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F) return 0;
+    }
+    return utf8_first_invalid(data, len) == len;
+}
+
+int tok_maxmatch_recognise(const char *data, size_t len) { return tok_maxmatch_text(data, len) && find_unk_line(data, len) >= 0; }
+
 int tok_maxmatch_create(Tokenizer **out, const char *data, size_t len, const char *name, Err *err) {
-    static const char *const kUnk[] = {"<unk>", "[UNK]", NULL};
     static const char *const kControl[] = {"<s>", "</s>", "<pad>", "[CLS]", "[SEP]", "[PAD]", "[MASK]", NULL};
     *out = NULL;
     size_t nlines = 0;
     for (size_t i = 0; i < len; i++) nlines += data[i] == '\n';
     if (len && data[len - 1] != '\n') nlines++;
     if (nlines > INT32_MAX / 2) return err_set(err, "%s: too many lines", name);
-
-    /* First pass: find the unknown token so the table can be sized. */
-    int32_t unk = -1;
-    for (size_t pos = 0, line = 0; pos < len; line++) {
-        const char *nl = memchr(data + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - data) : len, n = end - pos;
-        if (n && data[pos + n - 1] == '\r') n--;
-        if (unk < 0 && is_one_of(data + pos, n, kUnk)) unk = (int32_t)line;
-        pos = end + 1;
-    }
-    size_t vocab = nlines + (unk < 0);
+    int32_t unk = find_unk_line(data, len);
+    if (unk < 0) return err_set(err, "%s: a MaxMatch vocab.txt needs an <unk> or [UNK] line", name);
+    size_t vocab = nlines;
     Tokenizer *t = tok_alloc(TOK_MAXMATCH, &kMaxMatchOps, vocab);
     MaxMatch *mm = xcalloc(1, sizeof *mm);
     t->impl = mm;
@@ -221,10 +236,6 @@ int tok_maxmatch_create(Tokenizer **out, const char *data, size_t len, const cha
         tok_finish_pieces(t, &texts, &bytes);
         tokenizer_free(t);
         return err_set(err, "%s: vocab.txt has no tokens", name);
-    }
-    if (unk < 0) {
-        unk = (int32_t)line;
-        tok_set_piece(t, &texts, &bytes, line, PIECE_UNKNOWN, "<unk>", 5, "", 0);
     }
     tok_finish_pieces(t, &texts, &bytes);
     t->unk = unk;

@@ -223,11 +223,11 @@ static int read_whole_file(const char *path, char **data, size_t *len, Err *err)
     char buf[1 << 16];
     size_t got;
     while ((got = fread(buf, 1, sizeof buf, f)) > 0) tokstr_put(&s, buf, got);
-    int bad = ferror(f);
+    int bad = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
     if (bad) {
         free(s.p);
-        return err_set(err, "%s: read error", path);
+        return err_set(err, "%s: read error (%s)", path, strerror(bad));
     }
     tokstr_reserve(&s, 0);
     *data = s.p;
@@ -235,25 +235,38 @@ static int read_whole_file(const char *path, char **data, size_t *len, Err *err)
     return 0;
 }
 
-/* vocab.txt is text: besides being UTF-8 it has no control bytes but tab, CR and LF (a
- * truncated ModelProto can be valid UTF-8, but not without its length and tag bytes). */
-static int has_control_bytes(const char *d, size_t len) {
-    for (size_t i = 0; i < len; i++) {
-        uint8_t c = (uint8_t)d[i];
-        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F) return 1;
-    }
-    return 0;
+/* ---------------------------------------------------------------- recognising a format
+ * Each format has a positive signature in its content; a file that shows none is an error that
+ * names the formats known, never a guess (any text would otherwise load as a MaxMatch vocab and
+ * give a plausible but wrong bits-per-byte). */
+
+static int is_tern_bpe(const char *d, size_t len) {
+    size_t m = strlen("tern-bpe ");
+    return len >= m && memcmp(d, "tern-bpe ", m) == 0; /* the parser checks the version */
 }
 
-static size_t first_control(const char *d, size_t len) {
-    for (size_t i = 0; i < len; i++)
-        if (has_control_bytes(d + i, 1)) return i;
-    return len;
+/* A serialized ModelProto: starts with the key of one of its fields 1..5 (length-delimited) and
+ * parses as one. */
+static int is_model_proto(const void *data, size_t len, Err *why) {
+    const uint8_t *p = data;
+    SpModel *probe;
+    if (len > 0 && (p[0] == 0x0A || p[0] == 0x12 || p[0] == 0x1A || p[0] == 0x22 || p[0] == 0x2A))
+        return 1; /* the parser names the damaged field */
+    if (sp_model_parse(&probe, data, len, why) != 0) return 0;
+    sp_model_free(probe);
+    return 1;
 }
 
-/* Keys a serialized ModelProto can start with: fields 1..5, length-delimited. */
-static int looks_like_model_proto(const uint8_t *p, size_t len) {
-    return len > 0 && (p[0] == 0x0A || p[0] == 0x12 || p[0] == 0x1A || p[0] == 0x22 || p[0] == 0x2A);
+#define TOK_FORMATS_KNOWN                                                                             \
+    "known: a SentencePiece .model, a tern BPE file (first line \"tern-bpe 1\"), a MaxMatch vocab.txt " \
+    "(UTF-8, one token per line, one line <unk> or [UNK]), or the name \"byte\""
+
+static int unrecognised(const char *name, const char *d, size_t len, const Err *proto_why, Err *err) {
+    if (tok_maxmatch_text(d, len))
+        return err_set(err, "%s: not a tokenizer file: text, but no \"tern-bpe 1\" first line and no <unk> / [UNK] line (" TOK_FORMATS_KNOWN ")",
+                       name);
+    return err_set(err, "%s: not a tokenizer file: not a SentencePiece model (%s) and not text (" TOK_FORMATS_KNOWN ")", name,
+                   proto_why->msg[0] ? proto_why->msg : "no ModelProto field at byte 0");
 }
 
 int tokenizer_load_memory(Tokenizer **out, const void *data, size_t len, const char *name, Err *err) {
@@ -264,35 +277,15 @@ int tokenizer_load_memory(Tokenizer **out, const void *data, size_t len, const c
             *out = tokenizer_byte_new();
             return 0;
         }
-        return err_set(err, "%s: empty file", name);
+        return err_set(err, "%s: empty file (" TOK_FORMATS_KNOWN ")", name);
     }
+    Err why;
+    err_clear(&why);
     int rc;
-    size_t magic_len = strlen("tern-bpe ");
-    if (len >= magic_len && memcmp(d, "tern-bpe ", magic_len) == 0) {
-        rc = tok_bpe_create(out, d, len, name, err);
-    } else {
-        size_t bad = utf8_first_invalid(d, len);
-        int text = bad == len && !has_control_bytes(d, len);
-        if (text) {
-            rc = tok_maxmatch_create(out, d, len, name, err);
-        } else if (looks_like_model_proto(data, len)) {
-            rc = tok_sentencepiece_create(out, data, len, name, err);
-        } else {
-            /* Neither text nor an obvious ModelProto start: say why each reading failed. */
-            SpModel *probe;
-            Err sub;
-            err_clear(&sub);
-            if (sp_model_parse(&probe, data, len, &sub) == 0) {
-                sp_model_free(probe);
-                rc = tok_sentencepiece_create(out, data, len, name, err);
-            } else {
-                return err_set(err,
-                               "%s: not a tokenizer: not a SentencePiece model (%s), not a tern BPE file, and not "
-                               "a UTF-8 vocab.txt (%s at byte %zu)",
-                               name, sub.msg, bad < len ? "malformed UTF-8" : "control byte", bad < len ? bad : first_control(d, len));
-            }
-        }
-    }
+    if (is_tern_bpe(d, len)) rc = tok_bpe_create(out, d, len, name, err);
+    else if (tok_maxmatch_recognise(d, len)) rc = tok_maxmatch_create(out, d, len, name, err);
+    else if (!tok_maxmatch_text(d, len) && is_model_proto(data, len, &why)) rc = tok_sentencepiece_create(out, data, len, name, err);
+    else return unrecognised(name, d, len, &why, err);
     if (rc) return -1;
     free((*out)->path);
     (*out)->path = xstrdup(name);

@@ -189,6 +189,10 @@ void tok_finish_pieces(Tokenizer *t, TokStr *text_blob, TokStr *bytes_blob);
 int tok_sentencepiece_create(Tokenizer **out, const void *data, size_t len, const char *name, Err *err);
 int tok_bpe_create(Tokenizer **out, const char *data, size_t len, const char *name, Err *err);
 int tok_maxmatch_create(Tokenizer **out, const char *data, size_t len, const char *name, Err *err);
+/* MaxMatch's signature: text (UTF-8 without control bytes but tab, CR, LF) with a line that is
+ * exactly <unk> or [UNK]. tok_maxmatch_text checks only the first part. */
+int tok_maxmatch_text(const char *data, size_t len);
+int tok_maxmatch_recognise(const char *data, size_t len);
 
 /* The magic first line of tern BPE files. */
 #define TOK_BPE_MAGIC "tern-bpe 1\n"

@@ -20,6 +20,17 @@ int err_set(Err *err, const char *fmt, ...) {
     return -1;
 }
 
+int err_prefix(Err *err, const char *fmt, ...) {
+    if (!err) return -1;
+    char msg[sizeof err->msg], pre[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    return err_set(err, "%s: %s", pre, msg);
+}
+
 void err_clear(Err *err) {
     if (!err) return;
     err->code = 0;
@@ -134,7 +145,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, Err *err) 
         int e = errno;
         unlink(tmp);
         xfree(tmp);
-        return err_set(err, "%s: cannot write (%s)", path, strerror(e ? e : EIO));
+        return err_set(err, "%s: write failed: %s", path, strerror(e ? e : EIO));
     }
     xfree(tmp);
     return 0;

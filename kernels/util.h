@@ -16,6 +16,9 @@ typedef struct Err {
  * A NULL err is allowed (the message is dropped). */
 int err_set(Err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void err_clear(Err *err);
+/* Puts "PREFIX: " (printf-style) before err's message and returns -1. The message is copied
+ * first: formatting a buffer into itself is undefined behaviour. */
+int err_prefix(Err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* 64-byte aligned allocation (cache line / AVX-512). Out of memory is fatal: it prints one line
  * and aborts, because no caller could recover meaningfully mid-step. */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "runtime/rt_internal.h"
@@ -26,6 +27,11 @@ typedef struct Stream {
 static int read_shard(Stream *s, const char *path, size_t vocab, RtErr *e) {
     FILE *f = fopen(path, "rb");
     if (!f) return rt_err(e, "%s: cannot open (%s)", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return rt_err(e, "%s: not a regular file (a folder?): not a token shard", path);
+    }
     uint8_t hdr[SHARD_HEADER];
     if (fread(hdr, 1, SHARD_HEADER, f) != SHARD_HEADER) {
         fclose(f);
@@ -38,7 +44,8 @@ static int read_shard(Stream *s, const char *path, size_t vocab, RtErr *e) {
     }
     if (ver != 1 || cnt < 0) {
         fclose(f);
-        return rt_err(e, "%s: unsupported shard version %d or bad count", path, ver);
+        return ver != 1 ? rt_err(e, "%s: unsupported shard version %d (expected 1)", path, ver)
+                        : rt_err(e, "%s: header says %d tokens (truncated or corrupt)", path, cnt);
     }
     size_t n = (size_t)cnt;
     if (s->n + n > s->cap) {
@@ -116,6 +123,13 @@ int trt_eval(const TrtModel *m, const char *shards, size_t T, size_t max_tokens,
         return -1;
     }
     size_t nw = s.n > 1 ? (s.n - 1) / T : 0;
+    if (nw == 0) { /* nothing to score is an error, not "val_loss nan" */
+        free(s.tok);
+        rt_err(&e, "%s: %zu tokens: too few for one %zu-token window (needs %zu; more data or a smaller --seq-len)", shards, s.n,
+               T, T + 1);
+        rt_err_out(&e, err, errlen);
+        return -1;
+    }
     if (max_tokens && max_tokens / T < nw) nw = max_tokens / T > 0 ? max_tokens / T : 1;
     size_t V = m->info.vocab_size;
     /* windows are independent: one single-threaded session per thread, windows handed out

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,47 @@ static int fsync_path(const char *path) {
     return rc;
 }
 
+static int write_state(hid_t f, const TrainState *s, Err *err) {
+    hid_t g = H5Gcreate2(f, "state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) {
+        char cause[256];
+        return err_set(err, "write failed: %s (group state)", h5_error_cause(cause, sizeof cause));
+    }
+    H5Gclose(g);
+    return h5_attr_set_i64(f, "state", "step", (int64_t)s->step, err) ||
+           h5_attr_set_i64(f, "state", "tokens", (int64_t)s->tokens, err) ||
+           h5_attr_set_i64(f, "state", "train_forwards", (int64_t)s->train_forwards, err) ||
+           h5_attr_set_i64(f, "state", "loader_epoch", (int64_t)s->loader_epoch, err) ||
+           h5_attr_set_i64(f, "state", "loader_pos", (int64_t)s->loader_pos, err) ||
+           h5_attr_set_i64(f, "state", "loader_seed", (int64_t)s->loader_seed, err) ||
+           h5_attr_set_i64(f, "state", "bad_steps", (int64_t)s->bad_steps, err) ||
+           h5_attr_set_i64(f, "state", "qat_active", (int64_t)s->qat_active, err) ||
+           h5_attr_set_f64(f, "state", "elapsed_seconds", s->elapsed_seconds, err);
+}
+
+static int write_contents(hid_t f, const CheckpointData *cd, Err *err) {
+    char name[512];
+    for (size_t i = 0; i < cd->ps->n; i++) {
+        const Tensor *t = cd->ps->t[i];
+        snprintf(name, sizeof name, "params/%s", t->name);
+        if (h5_write_f32(f, name, t->ndim, t->shape, t->data, err)) return -1;
+    }
+    size_t total = cd->total;
+    if (cd->state_a && h5_write_f32(f, "optim/state_a", 1, &total, cd->state_a, err)) return -1;
+    if (cd->state_b && h5_write_f32(f, "optim/state_b", 1, &total, cd->state_b, err)) return -1;
+    if (cd->ema && h5_write_f32(f, "ema/shadow", 1, &total, cd->ema, err)) return -1;
+    for (size_t i = 0; cd->bs && i < cd->bs->n; i++) {
+        const Buffer *b = &cd->bs->b[i];
+        snprintf(name, sizeof name, "buffers/%s", b->name);
+        if (b->dtype == BUF_U64 ? h5_write_u64(f, name, b->ndim, b->shape, b->data, err)
+                                : h5_write_f32(f, name, b->ndim, b->shape, b->data, err))
+            return -1;
+    }
+    if (write_state(f, &cd->st, err)) return -1;
+    return h5_attr_set_str(f, "/", "format", CKPT_FORMAT, err) || h5_attr_set_i64(f, "/", "version", CKPT_VERSION, err) ||
+           h5_attr_set_str(f, "/", "config", cd->config_json ? cd->config_json : "{}", err);
+}
+
 int checkpoint_save(const char *path, const CheckpointData *cd, Err *err) {
     size_t n = strlen(path) + 32;
     char *tmp = xmalloc(n);
@@ -29,42 +71,13 @@ int checkpoint_save(const char *path, const CheckpointData *cd, Err *err) {
         xfree(tmp);
         return -1;
     }
-    int rc = 0;
-    char name[512];
-    for (size_t i = 0; i < cd->ps->n && !rc; i++) {
-        const Tensor *t = cd->ps->t[i];
-        snprintf(name, sizeof name, "params/%s", t->name);
-        rc = h5_write_f32(f, name, t->ndim, t->shape, t->data, err);
-    }
-    size_t total = cd->total;
-    if (!rc && cd->state_a) rc = h5_write_f32(f, "optim/state_a", 1, &total, cd->state_a, err);
-    if (!rc && cd->state_b) rc = h5_write_f32(f, "optim/state_b", 1, &total, cd->state_b, err);
-    if (!rc && cd->ema) rc = h5_write_f32(f, "ema/shadow", 1, &total, cd->ema, err);
-    for (size_t i = 0; cd->bs && i < cd->bs->n && !rc; i++) {
-        const Buffer *b = &cd->bs->b[i];
-        snprintf(name, sizeof name, "buffers/%s", b->name);
-        rc = b->dtype == BUF_U64 ? h5_write_u64(f, name, b->ndim, b->shape, b->data, err)
-                                 : h5_write_f32(f, name, b->ndim, b->shape, b->data, err);
-    }
-    if (!rc) {
-        H5Gclose(H5Gcreate2(f, "state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-        const TrainState *s = &cd->st;
-        rc = h5_attr_set_i64(f, "state", "step", (int64_t)s->step, err) ||
-             h5_attr_set_i64(f, "state", "tokens", (int64_t)s->tokens, err) ||
-             h5_attr_set_i64(f, "state", "train_forwards", (int64_t)s->train_forwards, err) ||
-             h5_attr_set_i64(f, "state", "loader_epoch", (int64_t)s->loader_epoch, err) ||
-             h5_attr_set_i64(f, "state", "loader_pos", (int64_t)s->loader_pos, err) ||
-             h5_attr_set_i64(f, "state", "loader_seed", (int64_t)s->loader_seed, err) ||
-             h5_attr_set_i64(f, "state", "bad_steps", (int64_t)s->bad_steps, err) ||
-             h5_attr_set_i64(f, "state", "qat_active", (int64_t)s->qat_active, err) ||
-             h5_attr_set_f64(f, "state", "elapsed_seconds", s->elapsed_seconds, err);
-    }
-    if (!rc)
-        rc = h5_attr_set_str(f, "/", "format", CKPT_FORMAT, err) ||
-             h5_attr_set_i64(f, "/", "version", CKPT_VERSION, err) ||
-             h5_attr_set_str(f, "/", "config", cd->config_json ? cd->config_json : "{}", err);
-    if (H5Fclose(f) < 0 && !rc) rc = err_set(err, "%s: HDF5 close failed", tmp);
-    if (!rc && fsync_path(tmp) != 0) rc = err_set(err, "%s: fsync failed (%s)", tmp, strerror(errno));
+    int rc = write_contents(f, cd, err);
+    /* the file is closed (its ids released) whatever happened; a failed write names the
+     * checkpoint and the cause ("No space left on device"), and the temporary file goes */
+    if (rc) h5_close(f);
+    else rc = h5_close_written(f, err);
+    if (rc) err_prefix(err, "%s", path);
+    if (!rc && fsync_path(tmp) != 0) rc = err_set(err, "%s: write failed: fsync: %s", path, strerror(errno));
     if (!rc && rename(tmp, path) != 0) rc = err_set(err, "%s: rename failed (%s)", path, strerror(errno));
     if (rc) unlink(tmp);
     xfree(tmp);
@@ -101,10 +114,57 @@ char *checkpoint_read_config(const char *path, Err *err) {
     return cfg;
 }
 
+/* A counter of /state: stored as an integer, never negative. */
 static int read_u64(hid_t f, const char *key, uint64_t *v, Err *err) {
     int64_t x;
     if (h5_attr_get_i64(f, "state", key, &x, err)) return -1;
+    if (x < 0) return err_set(err, "/state %s is %lld (must be >= 0)", key, (long long)x);
     *v = (uint64_t)x;
+    return 0;
+}
+
+static int read_state(hid_t f, TrainState *st, Err *err) {
+    memset(st, 0, sizeof *st);
+    int64_t seed; /* a key: any 64-bit pattern, stored as int64 */
+    if (read_u64(f, "step", &st->step, err) || read_u64(f, "tokens", &st->tokens, err) ||
+        read_u64(f, "train_forwards", &st->train_forwards, err) || read_u64(f, "loader_epoch", &st->loader_epoch, err) ||
+        read_u64(f, "loader_pos", &st->loader_pos, err) || h5_attr_get_i64(f, "state", "loader_seed", &seed, err) ||
+        read_u64(f, "bad_steps", &st->bad_steps, err) || read_u64(f, "qat_active", &st->qat_active, err) ||
+        h5_attr_get_f64(f, "state", "elapsed_seconds", &st->elapsed_seconds, err))
+        return -1;
+    st->loader_seed = (uint64_t)seed;
+    if (st->qat_active > 1) return err_set(err, "/state qat_active is %llu (must be 0 or 1)", (unsigned long long)st->qat_active);
+    if (!isfinite(st->elapsed_seconds) || st->elapsed_seconds < 0)
+        return err_set(err, "/state elapsed_seconds is %g (must be finite and >= 0)", st->elapsed_seconds);
+    return 0;
+}
+
+/* Reads a float32 dataset of exactly n values, all finite. Another stored type is refused rather
+ * than converted: HDF5 would silently round float64 or truncate integers. */
+static int read_floats(hid_t f, const char *name, float *out, size_t n, Err *err) {
+    char type[32];
+    if (h5_exists(f, name) && strcmp(h5_dtype_name(f, name, type, sizeof type), "float32"))
+        return err_set(err, "%s is stored as %s (a checkpoint holds float32)", name, type);
+    if (h5_read_f32(f, name, out, n, err)) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(out[i])) return err_set(err, "%s holds a non-finite value (%g) at index %zu", name, out[i], i);
+    return 0;
+}
+
+static int load_params(hid_t f, ParamStore *ps, Err *err) {
+    char name[512];
+    for (size_t i = 0; i < ps->n; i++) {
+        Tensor *t = ps->t[i];
+        snprintf(name, sizeof name, "params/%s", t->name);
+        size_t shape[4];
+        Err e2 = {0};
+        int nd = h5_shape(f, name, shape, &e2);
+        if (nd < 0) return err_set(err, "parameter %s missing (checkpoint of a different model?)", t->name);
+        int same = nd == t->ndim;
+        for (int d = 0; same && d < nd; d++) same = shape[d] == t->shape[d];
+        if (!same) return err_set(err, "parameter %s has a different shape than the model", t->name);
+        if (read_floats(f, name, t->data, t->numel, err)) return -1;
+    }
     return 0;
 }
 
@@ -112,52 +172,25 @@ int checkpoint_load(const char *path, ParamStore *ps, float *state_a, float *sta
                     TrainState *st, Err *err) {
     hid_t f = open_checkpoint(path, err);
     if (f < 0) return -1;
-    int rc = 0;
-    char name[512];
-    for (size_t i = 0; i < ps->n && !rc; i++) {
-        Tensor *t = ps->t[i];
-        snprintf(name, sizeof name, "params/%s", t->name);
-        size_t shape[4];
-        Err e2 = {0};
-        int nd = h5_shape(f, name, shape, &e2);
-        if (nd < 0) {
-            rc = err_set(err, "%s: parameter %s missing (checkpoint of a different model?)", path, t->name);
-            break;
-        }
-        int same = nd == t->ndim;
-        for (int d = 0; same && d < nd; d++) same = shape[d] == t->shape[d];
-        if (!same) {
-            rc = err_set(err, "%s: parameter %s has a different shape than the model", path, t->name);
-            break;
-        }
-        if (h5_read_f32(f, name, t->data, t->numel, &e2)) rc = err_set(err, "%s: %s", path, e2.msg);
-    }
     size_t total = ps->total;
-    if (!rc && state_a) {
-        Err e2 = {0};
-        if (h5_read_f32(f, "optim/state_a", state_a, total, &e2)) rc = err_set(err, "%s: optimizer state: %s", path, e2.msg);
-    }
-    if (!rc && state_b) {
-        Err e2 = {0};
-        if (h5_read_f32(f, "optim/state_b", state_b, total, &e2)) rc = err_set(err, "%s: optimizer state: %s", path, e2.msg);
-    }
-    if (!rc && ema) {
-        Err e2 = {0};
-        if (h5_read_f32(f, "ema/shadow", ema, total, &e2)) rc = err_set(err, "%s: EMA weights: %s", path, e2.msg);
-    }
-    if (!rc && st) {
-        Err e2 = {0};
-        memset(st, 0, sizeof *st);
-        if (read_u64(f, "step", &st->step, &e2) || read_u64(f, "tokens", &st->tokens, &e2) ||
-            read_u64(f, "train_forwards", &st->train_forwards, &e2) ||
-            read_u64(f, "loader_epoch", &st->loader_epoch, &e2) || read_u64(f, "loader_pos", &st->loader_pos, &e2) ||
-            read_u64(f, "loader_seed", &st->loader_seed, &e2) || read_u64(f, "bad_steps", &st->bad_steps, &e2) ||
-            read_u64(f, "qat_active", &st->qat_active, &e2) ||
-            h5_attr_get_f64(f, "state", "elapsed_seconds", &st->elapsed_seconds, &e2))
-            rc = err_set(err, "%s: train state: %s", path, e2.msg);
-    }
+    int rc = load_params(f, ps, err);
+    if (!rc && state_a && read_floats(f, "optim/state_a", state_a, total, err)) rc = err_prefix(err, "optimizer state");
+    if (!rc && state_b && read_floats(f, "optim/state_b", state_b, total, err)) rc = err_prefix(err, "optimizer state");
+    if (!rc && ema && read_floats(f, "ema/shadow", ema, total, err)) rc = err_prefix(err, "EMA weights");
+    if (!rc && st && read_state(f, st, err)) rc = err_prefix(err, "train state");
     h5_close(f);
+    if (rc) err_prefix(err, "%s", path);
     return rc ? -1 : 0;
+}
+
+int checkpoint_read_ema(const char *path, float *ema, size_t n, int *found, Err *err) {
+    hid_t f = open_checkpoint(path, err);
+    if (f < 0) return -1;
+    *found = h5_exists(f, "ema/shadow");
+    int rc = *found ? read_floats(f, "ema/shadow", ema, n, err) : 0;
+    h5_close(f);
+    if (rc) err_prefix(err, "%s: EMA weights", path);
+    return rc;
 }
 
 int checkpoint_load_buffers(const char *path, BufferStore *bs, int *found, Err *err) {

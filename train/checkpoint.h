@@ -9,8 +9,10 @@
  *   /state             attributes: step, tokens, train_forwards, loader_epoch, loader_pos,
  *                      loader_seed, bad_steps, qat_active, elapsed_seconds
  *   root attributes    format = "tern-checkpoint", version = 1, config = resolved JSON
- * Written to a temporary file, fsync'd and renamed into place: a crash never leaves a partial
- * file under the final name. */
+ * Every dataset carries a Fletcher32 checksum per chunk (HDF5 verifies it on read; `tern info
+ * --verify` reads them all); checkpoints written before checksums load as before.
+ * Written to a temporary file, fsync'd and renamed into place: a crash or a full disk never
+ * leaves a partial file under the final name, and the file it replaces stays as it was. */
 #ifndef TERN_CHECKPOINT_H
 #define TERN_CHECKPOINT_H
 
@@ -48,8 +50,13 @@ int checkpoint_load_buffers(const char *path, BufferStore *bs, int *found, Err *
 /* Reads the config JSON text (malloc'd) of a checkpoint. */
 char *checkpoint_read_config(const char *path, Err *err);
 /* Loads parameters (names and shapes must match ps) and, when the pointers are non-NULL, the
- * optimizer state, EMA and train state. A missing /optim is an error only when asked for. */
+ * optimizer state, EMA and train state. A missing /optim is an error only when asked for.
+ * Refused, naming the file and the field: tensors stored in another type than float32 or
+ * holding NaN / Inf, a checksum mismatch (damaged data), negative counters in /state,
+ * qat_active other than 0 / 1, a negative or non-finite elapsed_seconds. */
 int checkpoint_load(const char *path, ParamStore *ps, float *state_a, float *state_b, float *ema,
                     TrainState *st, Err *err);
+/* The EMA weights (n floats) when the checkpoint has them (*found = 1), with the same checks. */
+int checkpoint_read_ema(const char *path, float *ema, size_t n, int *found, Err *err);
 
 #endif

@@ -16,6 +16,8 @@ int cmd_generate(int argc, char **argv);
 
 /* Helpers shared by subcommands */
 int cli_is_flag(const char *arg, const char *name);         /* "--name" */
-const char *cli_value(int argc, char **argv, int *i, const char *name); /* "--name V" or "--name=V" */
+/* "--name V" or "--name=V"; NULL when argv[*i] is another option. "--name" with nothing after it is
+ * a usage error: one line, exit status 2. */
+const char *cli_value(int argc, char **argv, int *i, const char *name);
 
 #endif

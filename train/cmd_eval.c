@@ -105,6 +105,17 @@ int cmd_eval(int argc, char **argv) {
         have_bc = 1;
     }
     if (stream_open(&s, data, m->vocab, &err)) goto out;
+    /* nothing to score is an error, not "val_loss nan": standard windows need T + 1 tokens
+     * (inputs and shifted targets); sliding and TTT score shorter streams, but need two */
+    if ((stride || ttt) && s.ntokens < 2) {
+        err_set(&err, "%s: %zu tokens: nothing to score (needs at least 2)", data, s.ntokens);
+        goto out;
+    }
+    if (!stride && !ttt && s.ntokens < T + 1) {
+        err_set(&err, "%s: %zu tokens: too few for one %zu-token window (needs %zu; more data or a smaller --seq-len)", data,
+                s.ntokens, T, T + 1);
+        goto out;
+    }
     Tape tp;
     tape_init(&tp, 0);
     EvalResult r;

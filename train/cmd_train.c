@@ -87,6 +87,11 @@ int cmd_train(int argc, char **argv) {
             free(sets);
             return 0;
         } else if ((v = cli_value(argc, argv, &i, "set"))) {
+            if (!strchr(v, '=') || v[0] == '=') {
+                fprintf(stderr, "tern train: --set %s: expected key.path=value\n", v);
+                free(sets);
+                return 2;
+            }
             sets[nsets++] = (char *)v;
         } else if ((v = cli_value(argc, argv, &i, "resume"))) {
             resume = v;
@@ -182,12 +187,12 @@ int cmd_train(int argc, char **argv) {
         free(sets);
         return 0;
     }
-    RunLock lock = {-1, 0};
+    RunLock lock = {-1, 0, 0};
     char run_dir[sizeof t.run_dir];
     run_dir_of(&rc, run_dir, sizeof run_dir);
     if (hold_run_dir(&dist, run_dir, !resume && !overwrite, &lock, &err, &print_err, &prefix)) {
         agreed = 1;
-        run_dir_unlock(&lock);
+        run_dir_abandon(&lock, run_dir);
         runconfig_free(&rc);
         goto fail_early;
     }
@@ -197,7 +202,7 @@ int cmd_train(int argc, char **argv) {
     if (agree_failure(&dist, init_bad, err.msg, &print_err, &prefix)) { /* all ranks give up together */
         agreed = 1;
         trainer_free(&t);
-        run_dir_unlock(&lock);
+        run_dir_abandon(&lock, run_dir);
         runconfig_free(&rc);
         goto fail_early;
     }

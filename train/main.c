@@ -69,8 +69,10 @@ const char *cli_value(int argc, char **argv, int *i, const char *name) {
     if (a[2 + n] == '=') return a + 3 + n;
     if (a[2 + n] != 0) return NULL;
     if (*i + 1 >= argc) {
-        fprintf(stderr, "tern: --%s needs a value\n", name);
-        return NULL;
+        /* a usage error found while parsing, before anything is opened: returning NULL would
+         * make the caller report "unknown option" as well, contradicting this line */
+        fprintf(stderr, "tern %s: --%s needs a value\n", argv[0], name);
+        exit(2);
     }
     return argv[++*i];
 }

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/h5io.h"
 #include "train/checkpoint.h"
 
 int model_load_checkpoint(const char *path, int use_ema, Model **out, cJSON **config, Err *err) {
@@ -18,7 +17,7 @@ int model_load_checkpoint(const char *path, int use_ema, Model **out, cJSON **co
     Model *m = NULL;
     if (model_create(&m, cJSON_GetObjectItemCaseSensitive(root, "model"), cJSON_IsNumber(seed) ? (uint64_t)seed->valuedouble : 0, err)) {
         cJSON_Delete(root);
-        return err_set(err, "%s: %s", path, err->msg);
+        return err_prefix(err, "%s", path);
     }
     int have_buffers = 0;
     if (checkpoint_load(path, &m->ps, NULL, NULL, NULL, NULL, err) || checkpoint_load_buffers(path, &m->bs, &have_buffers, err)) {
@@ -26,17 +25,11 @@ int model_load_checkpoint(const char *path, int use_ema, Model **out, cJSON **co
         cJSON_Delete(root);
         return -1;
     }
-    if (use_ema) {
-        hid_t f = h5_open_read(path, err);
-        if (f >= 0 && h5_exists(f, "ema/shadow")) {
-            if (h5_read_f32(f, "ema/shadow", m->ps.values, m->ps.total, err)) {
-                h5_close(f);
-                model_free(m);
-                cJSON_Delete(root);
-                return -1;
-            }
-        }
-        h5_close(f);
+    int found;
+    if (use_ema && checkpoint_read_ema(path, m->ps.values, m->ps.total, &found, err)) {
+        model_free(m);
+        cJSON_Delete(root);
+        return -1;
     }
     *out = m;
     if (config) *config = root;

@@ -98,6 +98,8 @@ int run_dir_lock(RunLock *lk, const char *run_dir, int refuse_existing, Err *err
     lk->fd = -1;
     lk->n_cleaned = 0;
     char path[PATH_MAX + 32];
+    struct stat st;
+    lk->made_dir = stat(run_dir, &st) != 0;
     if (make_dirs(run_dir, err)) return -1;
     snprintf(path, sizeof path, "%s/lock", run_dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -108,7 +110,6 @@ int run_dir_lock(RunLock *lk, const char *run_dir, int refuse_existing, Err *err
         close(fd);
         return rc;
     }
-    struct stat st;
     snprintf(path, sizeof path, "%s/ckpt/latest.h5", run_dir);
     if (refuse_existing && stat(path, &st) == 0) {
         close(fd);
@@ -131,6 +132,19 @@ int run_dir_claim(RunLock *lk, const char *run_dir, Err *err) {
 void run_dir_unlock(RunLock *lk) {
     if (lk->fd >= 0) close(lk->fd); /* closing drops the flock; the file stays (unlinking it would race a waiter) */
     lk->fd = -1;
+}
+
+void run_dir_abandon(RunLock *lk, const char *run_dir) {
+    int held = lk->fd >= 0;
+    if (held && lk->made_dir) {
+        /* unlinked while still held: a process waiting on this lock would hold a file nobody else
+         * sees, but a folder this process created a moment ago has no waiters worth keeping */
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/lock", run_dir);
+        unlink(path);
+        rmdir(run_dir); /* only when empty: anything written into it stays */
+    }
+    run_dir_unlock(lk);
 }
 
 /* ---------------------------------------------------------------- file names, temporaries */

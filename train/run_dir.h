@@ -31,6 +31,7 @@ int run_dir_adopt(RunConfig *rc, const char *dir, Err *err);
 typedef struct RunLock {
     int fd;            /* the locked DIR/lock, -1 when not held */
     size_t n_cleaned;  /* stale temporaries removed when the lock was taken */
+    int made_dir;      /* run_dir_lock created the folder (a refused start removes it again) */
 } RunLock;
 
 /* Creates run_dir when missing and takes its lock (without waiting). refuse_existing: a new run
@@ -41,6 +42,10 @@ int run_dir_lock(RunLock *lk, const char *run_dir, int refuse_existing, Err *err
  * cannot see the holder in /proc/locks) and removes stale temporaries. */
 int run_dir_claim(RunLock *lk, const char *run_dir, Err *err);
 void run_dir_unlock(RunLock *lk);
+/* A start that failed before the run began: unlocks and, when this process created the folder,
+ * removes its lock file and the folder again if nothing else was written into it (a refused
+ * start leaves nothing on disk). */
+void run_dir_abandon(RunLock *lk, const char *run_dir);
 
 /* Removes run_dir/NAME.tmp.* and run_dir/ckpt/NAME.tmp.* left by writers that died: a numeric
  * suffix is a pid (removed when no such process lives); config.json / summary.json temporaries

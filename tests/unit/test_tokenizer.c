@@ -413,14 +413,14 @@ static void test_maxmatch(void) {
            rate);
     tokenizer_free(t);
 
-    /* no unknown line: one is appended */
-    const char *vocab2 = "ab\na\nb\n";
+    /* [UNK] also marks the unknown id, wherever it is */
+    const char *vocab2 = "ab\na\n[UNK]\nb\n";
     tmp_path(p, sizeof p, "vocab2.txt");
     spit(p, vocab2, strlen(vocab2));
-    CHECK(tokenizer_load(&t, p, &err) == 0 && tokenizer_vocab_size(t) == 4 && tokenizer_unk(t) == 3, "appended unk");
+    CHECK(tokenizer_load(&t, p, &err) == 0 && tokenizer_vocab_size(t) == 4 && tokenizer_unk(t) == 2, "[UNK] line");
     if (t) {
         b.n = 0;
-        CHECK(tokenizer_encode(t, "abac", 4, &b, &err) == 0 && b.n == 3 && b.ids[0] == 0 && b.ids[1] == 1 && b.ids[2] == 3,
+        CHECK(tokenizer_encode(t, "abac", 4, &b, &err) == 0 && b.n == 3 && b.ids[0] == 0 && b.ids[1] == 1 && b.ids[2] == 2,
               "abac");
         tokenizer_free(t);
     }
@@ -459,6 +459,18 @@ static void test_bad_inputs(void) {
     rnd[0] = 0x0A; /* looks like a ModelProto's first field */
     spit(p, rnd, sizeof rnd);
     expect_load_error(p, "random bytes after 0x0A");
+    /* text is a tokenizer only with a signature: a tern BPE file whose magic is damaged, prose,
+     * or a vocab.txt without an <unk> / [UNK] line must not load as MaxMatch */
+    const char *texts[][2] = {{"tern-bpX 1\nvocab_size 259\npretokenizer words-v1\nmerges 0\nspecials 3\n<s> 256\n</s> 257\n<pad> 258\n",
+                               "BPE with a damaged magic"},
+                              {"It is a truth universally acknowledged, that a single man\n", "prose"},
+                              {"ab\na\nb\n", "vocab.txt without <unk>"},
+                              {"<unk>\t0\n<s>\t0\n\xe2\x96\x81the\t-1.5\n", "SentencePiece .vocab"}};
+    for (size_t i = 0; i < TERN_ARRAY_LEN(texts); i++) {
+        tmp_path(p, sizeof p, "text.tok");
+        spit(p, texts[i][0], strlen(texts[i][0]));
+        expect_load_error(p, texts[i][1]);
+    }
     if (!g_data) return;
 
     size_t len;
