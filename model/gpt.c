@@ -12,22 +12,23 @@
 #include "model/blocks.h"
 
 #define F(type, m, h) CFG_F(type, GptConfig, m, h)
+#define R(type, m, lo, hi, h) CFG_R(type, GptConfig, m, lo, hi, h)
 const CfgField kGptConfigFields[] = {
     F(CFG_STRING, arch, "architecture: gpt"),
-    F(CFG_SIZE, vocab_size, "vocabulary size"),
-    F(CFG_SIZE, layers, "number of blocks"),
-    F(CFG_SIZE, dim, "model width"),
-    F(CFG_SIZE, heads, "query heads"),
-    F(CFG_SIZE, kv_heads, "key/value heads (GQA)"),
-    F(CFG_SIZE, mlp_mult, "MLP hidden = mlp_mult * dim (unless mlp_hidden)"),
-    F(CFG_SIZE, mlp_hidden, "explicit MLP hidden size (0 = mlp_mult * dim)"),
-    F(CFG_SIZE, seq_len, "longest sequence (RoPE table)"),
+    R(CFG_SIZE, vocab_size, 2, MODEL_MAX_VOCAB, "vocabulary size"),
+    R(CFG_SIZE, layers, 1, 256, "number of blocks"),
+    R(CFG_SIZE, dim, 1, MODEL_MAX_DIM, "model width"),
+    R(CFG_SIZE, heads, 1, MODEL_MAX_HEADS, "query heads"),
+    R(CFG_SIZE, kv_heads, 1, MODEL_MAX_HEADS, "key/value heads (GQA)"),
+    R(CFG_SIZE, mlp_mult, 0, 64, "MLP hidden = mlp_mult * dim (unless mlp_hidden)"),
+    R(CFG_SIZE, mlp_hidden, 0, MODEL_MAX_HIDDEN, "explicit MLP hidden size (0 = mlp_mult * dim)"),
+    R(CFG_SIZE, seq_len, 1, MODEL_MAX_SEQ, "longest sequence (RoPE table)"),
     F(CFG_STRING, mlp_act, "relu2 | leaky_relu2 | swiglu"),
-    F(CFG_FLOAT, softcap, "logit softcap (0 = off)"),
-    F(CFG_FLOAT, rope_base, "RoPE base"),
-    F(CFG_FLOAT, embed_init_std, "embedding init std"),
-    F(CFG_FLOAT, qk_gain_init, "initial per-head q gain"),
-    F(CFG_FLOAT, norm_eps, "RMSNorm eps (0 = float32 machine eps, as torch)"),
+    R(CFG_FLOAT, softcap, 0, 1e6, "logit softcap (0 = off)"),
+    R(CFG_FLOAT, rope_base, 1, 1e12, "RoPE base"),
+    R(CFG_FLOAT, embed_init_std, 0, 1e3, "embedding init std"),
+    R(CFG_FLOAT, qk_gain_init, 0, 1e3, "initial per-head q gain"),
+    R(CFG_FLOAT, norm_eps, 0, 1, "RMSNorm eps (0 = float32 machine eps, as torch)"),
     F(CFG_BOOL, tie_embeddings, "tie input embedding and output head"),
     F(CFG_BOOL, skips, "U-Net skip connections"),
     F(CFG_BOOL, zero_init_proj, "zero-initialise output projections"),
@@ -36,6 +37,7 @@ const CfgField kGptConfigFields[] = {
     F(CFG_BOOL, qk_norm, "RMSNorm of q and k per head"),
 };
 #undef F
+#undef R
 const size_t kGptConfigFieldCount = sizeof kGptConfigFields / sizeof kGptConfigFields[0];
 
 void gpt_config_defaults(GptConfig *c) {
@@ -160,6 +162,7 @@ static int gpt_validate(const GptConfig *c, Err *err) {
     if (strcmp(c->mlp_act, "relu2") && strcmp(c->mlp_act, "leaky_relu2") && strcmp(c->mlp_act, "swiglu"))
         return err_set(err, "config: model.mlp_act must be relu2, leaky_relu2 or swiglu, got \"%s\"", c->mlp_act);
     if (c->softcap < 0) return err_set(err, "config: model.softcap must be >= 0");
+    if (!c->mlp_hidden && !c->mlp_mult) return err_set(err, "config: model.mlp_mult or model.mlp_hidden must be positive");
     return 0;
 }
 

@@ -26,21 +26,23 @@ typedef struct LlamaConfig {
 } LlamaConfig;
 
 #define F(type, m, h) CFG_F(type, LlamaConfig, m, h)
+#define R(type, m, lo, hi, h) CFG_R(type, LlamaConfig, m, lo, hi, h)
 static const CfgField kLlamaFields[] = {
     F(CFG_STRING, arch, "architecture: llama"),
-    F(CFG_SIZE, vocab_size, "vocabulary size"),
-    F(CFG_SIZE, layers, "number of blocks"),
-    F(CFG_SIZE, dim, "model width"),
-    F(CFG_SIZE, heads, "query heads"),
-    F(CFG_SIZE, kv_heads, "key/value heads (GQA)"),
-    F(CFG_SIZE, hidden, "SwiGLU hidden size"),
-    F(CFG_SIZE, seq_len, "longest sequence (RoPE table)"),
-    F(CFG_FLOAT, norm_eps, "RMSNorm eps"),
-    F(CFG_FLOAT, rope_base, "RoPE base"),
-    F(CFG_FLOAT, init_std, "init std of every matrix (fresh models)"),
+    R(CFG_SIZE, vocab_size, 2, MODEL_MAX_VOCAB, "vocabulary size"),
+    R(CFG_SIZE, layers, 1, 1024, "number of blocks"),
+    R(CFG_SIZE, dim, 1, MODEL_MAX_DIM, "model width"),
+    R(CFG_SIZE, heads, 1, MODEL_MAX_HEADS, "query heads"),
+    R(CFG_SIZE, kv_heads, 1, MODEL_MAX_HEADS, "key/value heads (GQA)"),
+    R(CFG_SIZE, hidden, 1, MODEL_MAX_HIDDEN, "SwiGLU hidden size"),
+    R(CFG_SIZE, seq_len, 1, MODEL_MAX_SEQ, "longest sequence (RoPE table)"),
+    R(CFG_FLOAT, norm_eps, 1e-30, 1, "RMSNorm eps"),
+    R(CFG_FLOAT, rope_base, 1, 1e12, "RoPE base"),
+    R(CFG_FLOAT, init_std, 0, 1e3, "init std of every matrix (fresh models)"),
     F(CFG_BOOL, tie_embeddings, "output head tied to the embedding"),
 };
 #undef F
+#undef R
 
 typedef struct LlamaBlock {
     Tensor *attn_norm, *wq, *wk, *wv, *wo, *ffn_norm, *w1, *w2, *w3;

@@ -19,6 +19,16 @@
 struct cJSON;
 typedef struct Model Model;
 
+/* Ranges of the shape keys the architectures share (their config tables, CFG_R): wide enough for
+ * any model a CPU framework trains or imports (Llama-3-405B: dim 16384, hidden 53248, 128 heads,
+ * vocab 128256), narrow enough that a typo or a flipped byte in a file is an error naming the
+ * key. Together they are bounded by the memory check (params_finalize, train/memplan.h). */
+#define MODEL_MAX_VOCAB 2097152.0  /* 2^21 */
+#define MODEL_MAX_DIM 65536.0
+#define MODEL_MAX_HIDDEN 1048576.0 /* MLP hidden, 2^20 */
+#define MODEL_MAX_HEADS 4096.0
+#define MODEL_MAX_SEQ 1048576.0    /* positions (RoPE tables), 2^20 */
+
 typedef struct ModelOps {
     const char *arch;
     /* Mean cross-entropy of y given x ([B, T] int32 each); per_token (B*T, may be NULL)

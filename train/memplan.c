@@ -1,0 +1,89 @@
+#include "train/memplan.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "kernels/meminfo.h"
+#include "model/qat.h"
+
+/* Arena high-water mark of one micro-step at (B, T) on a fresh tape: forward + backward, or the
+ * forward alone (no grad) as evaluation and MeZO run it. Tokens are 0, a valid id of any vocab. */
+static double probe(Model *m, size_t B, size_t T, int backward) {
+    Tape tp;
+    tape_init(&tp, 0);
+    int32_t *tok = xcalloc(B * T, sizeof(int32_t));
+    float *per = backward ? NULL : xmalloc(B * T * sizeof(float));
+    if (backward) {
+        Tensor *loss = m->ops->loss(m, &tp, tok, tok, B, T, NULL, 1);
+        const float one = 1.0f;
+        tape_backward_seed(&tp, loss, &one);
+    } else {
+        tape_no_grad_begin(&tp);
+        m->ops->loss(m, &tp, tok, tok, B, T, per, 0);
+        tape_no_grad_end(&tp);
+    }
+    double hw = (double)tp.arena.high_water;
+    tape_free(&tp);
+    xfree(tok);
+    xfree(per);
+    return hw;
+}
+
+/* c0 + c1 T + c2 B T from three probes (memplan.h). */
+static size_t arena_bytes(Model *m, size_t B, size_t T, int backward) {
+    size_t Tb = TERN_MIN(T, (size_t)32), Ta = Tb / 2;
+    double a_b = probe(m, 1, Tb, backward);
+    double per_seq = B > 1 ? probe(m, 2, Tb, backward) - a_b : 0;         /* c2 Tb */
+    double slope = Ta > 0 && Tb < T ? (a_b - probe(m, 1, Ta, backward)) / (double)(Tb - Ta) : 0; /* c1 + c2 */
+    double bytes = a_b + slope * (double)(T - Tb) + (double)(B - 1) * per_seq * (double)T / (double)Tb;
+    return bytes > 0 ? (size_t)bytes : 0;
+}
+
+void memplan_measure(MemPlan *p, Model *m, const MemPlanShape *s) {
+    memset(p, 0, sizeof *p);
+    size_t n = m->ps.total;
+    p->params = 2 * n * sizeof(float);
+    p->optimizer = 2 * n * sizeof(float) + (s->world > 1 ? n * sizeof(float) : 0) + (s->ema ? 2 * n * sizeof(float) : 0);
+    /* late QAT adds fake-quantized weight copies to every forward: measure with it on */
+    uint64_t forwards = m->train_forwards;
+    int qat = m->qat_active;
+    m->qat_active = m->qplan && m->qplan->qat;
+    p->activations = arena_bytes(m, s->B, s->T, !s->forward_only);
+    if (s->eval_B) p->activations += arena_bytes(m, s->eval_B, s->T, 0);
+    m->qat_active = qat;
+    m->train_forwards = forwards;
+    params_zero_grad(&m->ps);
+    p->data = 2 * s->tokens * sizeof(int32_t) + s->eval_B * s->T * 3 * sizeof(float);
+    size_t rss = current_rss_bytes();
+    p->base = rss > p->params ? rss - p->params : 0;
+    p->total = p->base + p->params + p->optimizer + p->activations + p->data;
+    MemAvail a = mem_available();
+    p->available = a.bytes > SIZE_MAX - rss ? SIZE_MAX : rss + a.bytes;
+    p->limit = a.limit;
+}
+
+void memplan_add_optimizer(MemPlan *p, size_t bytes) {
+    p->optimizer += bytes;
+    p->total += bytes;
+}
+
+static void describe(const MemPlan *p, const char *lead, const char *sep, char *buf, size_t n) {
+    char t[32], a[32], o[32], c[32], d[32], av[32];
+    format_bytes((double)p->total, t, sizeof t);
+    format_bytes((double)p->params, a, sizeof a);
+    format_bytes((double)p->optimizer, o, sizeof o);
+    format_bytes((double)p->activations, c, sizeof c);
+    format_bytes((double)(p->data + p->base), d, sizeof d);
+    format_bytes((double)p->available, av, sizeof av);
+    snprintf(buf, n, "%s~%s (params %s, optimizer %s, activations %s, other %s)%s%s available (%s)", lead, t, a, o, c, d, sep, av,
+             p->limit);
+}
+
+int memplan_check(const MemPlan *p, Err *err) {
+    if (p->total <= p->available) return 0;
+    char line[512];
+    describe(p, "needs ", ", only ", line, sizeof line);
+    return err_set(err, "%s", line);
+}
+
+void memplan_describe(const MemPlan *p, char *buf, size_t n) { describe(p, "", "; ", buf, n); }
