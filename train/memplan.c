@@ -1,5 +1,6 @@
 #include "train/memplan.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,6 +30,11 @@ static double probe(Model *m, size_t B, size_t T, int backward) {
     return hw;
 }
 
+/* double -> size_t, saturating (an absurd batch extrapolates past SIZE_MAX) */
+static size_t to_size(double v) { return v <= 0 ? 0 : v >= (double)SIZE_MAX ? SIZE_MAX : (size_t)v; }
+
+static size_t add_sat(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+
 /* c0 + c1 T + c2 B T from three probes (memplan.h). */
 static size_t arena_bytes(Model *m, size_t B, size_t T, int backward) {
     size_t Tb = TERN_MIN(T, (size_t)32), Ta = Tb / 2;
@@ -36,35 +42,35 @@ static size_t arena_bytes(Model *m, size_t B, size_t T, int backward) {
     double per_seq = B > 1 ? probe(m, 2, Tb, backward) - a_b : 0;         /* c2 Tb */
     double slope = Ta > 0 && Tb < T ? (a_b - probe(m, 1, Ta, backward)) / (double)(Tb - Ta) : 0; /* c1 + c2 */
     double bytes = a_b + slope * (double)(T - Tb) + (double)(B - 1) * per_seq * (double)T / (double)Tb;
-    return bytes > 0 ? (size_t)bytes : 0;
+    return to_size(bytes);
 }
 
 void memplan_measure(MemPlan *p, Model *m, const MemPlanShape *s) {
     memset(p, 0, sizeof *p);
     size_t n = m->ps.total;
-    p->params = 2 * n * sizeof(float);
-    p->optimizer = 2 * n * sizeof(float) + (s->world > 1 ? n * sizeof(float) : 0) + (s->ema ? 2 * n * sizeof(float) : 0);
+    p->params = 2 * n * sizeof(float); /* n itself passed params_finalize's memory check */
+    p->optimizer = (2 + (s->world > 1) + 2 * (s->ema != 0)) * n * sizeof(float);
     /* late QAT adds fake-quantized weight copies to every forward: measure with it on */
     uint64_t forwards = m->train_forwards;
     int qat = m->qat_active;
     m->qat_active = m->qplan && m->qplan->qat;
     p->activations = arena_bytes(m, s->B, s->T, !s->forward_only);
-    if (s->eval_B) p->activations += arena_bytes(m, s->eval_B, s->T, 0);
+    if (s->eval_B) p->activations = add_sat(p->activations, arena_bytes(m, s->eval_B, s->T, 0));
     m->qat_active = qat;
     m->train_forwards = forwards;
     params_zero_grad(&m->ps);
-    p->data = 2 * s->tokens * sizeof(int32_t) + s->eval_B * s->T * 3 * sizeof(float);
+    p->data = to_size(8.0 * (double)s->tokens + 12.0 * (double)s->eval_B * (double)s->T); /* x, y (+ per-token loss) */
     size_t rss = current_rss_bytes();
     p->base = rss > p->params ? rss - p->params : 0;
-    p->total = p->base + p->params + p->optimizer + p->activations + p->data;
+    p->total = add_sat(add_sat(add_sat(p->base + p->params, p->optimizer), p->activations), p->data);
     MemAvail a = mem_available();
     p->available = a.bytes > SIZE_MAX - rss ? SIZE_MAX : rss + a.bytes;
     p->limit = a.limit;
 }
 
 void memplan_add_optimizer(MemPlan *p, size_t bytes) {
-    p->optimizer += bytes;
-    p->total += bytes;
+    p->optimizer = add_sat(p->optimizer, bytes);
+    p->total = add_sat(p->total, bytes);
 }
 
 static void describe(const MemPlan *p, const char *lead, const char *sep, char *buf, size_t n) {
