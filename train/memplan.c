@@ -45,17 +45,39 @@ static size_t arena_bytes(Model *m, size_t B, size_t T, int backward) {
     return to_size(bytes);
 }
 
+static int quantizes_activations(const QuantPlan *qp) {
+    for (size_t i = 0; i < qp->n; i++)
+        if (qp->p[i].store == STORE_QUANT && qp->p[i].spec.act_bits) return 1;
+    return 0;
+}
+
+/* Late QAT adds fake-quantized weight copies to every forward: a constant, measured by one more
+ * probe with it on (quantizing every weight is the probes' dearest part). When layer inputs are
+ * quantized too their copies scale with B*T: then every probe runs with QAT on. */
+static size_t plan_arena(Model *m, size_t B, size_t T, int backward) {
+    const QuantPlan *qp = m->qplan;
+    int qat = qp && qp->qat, act = qat && quantizes_activations(qp);
+    m->qat_active = act;
+    double bytes = (double)arena_bytes(m, B, T, backward);
+    if (qat && !act) {
+        size_t t = TERN_MIN(T, (size_t)16);
+        m->qat_active = 1;
+        double on = probe(m, 1, t, backward);
+        m->qat_active = 0;
+        bytes += on - probe(m, 1, t, backward);
+    }
+    return to_size(bytes);
+}
+
 void memplan_measure(MemPlan *p, Model *m, const MemPlanShape *s) {
     memset(p, 0, sizeof *p);
     size_t n = m->ps.total;
     p->params = 2 * n * sizeof(float); /* n itself passed params_finalize's memory check */
     p->optimizer = (2 + (s->world > 1) + 2 * (s->ema != 0)) * n * sizeof(float);
-    /* late QAT adds fake-quantized weight copies to every forward: measure with it on */
     uint64_t forwards = m->train_forwards;
     int qat = m->qat_active;
-    m->qat_active = m->qplan && m->qplan->qat;
-    p->activations = arena_bytes(m, s->B, s->T, !s->forward_only);
-    if (s->eval_B) p->activations = add_sat(p->activations, arena_bytes(m, s->eval_B, s->T, 0));
+    p->activations = plan_arena(m, s->B, s->T, !s->forward_only);
+    if (s->eval_B) p->activations = add_sat(p->activations, plan_arena(m, s->eval_B, s->T, 0));
     m->qat_active = qat;
     m->train_forwards = forwards;
     params_zero_grad(&m->ps);

@@ -15,8 +15,9 @@
  * blocks), or constant (tensor headers, fake-quantized weight copies), so its high-water mark
  * is exactly c0 + c1 T + c2 B T. Three forward(+backward) probes on short zero-token windows —
  * (1, T/2), (1, T), (2, T) with T = min(seq_len, 32) — fix the three coefficients, and the
- * plan extrapolates to (micro_batch, seq_len). The probes touch no model state (the training-
- * forward counter is restored, grads are zeroed after). */
+ * plan extrapolates to (micro_batch, seq_len); QAT's weight copies (a constant) take one more
+ * probe with the fake quantization on. The probes touch no model state (the training-forward
+ * counter and the QAT switch are restored, grads are zeroed after). */
 #ifndef TERN_MEMPLAN_H
 #define TERN_MEMPLAN_H
 

@@ -14,6 +14,7 @@
 #include "kernels/meminfo.h"
 #include "model/gpt.h"
 #include "model/model.h"
+#include "model/qat.h"
 #include "model/trn.h"
 #include "optim/mezo.h"
 #include "optim/schedule.h"
@@ -116,7 +117,9 @@ static size_t arena_at(Model *m, size_t B, size_t T, int backward) {
     return hw;
 }
 
-static void test_arena_plan(const char *what, const char *json) {
+/* quant: a "quant" section with qat on (NULL: none); the real arena is then measured with the
+ * fake quantization active, as after QAT's late switch. */
+static void test_arena_plan(const char *what, const char *json, const char *quant) {
     cJSON *cfg = cJSON_Parse(json);
     Model *m = NULL;
     Err err = {0};
@@ -124,14 +127,21 @@ static void test_arena_plan(const char *what, const char *json) {
     cJSON_Delete(cfg);
     CHECK(m != NULL, "%s: model", what);
     if (!m) return;
+    if (quant) {
+        cJSON *q = cJSON_Parse(quant);
+        CHECK(quant_plan_attach(m, q, NULL, NULL, NULL, &err) == 0, "%s: quant plan: %s", what, err.msg);
+        cJSON_Delete(q);
+    }
     const size_t B = 3, T = 80; /* T past the probes' 32 positions: the plan extrapolates */
     for (int backward = 1; backward >= 0; backward--) {
         MemPlanShape s = {.B = B, .T = T, .tokens = B * T, .forward_only = !backward, .world = 1};
         MemPlan p;
         uint64_t forwards = m->train_forwards;
         memplan_measure(&p, m, &s);
-        CHECK(m->train_forwards == forwards, "%s: the probes leave the training-forward counter alone", what);
+        CHECK(m->train_forwards == forwards && !m->qat_active, "%s: the probes leave the model's state alone", what);
+        m->qat_active = quant != NULL;
         double real = (double)arena_at(m, B, T, backward), rel = ((double)p.activations - real) / real;
+        m->qat_active = 0;
         printf("  %-34s %s arena at B=%zu T=%zu: planned %zu, real %.0f bytes (%+.3f%%)\n", what, backward ? "training" : "forward ",
                B, T, p.activations, real, 100 * rel);
         /* exact up to per-chunk scan terms (chunks of 64 steps): 0.5% */
@@ -209,12 +219,17 @@ static void test_refusals(void) {
 int main(void) {
     test_ranges();
     printf("memory plan vs real arenas\n");
-    test_arena_plan("gpt (GQA, skips)", "{\"arch\":\"gpt\",\"vocab_size\":97,\"layers\":3,\"dim\":48,\"heads\":4,\"kv_heads\":2,\"seq_len\":128}");
+#define GPT "{\"arch\":\"gpt\",\"vocab_size\":97,\"layers\":3,\"dim\":48,\"heads\":4,\"kv_heads\":2,\"seq_len\":128}"
+    test_arena_plan("gpt (GQA, skips)", GPT, NULL);
+    test_arena_plan("gpt, QAT int5 weights", GPT, "{\"qat\":true,\"weights\":\"int5\",\"min_numel\":1000}");
+    test_arena_plan("gpt, QAT ternary + int8 inputs", GPT, "{\"qat\":true,\"weights\":\"ternary\",\"act_bits\":8,\"min_numel\":1000}");
     test_arena_plan("trn_hybrid TATT (chunked scan)",
                     "{\"arch\":\"trn_hybrid\",\"layout\":\"TATT\",\"vocab_size\":97,\"dim\":32,\"heads\":2,\"kv_heads\":1,"
-                    "\"oscillators\":8,\"scan\":\"chunked\",\"bigram_rows\":64,\"bigram_dim\":8,\"seq_len\":128}");
+                    "\"oscillators\":8,\"scan\":\"chunked\",\"bigram_rows\":64,\"bigram_dim\":8,\"seq_len\":128}",
+                    NULL);
     test_arena_plan("llama (untied)", "{\"arch\":\"llama\",\"vocab_size\":97,\"layers\":2,\"dim\":32,\"heads\":4,\"kv_heads\":2,"
-                                      "\"hidden\":40,\"seq_len\":128,\"tie_embeddings\":false}");
+                                      "\"hidden\":40,\"seq_len\":128,\"tie_embeddings\":false}",
+                    NULL);
     test_refusals();
     return test_summary("test_config");
 }
