@@ -1,8 +1,10 @@
 #include "autodiff/params.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "kernels/meminfo.h"
 #include "kernels/reduce.h"
 #include "kernels/util.h"
 
@@ -45,6 +47,12 @@ void params_finalize(ParamStore *ps) {
     /* each tensor starts on a 16-float (64-byte) boundary so SIMD loops stay aligned */
     for (size_t i = 0; i < ps->n; i++) total += (ps->t[i]->numel + 15) & ~(size_t)15;
     ps->total = total;
+    /* values and grads are both zeroed, hence resident: a model the machine cannot hold is
+     * refused here, before the allocator or the OOM killer meets it mid-way (the shapes come
+     * from a config or a file) */
+    char what[96];
+    snprintf(what, sizeof what, "the model's %zu parameters (values + gradients)", total);
+    mem_require(2 * total * sizeof(float), what);
     ps->values = xcalloc(total ? total : 1, sizeof(float));
     ps->grads = xcalloc(total ? total : 1, sizeof(float));
     size_t off = 0;

@@ -7,12 +7,14 @@
 
 #include "kernels/fastmath.h"
 #include "kernels/gemm.h"
+#include "kernels/meminfo.h"
 #include "kernels/util.h"
 
 int rope_table_init(RopeTable *rt, size_t T, size_t D, float base) {
     memset(rt, 0, sizeof *rt);
     if (D % 2 || T == 0) return -1;
     size_t half = D / 2;
+    if (T * D * sizeof(float) > mem_available().bytes) return -1; /* T and D come from configs */
     rt->T = T;
     rt->D = D;
     rt->base = base;

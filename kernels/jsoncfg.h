@@ -40,6 +40,8 @@ typedef struct CfgField {
 } CfgField;
 
 #define CFG_F(type_, T, member, help_) {#member, type_, offsetof(T, member), help_, 0, 0.0, 0.0}
+/* A nested section or array, read by the caller (CFG_SECTION / CFG_ARRAY). */
+#define CFG_CHILD(key_, type_, help_) {key_, type_, 0, help_, 0, 0.0, 0.0}
 /* A numeric field with its accepted range (inclusive). */
 #define CFG_R(type_, T, member, lo_, hi_, help_) {#member, type_, offsetof(T, member), help_, 1, (lo_), (hi_)}
 

@@ -37,36 +37,56 @@ void err_clear(Err *err) {
     err->msg[0] = 0;
 }
 
-static void oom(size_t bytes) {
-    fprintf(stderr, "tern: out of memory allocating %zu bytes\n", bytes);
-    abort();
+void format_bytes(double bytes, char *buf, size_t n) {
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    size_t u = 0;
+    while (bytes >= 1024 && u + 1 < sizeof units / sizeof units[0]) bytes /= 1024, u++;
+    if (u == 0) snprintf(buf, n, "%.0f B", bytes);
+    else snprintf(buf, n, "%.1f %s", bytes, units[u]);
 }
 
-void *xmalloc(size_t bytes) {
+/* __FILE__ may be an absolute path: keep the repo-relative tail (folder/file.c:line) */
+static const char *short_where(const char *where) {
+    const char *last = NULL, *prev = NULL;
+    for (const char *p = where; *p; p++)
+        if (*p == '/') prev = last, last = p;
+    return prev ? prev + 1 : where;
+}
+
+static void oom(double bytes, const char *where) {
+    char h[32];
+    format_bytes(bytes, h, sizeof h);
+    if (bytes >= (double)SIZE_MAX) fprintf(stderr, "tern: out of memory: cannot allocate an array whose size overflows at %s\n", short_where(where));
+    else fprintf(stderr, "tern: out of memory: cannot allocate %s (%.0f bytes) at %s\n", h, bytes, short_where(where));
+    exit(1);
+}
+
+void *xmalloc_at(size_t bytes, const char *where) {
     void *p = NULL;
     size_t n = (bytes + 63) & ~(size_t)63;
+    if (n < bytes) oom((double)SIZE_MAX, where);
     if (n == 0) n = 64;
-    if (posix_memalign(&p, 64, n) != 0 || !p) oom(bytes);
+    if (posix_memalign(&p, 64, n) != 0 || !p) oom((double)bytes, where);
     return p;
 }
 
-void *xcalloc(size_t n, size_t size) {
-    if (size && n > SIZE_MAX / size) oom(SIZE_MAX);
-    void *p = xmalloc(n * size);
+void *xcalloc_at(size_t n, size_t size, const char *where) {
+    if (size && n > SIZE_MAX / size) oom((double)SIZE_MAX, where);
+    void *p = xmalloc_at(n * size, where);
     memset(p, 0, n * size);
     return p;
 }
 
-void *xrealloc(void *p, size_t bytes) {
+void *xrealloc_at(void *p, size_t bytes, const char *where) {
     void *q = realloc(p, bytes ? bytes : 1);
-    if (!q) oom(bytes);
+    if (!q) oom((double)bytes, where);
     return q;
 }
 
-char *xstrdup(const char *s) {
+char *xstrdup_at(const char *s, const char *where) {
     size_t n = strlen(s) + 1;
     char *d = malloc(n);
-    if (!d) oom(n);
+    if (!d) oom((double)n, where);
     memcpy(d, s, n);
     return d;
 }

@@ -20,13 +20,25 @@ void err_clear(Err *err);
  * first: formatting a buffer into itself is undefined behaviour. */
 int err_prefix(Err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* 64-byte aligned allocation (cache line / AVX-512). Out of memory is fatal: it prints one line
- * and aborts, because no caller could recover meaningfully mid-step. */
-void *xmalloc(size_t bytes);
-void *xcalloc(size_t n, size_t size);
-void *xrealloc(void *p, size_t bytes); /* not aligned beyond malloc's guarantee */
-char *xstrdup(const char *s);
+/* 64-byte aligned allocation (cache line / AVX-512). Out of memory is fatal, because no caller
+ * could recover meaningfully mid-step: one line naming the size and the calling file:line
+ * ("tern: out of memory: cannot allocate 12.5 GiB (13421772800 bytes) at model/gpt.c:203"),
+ * then exit status 1. Sizes a user or a file controls are checked before they get here
+ * (kernels/meminfo.h). */
+#define TERN_STR2(x) #x
+#define TERN_STR(x) TERN_STR2(x)
+#define TERN_HERE __FILE__ ":" TERN_STR(__LINE__)
+#define xmalloc(bytes) xmalloc_at((bytes), TERN_HERE)
+#define xcalloc(n, size) xcalloc_at((n), (size), TERN_HERE)
+#define xrealloc(p, bytes) xrealloc_at((p), (bytes), TERN_HERE) /* not aligned beyond malloc's guarantee */
+#define xstrdup(s) xstrdup_at((s), TERN_HERE)
+void *xmalloc_at(size_t bytes, const char *where);
+void *xcalloc_at(size_t n, size_t size, const char *where);
+void *xrealloc_at(void *p, size_t bytes, const char *where);
+char *xstrdup_at(const char *s, const char *where);
 void xfree(void *p);
+/* "12.5 TiB", "312.0 MiB", "512 B" (binary units) */
+void format_bytes(double bytes, char *buf, size_t n);
 
 double now_seconds(void);              /* monotonic clock */
 /* Writes len bytes to path atomically: a temporary file beside it (mode 0644), fsync'd, then

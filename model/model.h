@@ -23,6 +23,16 @@ struct cJSON;
 struct KvList;
 typedef struct Model Model;
 
+/* Ranges of the shape keys the architectures share (their config tables, CFG_R): wide enough for
+ * any model a CPU framework trains or imports (Llama-3-405B: dim 16384, hidden 53248, 128 heads,
+ * vocab 128256), narrow enough that a typo or a flipped byte in a file is an error naming the
+ * key. Together they are bounded by the memory check (params_finalize, train/memplan.h). */
+#define MODEL_MAX_VOCAB 2097152.0  /* 2^21 */
+#define MODEL_MAX_DIM 65536.0
+#define MODEL_MAX_HIDDEN 1048576.0 /* MLP hidden, 2^20 */
+#define MODEL_MAX_HEADS 4096.0
+#define MODEL_MAX_SEQ 1048576.0    /* positions (RoPE tables), 2^20 */
+
 struct Model {
     ParamStore ps;
     BufferStore bs;

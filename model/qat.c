@@ -18,21 +18,23 @@ typedef struct QuantCfg {
 } QuantCfg;
 
 #define Q(type, m, h) CFG_F(type, QuantCfg, m, h)
+#define QR(type, m, lo, hi, h) CFG_R(type, QuantCfg, m, lo, hi, h)
 static const CfgField kQuantFields[] = {
     Q(CFG_BOOL, qat, "fake-quantize weights during training (late switch below)"),
     Q(CFG_STRING, weights, "none | int4 | int5 | int6 | int8 | ternary"),
-    Q(CFG_SIZE, min_numel, "quantize 2-D tensors with more weights than this"),
+    QR(CFG_SIZE, min_numel, 0, 1e15, "quantize 2-D tensors with more weights than this"),
     Q(CFG_BOOL, embed, "quantize the token embedding / tied head too"),
-    Q(CFG_FLOAT, clip_quantile, "intN: per-row clip quantile of |w|"),
-    Q(CFG_SIZE, group, "ternary: weights per scale along a row (0 = per tensor)"),
+    QR(CFG_FLOAT, clip_quantile, 0, 1, "intN: per-row clip quantile of |w|, in (0, 1]"),
+    QR(CFG_SIZE, group, 0, 1 << 30, "ternary: weights per scale along a row (0 = per tensor)"),
     Q(CFG_STRING, scale_dtype, "fp32 | fp16 scales"),
-    Q(CFG_INT, act_bits, "0 = float activations, 8 = int8 fake-quantized layer inputs"),
-    Q(CFG_SIZE, act_block, "activation scale per token (0) or per block of N values"),
-    Q(CFG_FLOAT, start_lr_frac, "QAT starts when the LR multiplier drops below this (0 = never by LR)"),
-    Q(CFG_INT, start_step, "QAT starts at this step (-1 = never by step; 0 = from the start)"),
-    {"rules", CFG_ARRAY, 0, "per-layer overrides", 0, 0, 0},
+    QR(CFG_INT, act_bits, 0, 8, "0 = float activations, 8 = int8 fake-quantized layer inputs"),
+    QR(CFG_SIZE, act_block, 0, 1 << 30, "activation scale per token (0) or per block of N values"),
+    QR(CFG_FLOAT, start_lr_frac, 0, 1, "QAT starts when the LR multiplier drops below this (0 = never by LR)"),
+    QR(CFG_INT, start_step, -1, 1e15, "QAT starts at this step (-1 = never by step; 0 = from the start)"),
+    CFG_CHILD("rules", CFG_ARRAY, "per-layer overrides"),
 };
 #undef Q
+#undef QR
 
 typedef struct ExportCfg {
     char passthrough[CFG_STR_MAX], ternary_packing[CFG_STR_MAX];
@@ -40,13 +42,15 @@ typedef struct ExportCfg {
 } ExportCfg;
 
 #define X(type, m, h) CFG_F(type, ExportCfg, m, h)
+#define XR(type, m, lo, hi, h) CFG_R(type, ExportCfg, m, lo, hi, h)
 static const CfgField kExportFields[] = {
     X(CFG_STRING, passthrough, "fp16 | fp32 storage for tensors that are not quantized"),
     X(CFG_STRING, ternary_packing, "2bit | base3 (5 trits per byte)"),
-    X(CFG_INT, zstd_level, "zstd compression level (1..22)"),
-    {"fp32_match", CFG_ARRAY, 0, "globs of tensors kept in fp32", 0, 0, 0},
+    XR(CFG_INT, zstd_level, 1, 22, "zstd compression level"),
+    CFG_CHILD("fp32_match", CFG_ARRAY, "globs of tensors kept in fp32"),
 };
 #undef X
+#undef XR
 
 static const char *kDefaultFp32[] = {"*resid_mix*", "*attn_scale*", "*mlp_scale*", "*q_gain*", "*skip_weights*"};
 
@@ -89,7 +93,6 @@ int quant_plan_attach(Model *m, const cJSON *quant, const cJSON *exp, cJSON *rq,
     if (strcmp(x.passthrough, "fp16") && strcmp(x.passthrough, "fp32")) return err_set(err, "config: export.passthrough must be fp16 or fp32");
     if (strcmp(x.ternary_packing, "2bit") && strcmp(x.ternary_packing, "base3"))
         return err_set(err, "config: export.ternary_packing must be 2bit or base3");
-    if (x.zstd_level < 1 || x.zstd_level > 22) return err_set(err, "config: export.zstd_level must be in 1..22");
     QuantSpec dflt;
     if (spec_from(&q, &dflt, err, "quant")) return -1;
     const cJSON *rules = quant ? cJSON_GetObjectItemCaseSensitive(quant, "rules") : NULL;

@@ -15,22 +15,23 @@
 #define STACK_MAX_KINDS 8
 
 #define F(type, m, h) CFG_F(type, StackConfig, m, h)
+#define R(type, m, lo, hi, h) CFG_R(type, StackConfig, m, lo, hi, h)
 const CfgField kStackFields[] = {
     F(CFG_STRING, arch, "backbone preset: gpt | trn_hybrid | llama"),
     F(CFG_STRING, layout, "one letter per layer, from the preset's layer types (empty: the preset's letter x layers)"),
-    F(CFG_SIZE, vocab_size, "vocabulary size"),
-    F(CFG_SIZE, layers, "number of layers (0 = the layout's length)"),
-    F(CFG_SIZE, dim, "model width"),
-    F(CFG_SIZE, heads, "query heads"),
-    F(CFG_SIZE, kv_heads, "key/value heads (GQA)"),
-    F(CFG_SIZE, mlp_mult, "channel mixers' hidden = mlp_mult * dim unless their own size is set"),
-    F(CFG_SIZE, seq_len, "longest sequence (RoPE table; t = position in the window)"),
-    F(CFG_FLOAT, softcap, "logit softcap cap * tanh(z / cap) (0 = off)"),
-    F(CFG_FLOAT, rope_base, "RoPE base"),
-    F(CFG_FLOAT, embed_init_std, "embedding init std"),
-    F(CFG_FLOAT, qk_gain_init, "initial per-head q gain"),
-    F(CFG_FLOAT, norm_eps, "RMSNorm eps (0 = float32 machine eps, as torch)"),
-    F(CFG_FLOAT, init_std, "> 0: every matrix N(0, init_std), every vector 1 (Llama-2 style); 0: each kind's init"),
+    R(CFG_SIZE, vocab_size, 2, MODEL_MAX_VOCAB, "vocabulary size"),
+    R(CFG_SIZE, layers, 0, STACK_MAX_LAYERS, "number of layers (0 = the layout's length)"),
+    R(CFG_SIZE, dim, 1, MODEL_MAX_DIM, "model width"),
+    R(CFG_SIZE, heads, 0, MODEL_MAX_HEADS, "query heads (attention layers need >= 1)"),
+    R(CFG_SIZE, kv_heads, 0, MODEL_MAX_HEADS, "key/value heads (GQA)"),
+    R(CFG_SIZE, mlp_mult, 0, 64, "channel mixers' hidden = mlp_mult * dim unless their own size is set"),
+    R(CFG_SIZE, seq_len, 1, MODEL_MAX_SEQ, "longest sequence (RoPE table; t = position in the window)"),
+    R(CFG_FLOAT, softcap, 0, 1e6, "logit softcap cap * tanh(z / cap) (0 = off)"),
+    R(CFG_FLOAT, rope_base, 1, 1e12, "RoPE base"),
+    R(CFG_FLOAT, embed_init_std, 0, 1e3, "embedding init std"),
+    R(CFG_FLOAT, qk_gain_init, 0, 1e3, "initial per-head q gain"),
+    R(CFG_FLOAT, norm_eps, 0, 1, "RMSNorm eps (0 = float32 machine eps, as torch)"),
+    R(CFG_FLOAT, init_std, 0, 1e3, "> 0: every matrix N(0, init_std), every vector 1 (Llama-2 style); 0: each kind's init"),
     F(CFG_BOOL, tie_embeddings, "tie input embedding and output head"),
     F(CFG_BOOL, skips, "U-Net skip connections"),
     F(CFG_BOOL, zero_init_proj, "zero-initialise output projections (and an untied head)"),
@@ -42,12 +43,13 @@ const CfgField kStackFields[] = {
     F(CFG_BOOL, branch_scales, "learned per-channel scales on the mixer and channel outputs"),
     F(CFG_BOOL, norm_gain, "learned gains on the pre-norms and the final norm"),
     F(CFG_BOOL, token_shift, "token shift before the mixers of the layer types that use it (TRN)"),
-    F(CFG_SIZE, bigram_rows, "BigramHash buckets (0 = no BigramHash)"),
-    F(CFG_SIZE, bigram_dim, "BigramHash table width"),
-    F(CFG_FLOAT, bigram_scale_init, "BigramHash output scale init"),
-    F(CFG_FLOAT, bigram_table_init_std, "BigramHash table init std"),
-    F(CFG_FLOAT, bigram_proj_init_std, "BigramHash projection init std (0 = bigram_dim^-1/2)"),
+    R(CFG_SIZE, bigram_rows, 0, 2147483647, "BigramHash buckets (0 = no BigramHash)"),
+    R(CFG_SIZE, bigram_dim, 0, MODEL_MAX_DIM, "BigramHash table width"),
+    R(CFG_FLOAT, bigram_scale_init, -1e3, 1e3, "BigramHash output scale init"),
+    R(CFG_FLOAT, bigram_table_init_std, 0, 1e3, "BigramHash table init std"),
+    R(CFG_FLOAT, bigram_proj_init_std, 0, 1e3, "BigramHash projection init std (0 = bigram_dim^-1/2)"),
 };
+#undef R
 #undef F
 const size_t kStackFieldCount = sizeof kStackFields / sizeof kStackFields[0];
 

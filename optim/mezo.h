@@ -20,6 +20,9 @@
 #include "autodiff/params.h"
 #include "kernels/jsoncfg.h"
 
+/* most perturbations per step (the trainer keeps one key and one estimate per sample) */
+#define MEZO_MAX_SAMPLES 1024
+
 typedef struct MezoConfig {
     int enabled;
     double lr, eps, wd;

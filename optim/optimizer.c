@@ -11,19 +11,24 @@
 #include "kernels/util.h"
 
 #define F(type, m, h) CFG_F(type, OptGroup, m, h)
+#define R(type, m, lo, hi, h) CFG_R(type, OptGroup, m, lo, hi, h)
+/* Ranges: what any run could want, nothing that only a typo gives (a negative lr, beta >= 1,
+ * eps <= 0, a billion Newton-Schulz steps that hang step 1). lr goes up to 1e30 because a huge
+ * lr is how tests force a divergence. */
 static const CfgField kGroupFields[] = {
     F(CFG_STRING, type, "adamw | muon | sgd"),
-    F(CFG_FLOAT, lr, "learning rate (times the schedule's multiplier)"),
-    F(CFG_FLOAT, beta1, "AdamW beta1"),
-    F(CFG_FLOAT, beta2, "AdamW beta2"),
-    F(CFG_FLOAT, eps, "AdamW eps"),
-    F(CFG_FLOAT, wd, "decoupled weight decay: p *= 1 - lr*wd"),
-    F(CFG_FLOAT, momentum, "Muon / SGD momentum"),
-    F(CFG_FLOAT, momentum_warmup_start, "Muon momentum at step 0"),
-    F(CFG_SIZE, momentum_warmup_steps, "steps to reach `momentum` (linear)"),
-    F(CFG_SIZE, ns_steps, "Muon Newton-Schulz steps"),
+    R(CFG_FLOAT, lr, 0, 1e30, "learning rate (times the schedule's multiplier)"),
+    R(CFG_FLOAT, beta1, 0, 1, "AdamW beta1, < 1"),
+    R(CFG_FLOAT, beta2, 0, 1, "AdamW beta2, < 1"),
+    R(CFG_FLOAT, eps, 1e-30, 1, "AdamW eps"),
+    R(CFG_FLOAT, wd, 0, 1e6, "decoupled weight decay: p *= 1 - lr*wd"),
+    R(CFG_FLOAT, momentum, 0, 1, "Muon / SGD momentum, < 1"),
+    R(CFG_FLOAT, momentum_warmup_start, 0, 1, "Muon momentum at step 0, < 1"),
+    R(CFG_SIZE, momentum_warmup_steps, 0, 1e15, "steps to reach `momentum` (linear)"),
+    R(CFG_SIZE, ns_steps, 1, 100, "Muon Newton-Schulz steps"),
     F(CFG_BOOL, nesterov, "Nesterov momentum"),
 };
+#undef R
 #undef F
 #define NGROUP_FIELDS (sizeof kGroupFields / sizeof kGroupFields[0])
 
@@ -89,9 +94,10 @@ int optimizer_init(Optimizer *o, ParamStore *ps, const cJSON *optim, const char 
         OptGroup *g = &o->groups[i];
         if (kind_of(g->type, &g->kind))
             return err_set(err, "config: optim.groups.%s.type must be adamw, muon or sgd, got \"%s\"", g->name, g->type);
-        if (g->lr < 0 || g->wd < 0 || g->eps < 0) return err_set(err, "config: optim.groups.%s: lr, wd and eps must be >= 0", g->name);
-        if (g->beta1 < 0 || g->beta1 >= 1 || g->beta2 < 0 || g->beta2 >= 1)
-            return err_set(err, "config: optim.groups.%s: betas must be in [0, 1)", g->name);
+        /* the ranges are closed; these ends are open */
+        if (g->beta1 >= 1 || g->beta2 >= 1) return err_set(err, "config: optim.groups.%s: betas must be in [0, 1)", g->name);
+        if (g->momentum >= 1 || g->momentum_warmup_start >= 1)
+            return err_set(err, "config: optim.groups.%s: momentum and momentum_warmup_start must be in [0, 1)", g->name);
     }
 
     /* rules */
@@ -118,8 +124,11 @@ int optimizer_init(Optimizer *o, ParamStore *ps, const cJSON *optim, const char 
                     break;
                 }
             if (rc) break;
-            if (!cJSON_IsString(match) || !cJSON_IsString(grp) || (nd && !cJSON_IsNumber(nd))) {
-                rc = err_set(err, "config: optim.rules[%d] needs string match and group (and an integer ndim)", ri);
+            if (!cJSON_IsString(match) || !cJSON_IsString(grp) ||
+                (nd && !(cJSON_IsNumber(nd) && nd->valuedouble >= 1 && nd->valuedouble <= TENSOR_MAX_DIMS &&
+                         nd->valuedouble == (int)nd->valuedouble))) {
+                rc = err_set(err, "config: optim.rules[%d] needs string match and group (and an integer ndim in [1, %d])", ri,
+                             TENSOR_MAX_DIMS);
                 break;
             }
             if (fnmatch(match->valuestring, t->name, 0) != 0) continue;

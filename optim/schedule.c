@@ -6,13 +6,15 @@
 #include "kernels/util.h"
 
 #define F(type, m, h) CFG_F(type, Schedule, m, h)
+#define R(type, m, lo, hi, h) CFG_R(type, Schedule, m, lo, hi, h)
 const CfgField kScheduleFields[] = {
     F(CFG_STRING, kind, "constant | cosine | warmdown"),
-    F(CFG_SIZE, warmup_steps, "linear warm-up steps"),
-    F(CFG_SIZE, warmdown_steps, "warmdown: linear decay to 0 over the last N steps"),
-    F(CFG_FLOAT, min_lr_frac, "cosine: final multiplier"),
+    R(CFG_SIZE, warmup_steps, 0, 1e15, "linear warm-up steps"),
+    R(CFG_SIZE, warmdown_steps, 0, 1e15, "warmdown: linear decay to 0 over the last N steps"),
+    R(CFG_FLOAT, min_lr_frac, 0, 1, "cosine: final multiplier"),
 };
 #undef F
+#undef R
 const size_t kScheduleFieldCount = sizeof kScheduleFields / sizeof kScheduleFields[0];
 
 void schedule_defaults(Schedule *s) {
@@ -24,7 +26,6 @@ void schedule_defaults(Schedule *s) {
 int schedule_validate(const Schedule *s, Err *err) {
     if (strcmp(s->kind, "constant") && strcmp(s->kind, "cosine") && strcmp(s->kind, "warmdown"))
         return err_set(err, "config: optim.schedule.kind must be constant, cosine or warmdown, got \"%s\"", s->kind);
-    if (s->min_lr_frac < 0 || s->min_lr_frac > 1) return err_set(err, "config: optim.schedule.min_lr_frac must be in [0, 1]");
     return 0;
 }
 
@@ -56,12 +57,14 @@ double schedule_decay_mult(const Schedule *s, uint64_t step, double elapsed) {
 }
 
 #define E(type, m, h) CFG_F(type, Ema, m, h)
+#define R(type, m, lo, hi, h) CFG_R(type, Ema, m, lo, hi, h)
 const CfgField kEmaFields[] = {
     E(CFG_BOOL, enabled, "keep an EMA of the weights for eval and checkpoints"),
-    E(CFG_FLOAT, decay, "EMA decay per step"),
-    E(CFG_FLOAT, start_frac, "start averaging after this fraction of the budget"),
+    R(CFG_FLOAT, decay, 0, 1, "EMA decay per step, in (0, 1) when enabled"),
+    R(CFG_FLOAT, start_frac, 0, 1, "start averaging after this fraction of the budget"),
 };
 #undef E
+#undef R
 const size_t kEmaFieldCount = sizeof kEmaFields / sizeof kEmaFields[0];
 
 void ema_defaults(Ema *e) {

@@ -50,6 +50,48 @@ static int load_tensor(const Gguf *g, const char *name, Tensor *t, size_t permut
     return 0;
 }
 
+/* A block's tensors: GGUF name, tern name, RoPE permutation, and GGUF dims [in, out] as
+ * C (embedding_length), K (head_count_kv * head dim), H (feed_forward_length) or 1. */
+static const struct {
+    const char *gguf, *tern;
+    int rope;
+    char in, out;
+} kBlockTensors[] = {{"attn_norm.weight", "attn_norm.weight", 0, 'C', '1'}, {"attn_q.weight", "attn.wq.weight", 1, 'C', 'C'},
+                     {"attn_k.weight", "attn.wk.weight", 1, 'C', 'K'},      {"attn_v.weight", "attn.wv.weight", 0, 'C', 'K'},
+                     {"attn_output.weight", "attn.wo.weight", 0, 'C', 'C'}, {"ffn_norm.weight", "ffn_norm.weight", 0, 'C', '1'},
+                     {"ffn_gate.weight", "ffn.w1.weight", 0, 'C', 'H'},     {"ffn_down.weight", "ffn.w2.weight", 0, 'H', 'C'},
+                     {"ffn_up.weight", "ffn.w3.weight", 0, 'C', 'H'}};
+
+/* The hyper-parameters must describe the tensors the file holds: checked before the model is
+ * built, so that a damaged header (one flipped byte) is one line naming the disagreement
+ * instead of a model of the wrong size allocated first. */
+static int check_block_tensors(const Gguf *g, uint64_t dim, uint64_t layers, uint64_t hidden, uint64_t heads, uint64_t kv_heads, Err *err) {
+    uint64_t kv;
+    if (__builtin_mul_overflow(kv_heads, dim / heads, &kv)) kv = 0;
+    char name[160];
+    for (uint64_t i = 0; i < layers; i++)
+        for (size_t j = 0; j < sizeof kBlockTensors / sizeof kBlockTensors[0]; j++) {
+            snprintf(name, sizeof name, "blk.%llu.%s", (unsigned long long)i, kBlockTensors[j].gguf);
+            const GgufTensor *t = gguf_tensor(g, name);
+            if (!t) return err_set(err, "%s: tensor %s missing (llama.block_count says %llu blocks)", g->path, name, (unsigned long long)layers);
+            uint64_t want[2];
+            for (int d = 0; d < 2; d++) {
+                char k = d ? kBlockTensors[j].out : kBlockTensors[j].in;
+                want[d] = k == 'C' ? dim : k == 'K' ? kv : k == 'H' ? hidden : 1;
+            }
+            uint64_t have1 = t->ndim > 1 ? t->dims[1] : 1;
+            if (t->ndim > 2 || t->dims[0] != want[0] || have1 != want[1])
+                return err_set(err, "%s: tensor %s is [%llu, %llu], the hyper-parameters (embedding_length %llu, head_count %llu, "
+                                    "head_count_kv %llu, feed_forward_length %llu) say [%llu, %llu]", g->path, name,
+                               (unsigned long long)t->dims[0], (unsigned long long)have1, (unsigned long long)dim, (unsigned long long)heads,
+                               (unsigned long long)kv_heads, (unsigned long long)hidden, (unsigned long long)want[0], (unsigned long long)want[1]);
+        }
+    snprintf(name, sizeof name, "blk.%llu.attn_norm.weight", (unsigned long long)layers);
+    if (gguf_tensor(g, name))
+        return err_set(err, "%s: holds tensor %s but llama.block_count says %llu blocks", g->path, name, (unsigned long long)layers);
+    return 0;
+}
+
 static int do_import(const char *in, const char *dir, int json, Err *err) {
     Gguf g;
     if (gguf_open(&g, in, err)) return -1;
@@ -96,6 +138,7 @@ static int do_import(const char *in, const char *dir, int json, Err *err) {
     uint64_t vocab = emb->dims[1];
     int tied = !outw || (outw->type == emb->type && outw->numel == emb->numel && outw->data && emb->data &&
                          memcmp(outw->data, emb->data, emb->numel * (emb->type == GGML_F32 ? 4 : 2)) == 0);
+    if (check_block_tensors(&g, dim, layers, hidden, heads, kv_heads, err)) goto fail;
     cJSON *ms = cJSON_CreateObject();
     cJSON_AddStringToObject(ms, "arch", "llama");
     cJSON_AddNumberToObject(ms, "vocab_size", (double)vocab);
@@ -110,25 +153,22 @@ static int do_import(const char *in, const char *dir, int json, Err *err) {
     cJSON_AddBoolToObject(ms, "tie_embeddings", tied);
     rc = model_create(&m, ms, 0, err);
     cJSON_Delete(ms);
-    if (rc) goto done;
+    if (rc) { /* the hyper-parameters are out of the model's ranges */
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        err_set(err, "%s: %s", in, msg);
+        goto done;
+    }
     size_t D = (size_t)(dim / heads);
     char name[128], tname[128];
     if (load_tensor(&g, "token_embd.weight", params_find(&m->ps, "tok_emb.weight"), 0, err)) goto fail;
     if (load_tensor(&g, "output_norm.weight", params_find(&m->ps, "norm.weight"), 0, err)) goto fail;
     if (!tied && load_tensor(&g, "output.weight", params_find(&m->ps, "output.weight"), 0, err)) goto fail;
-    static const struct {
-        const char *gguf, *tern;
-        int rope;
-    } map[] = {{"attn_norm.weight", "attn_norm.weight", 0}, {"attn_q.weight", "attn.wq.weight", 1},
-               {"attn_k.weight", "attn.wk.weight", 1},       {"attn_v.weight", "attn.wv.weight", 0},
-               {"attn_output.weight", "attn.wo.weight", 0},  {"ffn_norm.weight", "ffn_norm.weight", 0},
-               {"ffn_gate.weight", "ffn.w1.weight", 0},      {"ffn_down.weight", "ffn.w2.weight", 0},
-               {"ffn_up.weight", "ffn.w3.weight", 0}};
     for (uint64_t i = 0; i < layers; i++)
-        for (size_t j = 0; j < sizeof map / sizeof map[0]; j++) {
-            snprintf(name, sizeof name, "blk.%llu.%s", (unsigned long long)i, map[j].gguf);
-            snprintf(tname, sizeof tname, "blocks.%llu.%s", (unsigned long long)i, map[j].tern);
-            if (load_tensor(&g, name, params_find(&m->ps, tname), map[j].rope ? D : 0, err)) goto fail;
+        for (size_t j = 0; j < sizeof kBlockTensors / sizeof kBlockTensors[0]; j++) {
+            snprintf(name, sizeof name, "blk.%llu.%s", (unsigned long long)i, kBlockTensors[j].gguf);
+            snprintf(tname, sizeof tname, "blocks.%llu.%s", (unsigned long long)i, kBlockTensors[j].tern);
+            if (load_tensor(&g, name, params_find(&m->ps, tname), kBlockTensors[j].rope ? D : 0, err)) goto fail;
         }
     if (gguf_sentencepiece_model(&g, &proto, &proto_len, err)) goto fail;
 

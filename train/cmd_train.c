@@ -67,7 +67,8 @@ static void usage(FILE *f) {
             "  --json            print the final summary as one JSON object on stdout\n"
             "  --quiet           no progress output\n"
             "  --dry-run         resolve and check the config (model, optimizer groups, data), print the\n"
-            "                    resolved config as JSON on stdout, and exit without training\n"
+            "                    resolved config as JSON on stdout and the memory estimate on stderr, and\n"
+            "                    exit without training\n"
             "Writes runs/NAME/{config.json, metrics.jsonl, summary.json, ckpt/step_N.h5, ckpt/latest.h5}, keeping the\n"
             "newest train.keep_ckpts (3) step_N.h5; one tern train per run folder (RUN_DIR/lock names the holder).\n"
             "SIGINT/SIGTERM: finish the step, write a checkpoint, exit 130/143 (a second signal ends it at once).\n"
@@ -175,10 +176,11 @@ int cmd_train(int argc, char **argv) {
             char *s = cJSON_Print(rc.root);
             printf("%s\n", s);
             cJSON_free(s);
-            char desc[2048];
+            char desc[2048], mem[512];
             optimizer_describe(&t.opt, desc, sizeof desc);
-            fprintf(stderr, "tern train --dry-run: %s, %zu parameters, %zu micro-steps of %zu x %zu per step\n%s", t.model->arch,
-                    model_num_params(t.model), t.accum, t.B, t.T, desc);
+            memplan_describe(&t.mem, mem, sizeof mem);
+            fprintf(stderr, "tern train --dry-run: %s, %zu parameters, %zu micro-steps of %zu x %zu per step\n%s  memory   %s\n",
+                    t.model->arch, model_num_params(t.model), t.accum, t.B, t.T, desc, mem);
         }
         trainer_free(&t);
         runconfig_free(&rc);

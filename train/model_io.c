@@ -1,10 +1,25 @@
 #include "train/model_io.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "train/checkpoint.h"
+
+/* The run-level numbers the commands take from a stored config (the model section is checked by
+ * model_create): integers in range when present, so that a damaged file cannot turn into an
+ * out-of-range conversion or a huge evaluation window. */
+static int check_stored_numbers(const char *path, const cJSON *root, Err *err) {
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(root, "seed");
+    const cJSON *sl = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "data"), "seq_len");
+    if (seed && !(cJSON_IsNumber(seed) && seed->valuedouble >= 0 && seed->valuedouble <= 9007199254740992.0 &&
+                  seed->valuedouble == floor(seed->valuedouble)))
+        return err_set(err, "%s: stored config: seed must be an integer in [0, 2^53]", path);
+    if (sl && !(cJSON_IsNumber(sl) && sl->valuedouble >= 1 && sl->valuedouble <= MODEL_MAX_SEQ && sl->valuedouble == floor(sl->valuedouble)))
+        return err_set(err, "%s: stored config: data.seq_len must be an integer in [1, %.0f]", path, MODEL_MAX_SEQ);
+    return 0;
+}
 
 int model_load_checkpoint(const char *path, int use_ema, Model **out, cJSON **config, Err *err) {
     *out = NULL;
@@ -13,6 +28,10 @@ int model_load_checkpoint(const char *path, int use_ema, Model **out, cJSON **co
     cJSON *root = cJSON_Parse(text);
     free(text);
     if (!root) return err_set(err, "%s: stored config is not valid JSON", path);
+    if (check_stored_numbers(path, root, err)) {
+        cJSON_Delete(root);
+        return -1;
+    }
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(root, "seed");
     Model *m = NULL;
     if (model_create(&m, cJSON_GetObjectItemCaseSensitive(root, "model"), cJSON_IsNumber(seed) ? (uint64_t)seed->valuedouble : 0, err)) {

@@ -5,53 +5,68 @@
 
 #include "train/run_dir.h"
 
+/* Every number has a range (kernels/jsoncfg.h): wide enough for any real run, narrow enough that
+ * a typo (a sign, an exponent) is an error naming the key instead of a hang or a huge
+ * allocation. Counts of steps and tokens stop at 2^50 (beyond any budget); sizes are bounded
+ * again, jointly, by the memory estimate (train/memplan.h). */
+#define kMaxCount 1125899906842624.0 /* 2^50 */
+#define kMaxSeqLen 1048576.0         /* 2^20 tokens */
+
 #define D(type, m, h) CFG_F(type, DataConfig, m, h)
+#define DR(type, m, lo, hi, h) CFG_R(type, DataConfig, m, lo, hi, h)
 static const CfgField kDataFields[] = {
     D(CFG_STRING, train, "training shards (glob, comma-separated globs allowed)"),
     D(CFG_STRING, val, "validation shards (glob)"),
     D(CFG_STRING, tokenizer, "tokenizer file, for val_bpb"),
-    D(CFG_SIZE, seq_len, "training and evaluation sequence length"),
+    DR(CFG_SIZE, seq_len, 1, kMaxSeqLen, "training and evaluation sequence length"),
 };
 #undef D
+#undef DR
 #define T(type, m, h) CFG_F(type, TrainConfig, m, h)
+#define TR(type, m, lo, hi, h) CFG_R(type, TrainConfig, m, lo, hi, h)
 static const CfgField kTrainFields[] = {
-    T(CFG_SIZE, batch_tokens, "tokens per optimizer step"),
-    T(CFG_SIZE, micro_batch, "sequences per micro-step"),
-    T(CFG_SIZE, max_steps, "stop after this many steps (0 = no limit)"),
-    T(CFG_SIZE, max_tokens, "stop after this many training tokens (0 = no limit)"),
-    T(CFG_FLOAT, max_seconds, "wall-clock budget (0 = no limit)"),
-    T(CFG_SIZE, val_every, "validate every N steps (0 = only at the end)"),
-    T(CFG_SIZE, val_tokens, "cap on validation tokens (0 = whole split)"),
-    T(CFG_SIZE, log_every, "log every N steps"),
-    T(CFG_SIZE, ckpt_every, "checkpoint every N steps (0 = only at the end)"),
-    CFG_R(CFG_SIZE, TrainConfig, keep_ckpts, 0, 1e9, "keep the newest N ckpt/step_N.h5 (latest.h5 always); 0 = keep all"),
-    T(CFG_SIZE, max_bad_steps, "stop after N non-finite steps in a row"),
-    T(CFG_FLOAT, grad_clip, "global gradient-norm clip (0 = off)"),
+    TR(CFG_SIZE, batch_tokens, 1, 1e12, "tokens per optimizer step"),
+    TR(CFG_SIZE, micro_batch, 1, 1 << 20, "sequences per micro-step"),
+    TR(CFG_SIZE, max_steps, 0, kMaxCount, "stop after this many steps (0 = no limit)"),
+    TR(CFG_SIZE, max_tokens, 0, kMaxCount, "stop after this many training tokens (0 = no limit)"),
+    TR(CFG_FLOAT, max_seconds, 0, 1e10, "wall-clock budget (0 = no limit)"),
+    TR(CFG_SIZE, val_every, 0, kMaxCount, "validate every N steps (0 = only at the end)"),
+    TR(CFG_SIZE, val_tokens, 0, kMaxCount, "cap on validation tokens (0 = whole split)"),
+    TR(CFG_SIZE, log_every, 0, kMaxCount, "log every N steps (0 = never)"),
+    TR(CFG_SIZE, ckpt_every, 0, kMaxCount, "checkpoint every N steps (0 = only at the end)"),
+    TR(CFG_SIZE, keep_ckpts, 0, 1e9, "keep the newest N ckpt/step_N.h5 (latest.h5 always); 0 = keep all"),
+    TR(CFG_SIZE, max_bad_steps, 1, kMaxCount, "stop after N non-finite steps in a row"),
+    TR(CFG_FLOAT, grad_clip, 0, 1e30, "global gradient-norm clip (0 = off)"),
     T(CFG_BOOL, eval_at_end, "validate after the last step"),
     T(CFG_STRING, init_from, "checkpoint whose parameters initialise a fresh run (fine-tuning); names and shapes must match"),
 };
 #undef T
+#undef TR
 #define DI(type, m, h) CFG_F(type, DistillConfig, m, h)
+#define DIR(type, m, lo, hi, h) CFG_R(type, DistillConfig, m, lo, hi, h)
 static const CfgField kDistillFields[] = {
     DI(CFG_STRING, teacher, "teacher-logit files from `tern logits` (glob), one per training shard; empty = no distillation"),
-    DI(CFG_FLOAT, alpha, "weight of the teacher (soft) loss; the labels get 1 - alpha"),
+    DIR(CFG_FLOAT, alpha, 0, 1, "weight of the teacher (soft) loss; the labels get 1 - alpha"),
 };
 #undef DI
+#undef DIR
 #define R(type, m, h) CFG_F(type, RunConfig, m, h)
+#define RR(type, m, lo, hi, h) CFG_R(type, RunConfig, m, lo, hi, h)
 static const CfgField kRunFields[] = {
     R(CFG_STRING, name, "run name (runs/NAME)"),
     R(CFG_STRING, out_dir, "folder holding runs"),
-    R(CFG_INT, seed, "seed for init and data order"),
-    R(CFG_INT, threads, "OpenMP/BLAS threads (0 = OMP_NUM_THREADS or all cores)"),
-    {"model", CFG_SECTION, 0, "model architecture and shape"},
-    {"data", CFG_SECTION, 0, "data paths"},
-    {"optim", CFG_SECTION, 0, "optimizer groups, schedule, EMA"},
-    {"train", CFG_SECTION, 0, "batch and budget"},
-    {"quant", CFG_SECTION, 0, "quantization-aware training"},
-    {"export", CFG_SECTION, 0, "artifact export"},
-    {"distill", CFG_SECTION, 0, "distillation from teacher logits"},
+    RR(CFG_INT, seed, 0, kMaxCount, "seed for init and data order"),
+    RR(CFG_INT, threads, 0, 4096, "OpenMP/BLAS threads (0 = OMP_NUM_THREADS or all cores)"),
+    CFG_CHILD("model", CFG_SECTION, "model architecture and shape"),
+    CFG_CHILD("data", CFG_SECTION, "data paths"),
+    CFG_CHILD("optim", CFG_SECTION, "optimizer groups, schedule, EMA"),
+    CFG_CHILD("train", CFG_SECTION, "batch and budget"),
+    CFG_CHILD("quant", CFG_SECTION, "quantization-aware training"),
+    CFG_CHILD("export", CFG_SECTION, "artifact export"),
+    CFG_CHILD("distill", CFG_SECTION, "distillation from teacher logits"),
 };
 #undef R
+#undef RR
 #define N(a) (sizeof a / sizeof a[0])
 
 static void defaults(RunConfig *rc) {
@@ -97,14 +112,8 @@ int runconfig_from_json(RunConfig *rc, cJSON *root, Err *err) {
     if (rc->ema.enabled && (rc->ema.decay <= 0 || rc->ema.decay >= 1))
         return err_set(err, "config: optim.ema.decay must be in (0, 1)");
     if (cfg_read(get(root, "distill"), "distill", kDistillFields, N(kDistillFields), &rc->distill, err)) return -1;
-    if (!(rc->distill.alpha >= 0 && rc->distill.alpha <= 1)) return err_set(err, "config: distill.alpha must be in [0, 1]");
     if (rc->distill.teacher[0] && rc->mezo.enabled)
         return err_set(err, "config: distill.teacher with optim.mezo.enabled is not supported (distil with backprop)");
-    if (rc->data.seq_len == 0) return err_set(err, "config: data.seq_len must be positive");
-    if (rc->train.micro_batch == 0) return err_set(err, "config: train.micro_batch must be positive");
-    if (rc->train.batch_tokens == 0) return err_set(err, "config: train.batch_tokens must be positive");
-    if (rc->train.grad_clip < 0) return err_set(err, "config: train.grad_clip must be >= 0");
-    if (rc->threads < 0) return err_set(err, "config: threads must be >= 0");
     if (run_name_check(rc->out_dir, rc->name, err)) return -1;
     return 0;
 }

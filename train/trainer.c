@@ -23,6 +23,22 @@ static int file_exists(const char *p) {
 
 static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt, int dry, const Dist *dist, Err *err);
 
+/* Validation windows per forward: up to 8 sequences, up to 8192 tokens. */
+static size_t eval_batch(size_t T) { return TERN_MAX((size_t)1, TERN_MIN((size_t)8, 8192 / T)); }
+
+/* Estimates the run's memory (train/memplan.h) and refuses what cannot fit. */
+static int plan_memory(Trainer *t, Err *err) {
+    const RunConfig *rc = t->rc;
+    size_t T = rc->data.seq_len, micro_tokens = rc->train.micro_batch * T;
+    int validates = rc->data.val[0] && (rc->train.val_every || rc->train.eval_at_end);
+    MemPlanShape s = {.B = rc->train.micro_batch, .T = T, .eval_B = validates ? eval_batch(T) : 0, .tokens = micro_tokens,
+                      .forward_only = rc->mezo.enabled, .ema = rc->ema.enabled, .world = t->dist.world};
+    /* MeZO keeps every micro-batch of a step */
+    if (rc->mezo.enabled) s.tokens = TERN_MAX(micro_tokens, rc->train.batch_tokens / (size_t)t->dist.world);
+    memplan_measure(&t->mem, t->model, &s);
+    return memplan_check(&t->mem, err);
+}
+
 static void bcast_cb(void *ctx, float *buf, size_t n, int root) { dist_bcast_f32((const Dist *)ctx, buf, n, root); }
 
 int trainer_init(Trainer *t, RunConfig *rc, const char *resume_ckpt, const Dist *dist, Err *err) {
@@ -128,6 +144,9 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     cJSON_AddItemToObject(root, "quant", rq);
     cJSON_AddItemToObject(root, "export", rx);
 
+    /* the memory the run will take, before the optimizer state and the arenas are allocated */
+    if (plan_memory(t, err)) return -1;
+
     cJSON *optim = cfg_section(root, "optim");
     cJSON *resolved_opt = cJSON_CreateObject();
     int rcode = optimizer_init(&t->opt, &t->model->ps, optim, t->model->default_groups, resolved_opt, err);
@@ -141,6 +160,7 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     cJSON_AddItemToObject(optim, "groups", cJSON_DetachItemFromObject(resolved_opt, "groups"));
     cJSON_AddItemToObject(optim, "rules", cJSON_DetachItemFromObject(resolved_opt, "rules"));
     cJSON_Delete(resolved_opt);
+    memplan_add_optimizer(&t->mem, t->opt.work_floats * sizeof(float));
 
     if (rc->mezo.enabled) {
         if (mezo_init(&t->mezo, &rc->mezo, &t->model->ps, err)) return -1;
@@ -277,7 +297,7 @@ static int validate(Trainer *t) {
     Ema *e = &t->rc->ema;
     if (e->enabled && e->started) ema_swap(e, &t->model->ps);
     EvalResult r;
-    size_t B = TERN_MAX((size_t)1, TERN_MIN((size_t)8, 8192 / t->T));
+    size_t B = eval_batch(t->T);
     eval_standard(t->model, &t->eval_tape, &t->val, t->T, B, t->have_bc ? &t->bc : NULL, t->rc->train.val_tokens, &t->dist, &r);
     if (e->enabled && e->started) ema_swap(e, &t->model->ps);
     t->last_val_loss = r.val_loss;
@@ -445,8 +465,8 @@ static int mezo_train_step(Trainer *t, double lr_mult, double *step_loss) {
     Mezo *mz = &t->mezo;
     float *theta = t->model->ps.values;
     size_t n = mz->c.samples;
-    uint64_t keys[1024];
-    double g[1024];
+    uint64_t keys[MEZO_MAX_SAMPLES];
+    double g[MEZO_MAX_SAMPLES];
     float eps = (float)mz->c.eps;
     int finite = 1;
     *step_loss = 0;
@@ -675,6 +695,7 @@ int trainer_summary(Trainer *t, int json, int outcome, const char *error, Err *e
     cJSON_AddNumberToObject(o, "ranks", t->dist.world);
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0) cJSON_AddNumberToObject(o, "peak_rss_mb", (double)ru.ru_maxrss / 1024.0);
+    cJSON_AddNumberToObject(o, "mem_estimate_mb", (double)t->mem.total / 1048576.0);
     if (t->use_mezo) cJSON_AddStringToObject(o, "method", "mezo");
     if (t->nteachers) cJSON_AddStringToObject(o, "method", "distill");
     if (t->resyncs) cJSON_AddNumberToObject(o, "rank_resyncs", (double)t->resyncs);

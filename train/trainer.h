@@ -21,6 +21,7 @@
 #include "train/checkpoint.h"
 #include "train/dist.h"
 #include "train/eval.h"
+#include "train/memplan.h"
 #include "train/progress.h"
 #include "train/runconfig.h"
 
@@ -60,6 +61,7 @@ typedef struct Trainer {
     DistillTarget dt;
     int use_mezo;
     uint64_t resyncs;         /* times the ranks' parameters had drifted apart and were re-broadcast */
+    MemPlan mem;              /* the run's memory estimate (train/memplan.h) */
 } Trainer;
 
 /* Builds everything for rc (model, optimizer, data). resume_ckpt: a checkpoint to continue from

@@ -12,7 +12,7 @@ typedef struct GluCfg {
 } GluCfg;
 
 static const CfgField kGluFields[] = {
-    CFG_F(CFG_SIZE, GluCfg, hidden, "SwiGLU hidden size (Llama feed-forward)"),
+    CFG_R(CFG_SIZE, GluCfg, hidden, 0, MODEL_MAX_HIDDEN, "SwiGLU hidden size (Llama feed-forward)"),
 };
 
 typedef struct GluInst {

@@ -16,7 +16,7 @@ typedef struct MlpCfg {
 
 #define F(type, m, h) CFG_F(type, MlpCfg, m, h)
 static const CfgField kMlpFields[] = {
-    F(CFG_SIZE, mlp_hidden, "MLP hidden size (0 = mlp_mult * dim)"),
+    CFG_R(CFG_SIZE, MlpCfg, mlp_hidden, 0, MODEL_MAX_HIDDEN, "MLP hidden size (0 = mlp_mult * dim)"),
     F(CFG_STRING, mlp_act, "MLP activation: relu2 | leaky_relu2 | swiglu"),
 };
 #undef F

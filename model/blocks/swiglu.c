@@ -14,7 +14,7 @@ typedef struct SwigluCfg {
 } SwigluCfg;
 
 static const CfgField kSwigluFields[] = {
-    CFG_F(CFG_SIZE, SwigluCfg, swiglu_hidden, "SwiGLU hidden (0 = round_up(2/3 * mlp_mult * dim, 256))"),
+    CFG_R(CFG_SIZE, SwigluCfg, swiglu_hidden, 0, MODEL_MAX_HIDDEN, "SwiGLU hidden (0 = round_up(2/3 * mlp_mult * dim, 256))"),
 };
 
 typedef struct SwigluInst {

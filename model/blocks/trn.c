@@ -92,20 +92,22 @@ typedef struct TrnCfg {
 } TrnCfg;
 
 #define F(type, m, h) CFG_F(type, TrnCfg, m, h)
+#define R(type, m, lo, hi, h) CFG_R(type, TrnCfg, m, lo, hi, h)
 static const CfgField kTrnFields[] = {
-    F(CFG_SIZE, oscillators, "TRN oscillators per layer (K)"),
+    R(CFG_SIZE, oscillators, 1, MODEL_MAX_DIM, "TRN oscillators per layer (K)"),
     F(CFG_STRING, scan, "TRN recurrence kernel: sequential | kogge_stone | chunked | auto"),
-    F(CFG_FLOAT, amp_max, "TRN amplitude clamp: A = min(softplus(a), amp_max)"),
-    F(CFG_FLOAT, res_scale_init, "TRN res_scale init"),
-    F(CFG_FLOAT, pcg_lambda_init, "TRN phase-gate lambda init"),
-    F(CFG_FLOAT, gate_bias_init, "TRN output gate: bias = logit(gate_bias_init)"),
-    F(CFG_FLOAT, erase_bias_init, "TRN erase strength bias init"),
-    F(CFG_FLOAT, proj_init_std, "TRN oscillator projection init std (0 = dim^-1/2)"),
-    F(CFG_FLOAT, w_res_init_std, "TRN W_res init std"),
-    F(CFG_FLOAT, w_phase_init_std, "TRN W_phase init std"),
-    F(CFG_SIZE, omega_init_len, "L of the omega_base init 2 pi / L .. pi (0 = seq_len)"),
-    F(CFG_SIZE, res_warmup, "training forwards of the TRN readout smoothstep warm-up (0 = off)"),
+    R(CFG_FLOAT, amp_max, 1e-30, 1e30, "TRN amplitude clamp: A = min(softplus(a), amp_max)"),
+    R(CFG_FLOAT, res_scale_init, -1e3, 1e3, "TRN res_scale init"),
+    R(CFG_FLOAT, pcg_lambda_init, -1e3, 1e3, "TRN phase-gate lambda init"),
+    R(CFG_FLOAT, gate_bias_init, 0, 1, "TRN output gate: bias = logit(gate_bias_init)"),
+    R(CFG_FLOAT, erase_bias_init, -1e3, 1e3, "TRN erase strength bias init"),
+    R(CFG_FLOAT, proj_init_std, 0, 1e3, "TRN oscillator projection init std (0 = dim^-1/2)"),
+    R(CFG_FLOAT, w_res_init_std, 0, 1e3, "TRN W_res init std"),
+    R(CFG_FLOAT, w_phase_init_std, 0, 1e3, "TRN W_phase init std"),
+    R(CFG_SIZE, omega_init_len, 0, MODEL_MAX_SEQ, "L of the omega_base init 2 pi / L .. pi (0 = seq_len)"),
+    R(CFG_SIZE, res_warmup, 0, 1e15, "training forwards of the TRN readout smoothstep warm-up (0 = off)"),
 };
+#undef R
 #undef F
 
 static void trn_defaults(void *cfg) {
