@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/meminfo.h"
@@ -42,6 +43,14 @@ Tensor *params_add(ParamStore *ps, const char *name, int ndim, const size_t *sha
 }
 
 void params_finalize(ParamStore *ps) {
+    Err err = {0};
+    if (params_finalize_checked(ps, &err)) {
+        fprintf(stderr, "tern: %s\n", err.msg);
+        exit(1);
+    }
+}
+
+int params_finalize_checked(ParamStore *ps, Err *err) {
     TERN_CHECK(!ps->finalized, "params_finalize twice");
     size_t total = 0;
     /* each tensor starts on a 16-float (64-byte) boundary so SIMD loops stay aligned */
@@ -52,7 +61,7 @@ void params_finalize(ParamStore *ps) {
      * from a config or a file) */
     char what[96];
     snprintf(what, sizeof what, "the model's %zu parameters (values + gradients)", total);
-    mem_require(2 * total * sizeof(float), what);
+    if (mem_check(2 * total * sizeof(float), what, err)) return -1;
     ps->values = xcalloc(total ? total : 1, sizeof(float));
     ps->grads = xcalloc(total ? total : 1, sizeof(float));
     size_t off = 0;
@@ -62,6 +71,7 @@ void params_finalize(ParamStore *ps) {
         off += (ps->t[i]->numel + 15) & ~(size_t)15;
     }
     ps->finalized = 1;
+    return 0;
 }
 
 long params_index(const ParamStore *ps, const char *name) {

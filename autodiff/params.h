@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "autodiff/tensor.h"
+#include "kernels/util.h"
 
 typedef struct ParamStore {
     Tensor **t;          /* registered tensors, in order */
@@ -26,7 +27,10 @@ void params_free(ParamStore *ps);
 Tensor *params_add(ParamStore *ps, const char *name, int ndim, const size_t *shape);
 /* The same for the common shapes: ndim 1 -> [a], ndim 2 -> [a, b]. */
 Tensor *params_add2(ParamStore *ps, const char *name, int ndim, size_t a, size_t b);
-void params_finalize(ParamStore *ps);
+void params_finalize(ParamStore *ps);  /* exits with one line when the store cannot fit */
+/* The same, returning -1 with "the model's N parameters (values + gradients) need X, only Y
+ * available" in err instead (model_create's path: the caller cleans up and reports). */
+int params_finalize_checked(ParamStore *ps, Err *err);
 Tensor *params_find(const ParamStore *ps, const char *name);
 long params_index(const ParamStore *ps, const char *name);
 static inline size_t params_offset(const ParamStore *ps, const Tensor *t) {

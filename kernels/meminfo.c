@@ -114,12 +114,18 @@ MemAvail mem_available(void) {
     return a;
 }
 
-void mem_require(size_t bytes, const char *what) {
+int mem_check(size_t bytes, const char *what, Err *err) {
     MemAvail a = mem_available();
-    if (bytes <= a.bytes) return;
+    if (bytes <= a.bytes) return 0;
     char need[32], have[32];
     format_bytes((double)bytes, need, sizeof need);
     format_bytes((double)a.bytes, have, sizeof have);
-    fprintf(stderr, "tern: %s need %s, only %s available (%s)\n", what, need, have, a.limit);
+    return err_set(err, "%s need %s, only %s available (%s)", what, need, have, a.limit);
+}
+
+void mem_require(size_t bytes, const char *what) {
+    Err err = {0};
+    if (!mem_check(bytes, what, &err)) return;
+    fprintf(stderr, "tern: %s\n", err.msg);
     exit(1);
 }

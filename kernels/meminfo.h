@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "kernels/util.h"
+
 typedef struct MemAvail {
     size_t bytes;      /* SIZE_MAX when nothing could be read */
     const char *limit; /* which bound decided: "MemAvailable", "cgroup memory limit", "ulimit -v", "ulimit -d" */
@@ -19,6 +21,8 @@ typedef struct MemAvail {
 
 MemAvail mem_available(void);
 
+/* 0 when `bytes` more fit, else -1 with "WHAT need X, only Y available (LIMIT)" in err. */
+int mem_check(size_t bytes, const char *what, Err *err);
 /* Refuses (one line on stderr, exit status 1) when `bytes` more than are available; `what`
  * names the allocation ("the model's 5153960755200 parameters (values + gradients)"). For the
  * allocations no caller could shrink or recover from: the parameter store. */

@@ -246,7 +246,7 @@ static void add_layer_params(Stack *s, Layer *ly, size_t i, ParamStore *ps) {
     }
 }
 
-static void add_params(Stack *s, ParamStore *ps) {
+static int add_params(Stack *s, ParamStore *ps, Err *err) {
     const StackConfig *c = &s->sc;
     size_t C = c->dim, L = s->L;
     params_init(ps);
@@ -262,7 +262,7 @@ static void add_params(Stack *s, ParamStore *ps) {
     if (c->norm_gain) s->norm_w = params_add2(ps, "norm.weight", 1, C, 0);
     if (!c->tie_embeddings)
         s->head = params_add2(ps, s->preset->names == NAMES_LLAMA ? "output.weight" : "lm_head.weight", 2, c->vocab_size, C);
-    params_finalize(ps);
+    return params_finalize_checked(ps, err);
 }
 
 static void init_layer(const Stack *s, Layer *ly, Rng *rng) {
@@ -421,8 +421,11 @@ int model_create(Model **out, const cJSON *section, uint64_t seed, Err *err) {
     m->vocab = s->sc.vocab_size;
     m->max_seq_len = s->sc.seq_len;
     m->softcap = (float)s->sc.softcap;
-    add_params(s, &m->ps);
     buffers_init(&m->bs);
+    if (add_params(s, &m->ps, err)) {
+        model_free(m);
+        return -1;
+    }
     buffers_add(&m->bs, "train_forwards", BUF_U64, 1, 1, 0, &m->train_forwards, 0);
     init_params(s, &m->ps, seed);
     m->default_groups = group_rules(s);

@@ -13,11 +13,11 @@
 #define F(type, m, h) CFG_F(type, OptGroup, m, h)
 #define R(type, m, lo, hi, h) CFG_R(type, OptGroup, m, lo, hi, h)
 /* Ranges: what any run could want, nothing that only a typo gives (a negative lr, beta >= 1,
- * eps <= 0, a billion Newton-Schulz steps that hang step 1). lr goes up to 1e30 because a huge
+ * eps <= 0, a billion Newton-Schulz steps that hang step 1). lr goes up to float32's largest value: a huge
  * lr is how tests force a divergence. */
 static const CfgField kGroupFields[] = {
     F(CFG_STRING, type, "adamw | muon | sgd"),
-    R(CFG_FLOAT, lr, 0, 1e30, "learning rate (times the schedule's multiplier)"),
+    R(CFG_FLOAT, lr, 0, 3.4e38, "learning rate (times the schedule's multiplier)"),
     R(CFG_FLOAT, beta1, 0, 1, "AdamW beta1, < 1"),
     R(CFG_FLOAT, beta2, 0, 1, "AdamW beta2, < 1"),
     R(CFG_FLOAT, eps, 1e-30, 1, "AdamW eps"),

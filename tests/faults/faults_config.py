@@ -74,8 +74,8 @@ CASES = [
     ("quant start_step", ["quant.start_step=-7"], "quant.start_step must be in [-1, "),
     ("trn oscillators = 0", ["model={\"arch\":\"trn_hybrid\",\"layout\":\"TA\",\"oscillators\":0}"], "model.oscillators must be in [1, 65536]"),
     ("trn bigram_rows past 2^31", ["model={\"arch\":\"trn_hybrid\",\"bigram_rows\":1e10}"], "model.bigram_rows must be in [0, 2147483647]"),
-    ("llama layers past 1024", ["model={\"arch\":\"llama\",\"layers\":5000}"], "model.layers must be in [1, 1024]"),
-    ("llama norm_eps = 0", ["model={\"arch\":\"llama\",\"norm_eps\":0}"], "model.norm_eps must be in [1e-30, 1]"),
+    ("llama layers past 256", ["model={\"arch\":\"llama\",\"layers\":5000}"], "model.layers must be in [0, 256]"),
+    ("llama norm_eps < 0", ["model={\"arch\":\"llama\",\"norm_eps\":-1e-5}"], "model.norm_eps must be in [0, 1]"),
     ("optim rule ndim 1e300", ["optim.rules=[{\"match\":\"*\",\"ndim\":1e300,\"group\":\"scalar\"}]"], "optim.rules[0] needs"),
 ]
 for what, sets, name in CASES:
