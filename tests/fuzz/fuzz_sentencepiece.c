@@ -30,7 +30,8 @@ static void normalize_both_ways(const SpModel *m, const uint8_t *text, size_t n)
         size_t len = 0;
         Err err;
         int r = sp_normalize(m, (const char *)text, n, flags, &out, &len, &err);
-        FZ_ASSERT(r == 0 || (!flags && !valid), "normalize failed: %s", err.msg);
+        /* refused: strict on invalid UTF-8, or a charsmap rule pointing outside its strings */
+        FZ_ASSERT(r == 0 || (!flags && !valid) || strstr(err.msg, "corrupt model"), "normalize failed: %s", err.msg);
         FZ_ASSERT(r != 0 || (out && strlen(out) <= len), "normalize gave no text");
         free(out);
     }

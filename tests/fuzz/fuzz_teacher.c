@@ -43,6 +43,9 @@ static void read_windows(TeacherReader *r, Fz *f) {
         Err err;
         int rc = teacher_read_window(r, (size_t)pos, T, which & 1 ? NULL : idx, which & 2 ? NULL : val, which & 4 ? NULL : lse, &err);
         if (rc) fz_check_error(&err, r->path);
+        int outside = pos < r->meta.offset || pos - r->meta.offset > r->rows || T > r->rows - (pos - r->meta.offset);
+        FZ_ASSERT(!outside || (rc && (strstr(err.msg, "beyond") || strstr(err.msg, "precedes"))),
+                  "a window outside the %zu rows was not refused as such: %s", r->rows, rc ? err.msg : "(read)");
         for (size_t i = 0; !rc && !(which & 1) && i < T * k; i++)
             FZ_ASSERT(idx[i] >= 0 && (size_t)idx[i] < r->meta.vocab_size, "id %d passed the vocabulary check", idx[i]);
         free(idx);
