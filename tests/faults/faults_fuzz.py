@@ -1,15 +1,20 @@
 """The bugs the fuzz harnesses found (tests/fuzz/README.md), as the command line meets them, so
 that the gcc build and `make test-sanitize` (ASan + UBSan) guard them too where clang's libFuzzer
 is missing: an .h5 shard declaring 2^40 never-written tokens, an array where a checkpoint
-attribute holds one value, a stored seed beyond 2^64, a resumed loader cursor far past the
-data's windows, a config key holding a newline."""
+attribute holds one value, a stored seed beyond 2^64, a GGUF integer stored as a huge float, a
+resumed loader cursor far past the data's windows, a config key holding a newline."""
 import json
 import os
 import tempfile
 
+import sys
+
 import h5py
 import numpy as np
 from fault_lib import Checks, expect_error, expect_ok, synthetic_language, tern, write_shard
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz"))
+from make_seeds import gguf_file  # noqa: E402
 
 checks = Checks()
 d = tempfile.mkdtemp(prefix="tern_faults_fuzz_")
@@ -39,6 +44,13 @@ print("a checkpoint whose stored seed does not fit uint64")
 seed = os.path.join(d, "bigseed.h5")
 checkpoint_file(seed, {"seed": 1e20, "model": TINY})
 expect_error(checks, tern("info", seed), "refused before converting it", names=("bigseed.h5", "out-of-range seed"), allow_lines=1)
+
+print("a GGUF whose embedding length is the float 1e31")
+gguf = os.path.join(d, "huge.gguf")
+with open(gguf, "wb") as f:
+    f.write(gguf_file(3, [("general.architecture", 8, "llama"), ("llama.embedding_length", 12, 1e31)], []))
+expect_error(checks, tern("import", gguf, "-o", os.path.join(d, "imported")), "refused before converting it",
+             names=("huge.gguf", "embedding_length"), allow_lines=1)
 
 print("a config key holding a newline")
 cfg = os.path.join(d, "newline.json")

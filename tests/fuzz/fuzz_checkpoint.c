@@ -126,7 +126,7 @@ static void load_for_resume(const char *path, Model *m, Fz *f) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char *const kNames[] = {"params", "optim", "state", "ema/shadow", "config", "format", "params/tok_emb.weight", NULL};
-    Fz f = {data, size};
+    Fz f = {data, size}, choices = fz_take_front(&f, 16);
     char config[1024], stored[1024];
     tiny_config(&f, config, sizeof config);
     Model *m = build(config);
@@ -146,8 +146,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fz_scratch_path("_ckpt.h5");
     h5gen_write(spec, &f, path);
     free(spec);
-    load_as_model(path, &f);
-    load_for_resume(path, m, &f);
+    load_as_model(path, &choices);
+    load_for_resume(path, m, &choices);
     model_free(m);
     fz_check_h5_closed("the checkpoint readers");
     return 0;

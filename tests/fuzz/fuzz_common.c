@@ -40,6 +40,13 @@ void fz_back(Fz *f, void *out, size_t n) {
 
 uint64_t fz_pick_u64(Fz *f, const uint64_t *table, size_t n) { return table[fz_range(f, 0, n - 1)]; }
 
+Fz fz_take_front(Fz *f, size_t n) {
+    Fz part = {f->p, n < f->n ? n : f->n};
+    f->p += part.n;
+    f->n -= part.n;
+    return part;
+}
+
 const uint8_t *fz_rest(Fz *f, size_t *n) {
     const uint8_t *p = f->p;
     *n = f->n;

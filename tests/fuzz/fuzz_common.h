@@ -27,6 +27,9 @@ size_t fz_range(Fz *f, size_t lo, size_t hi);
 void fz_back(Fz *f, void *out, size_t n);
 /* Picks one of n entries of a table of sizes: boundary values reach the checks best. */
 uint64_t fz_pick_u64(Fz *f, const uint64_t *table, size_t n);
+/* The next n bytes (or fewer) as an input of their own: the choices a harness makes after a
+ * file is built are taken before building it, so the file cannot use them up. */
+Fz fz_take_front(Fz *f, size_t n);
 /* The rest of the input, which is then empty. */
 const uint8_t *fz_rest(Fz *f, size_t *n);
 /* Splits the rest in two at a point read from the front (a 16-bit length of the second part). */

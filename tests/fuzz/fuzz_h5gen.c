@@ -214,7 +214,10 @@ static uint8_t *fill_values(const Plan *p, size_t numel, size_t es, Fz *f) {
         return buf;
     }
     if (it->fuzz_values && !p->special && !it->is_attr) {
-        fz_back(f, buf, numel * es);
+        /* at most 64 bytes, tiled: a few KB of input must still reach the later items */
+        size_t want = numel * es, take = TERN_MIN(want, 64);
+        fz_back(f, buf, take);
+        for (size_t i = take; take && i < want; i++) buf[i] = buf[i - take];
         if (it->fuzz_mod && it->type <= GT_I64) /* integers: the template's range, so that most pass */
             for (size_t i = 0; i < numel; i++) {
                 uint64_t v = 0;

@@ -30,10 +30,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     Fz f = {data, size};
     const char *path = fz_scratch_path("_shard.bin");
     if (fz_u8(&f) & 1) {
+        Fz choices = fz_take_front(&f, 32);
         size_t len;
         uint8_t *b = structured_shard(&f, &len);
         fz_write_file(path, b, len);
         free(b);
+        f = choices;
     } else {
         /* the loader's choices come first, the file is the rest */
         Fz choices = {f.p, f.n < 32 ? f.n : 32};

@@ -56,7 +56,7 @@ static void read_windows(TeacherReader *r, Fz *f) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char *const kNames[] = {"indices", "values", "lse", "format", "k", "vocab_size", "extra/indices", NULL};
-    Fz f = {data, size};
+    Fz f = {data, size}, choices = fz_take_front(&f, 32);
     GenSpec spec = {.extra_names = kNames};
     size_t V;
     build_spec(&spec, &f, &V);
@@ -65,9 +65,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t expected[3] = {0, V, V + 1};
     TeacherReader r;
     Err err;
-    if (teacher_reader_open(&r, path, expected[fz_range(&f, 0, 2)], &err) == 0) {
+    if (teacher_reader_open(&r, path, expected[fz_range(&choices, 0, 2)], &err) == 0) {
         /* what the trainer checks before sizing its buffers from k (train/trainer.c) */
-        if (r.meta.k >= 1 && r.meta.k <= DISTILL_MAX_K && r.meta.temperature > 0) read_windows(&r, &f);
+        if (r.meta.k >= 1 && r.meta.k <= DISTILL_MAX_K && r.meta.temperature > 0) read_windows(&r, &choices);
         teacher_reader_close(&r);
     } else {
         fz_check_error(&err, path);

@@ -131,6 +131,16 @@ def gguf_tiny(version):
     return gguf_file(version, kvs, tensors)
 
 
+def choices(rng, n, *first):
+    """The choices a harness takes before building its file (fz_take_front): the given first
+    bytes (e.g. which vocabulary), then small random ones."""
+    return bytes(first) + bytes(rng.randrange(16) for _ in range(n - len(first)))
+
+
+def small(rng, n, below=4):
+    return bytes(rng.randrange(below) for _ in range(n))
+
+
 def structured(rng, n, keep=True):
     """Bytes for a template-driven harness: below 176 every template item is kept as is."""
     return bytes(rng.randrange(176) if keep else rng.randrange(256) for _ in range(n))
@@ -159,15 +169,16 @@ def synthetic(out):
     rng = random.Random(20240520)
     seeds = {
         "shard": {"bin": b"\x00" + shard_bin([1, 5, 9, 2, 1, 7, 3, 3, 4, 1, 8, 0] * 3),
-                  "structured": b"\x01\x00\x40\x00" + structured(rng, 12) + bytes(rng.randrange(4) for _ in range(128))},
-        "h5_tokens": {"u16": b"\x00\x80\x00\x00\x00" + structured(rng, 40) + bytes(rng.randrange(4) for _ in range(256)),
-                      "u32": b"\x00\x30\x01\x00\x00" + structured(rng, 40) + bytes(rng.randrange(4) for _ in range(192))},
-        "teacher": {"f32": structured(rng, 64) + bytes(1600), "f16": structured(rng, 48) + bytes(rng.randrange(256) for _ in range(900)),
-                    "mutated": structured(rng, 80, keep=False) + bytes(400)},
-        "checkpoint": {"gpt": b"\x00\x10\x01\x02\x00" + structured(rng, 120) + bytes(rng.randrange(256) for _ in range(2000)),
-                       "llama": b"\x01\x20\x01\x01\x00" + structured(rng, 120) + bytes(2000),
-                       "trn": b"\x02\x10\x01\x01\x00" + structured(rng, 120) + bytes(1000),
-                       "mutated": b"\x00\x08\x00\x00\x00" + structured(rng, 160, keep=False)},
+                  "structured": b"\x01" + choices(rng, 32, 6) + b"\x00\x40\x00" + small(rng, 128)},
+        "h5_tokens": {"u16": choices(rng, 32, 6) + b"\x00\x80\x00\x00\x00" + small(rng, 256),
+                      "u32": choices(rng, 32, 7) + b"\x00\x30\x01\x00\x00" + small(rng, 192)},
+        "teacher": {"f32": choices(rng, 32, 1) + structured(rng, 32) + bytes(600),
+                    "f16": choices(rng, 32, 1) + structured(rng, 32) + bytes(rng.randrange(256) for _ in range(600)),
+                    "mutated": choices(rng, 32, 1) + structured(rng, 48, keep=False) + bytes(400)},
+        "checkpoint": {"gpt": choices(rng, 16, 0, 7) + b"\x00\x10\x01\x02\x00" + structured(rng, 64) + small(rng, 1000, 256),
+                       "llama": choices(rng, 16, 1, 7) + b"\x01\x20\x01\x01\x00" + structured(rng, 64) + bytes(1000),
+                       "trn": choices(rng, 16, 0, 5) + b"\x02\x10\x01\x01\x00" + structured(rng, 64) + bytes(1000),
+                       "mutated": choices(rng, 16, 1, 7) + b"\x00\x08\x00\x00\x00" + structured(rng, 96, keep=False)},
         "config": {name: b"\x00" + split_input(text.encode(), b"") for name, text in TINY_CONFIGS.items()},
         "tokenizer": {"bpe": split_input(BPE_FILE.encode(), TEXT), "vocab": split_input(VOCAB_TXT.encode(), TEXT),
                       "spm": split_input(sp_tiny(), TEXT)},
@@ -179,7 +190,9 @@ def synthetic(out):
                           "unigram": split_input(sp_tiny(False, 1), TEXT)},
         "gguf": {"v1": gguf_tiny(1), "v2": gguf_tiny(2), "v3": gguf_tiny(3)},
     }
-    # regression inputs that are easier made than kept from a fuzzer run
+    # regression inputs that are easier made than kept from a fuzzer run (tests/fuzz/README.md)
+    for target, files in regressions().items():
+        seeds[target].update(files)
     bad_charsmap = split_input(sp_tiny(charsmap=charsmap_bad_offset()), b"a cat")
     seeds["tokenizer"]["regress_charsmap_offset"] = bad_charsmap
     seeds["sentencepiece"]["regress_charsmap_offset"] = bad_charsmap
@@ -188,6 +201,29 @@ def synthetic(out):
                                                     b"model.dim=16\noptim.schedule.kind=constant\ntrain.grad_clip=1")
     for target, files in seeds.items():
         write_all(out, target, files)
+
+
+def regressions():
+    """One input per bug the harnesses found, spelled out byte by byte."""
+    pad = lambda b, n: b + bytes(n - len(b))  # noqa: E731
+    # shard: loader at cursor 2^62 (vocab 65536, T 16, 1 rank, 1 window) over 256 tokens
+    cursor = pad(bytes([6, 15, 0]) + bytes(8) + bytes([1, 15]) + bytes(8) + bytes([0, 0]), 32)
+    # h5_tokens: /tokens as uint32, declared 2^62 long and never written
+    sparse = pad(bytes([6]), 32) + bytes([0x00, 0x10, 0x01, 0x00, 0xCF, 0xFF, 0x00])
+    # teacher: k = 2, vocab 18, 8 rows, offset 1; attribute k stored as an array of 8
+    teacher = bytes([0x01, 0x10, 0x08, 0x00, 0x01, 0x0F, 0x00, 0x00])
+    array_k = pad(bytes([1]), 32) + teacher[:-1] + bytes([0x00, 0x00, 0x00, 0xC4, 0x01, 0x06, 0x00]) + bytes(9) + bytes(200)
+    # teacher: one window of 4 rows at shard position 2^64 - 1
+    row_wrap = pad(bytes([1, 0, 3, 0, 19, 0]), 32) + teacher + bytes(12) + bytes(200)
+    # checkpoint: the stored seed is 2^64 (seed table index 5)
+    seed = pad(bytes([0, 7]), 16) + bytes([0x00, 0x10, 0x01, 0x02, 0x05, 0x00]) + bytes(64)
+    # gguf: an integer key stored as the float 1e31
+    huge = gguf_file(3, [("general.architecture", 8, "llama"), ("llama.block_count", 12, 1e31)], [])
+    return {"gguf": {"regress_u64_of_huge_float": huge},
+            "shard": {"regress_loader_cursor_hang": b"\x01" + cursor + bytes([0x01, 0x00, 0x00]) + bytes(512)},
+            "h5_tokens": {"regress_sparse_tokens_overflow": sparse},
+            "teacher": {"regress_array_attribute": array_k, "regress_window_row_wrap": row_wrap},
+            "checkpoint": {"regress_seed_cast": seed}}
 
 
 # ---------------------------------------------------------------- seeds from the shared data
