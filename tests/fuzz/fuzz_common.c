@@ -23,7 +23,10 @@ uint32_t fz_u32(Fz *f) {
     return v;
 }
 
-uint64_t fz_u64(Fz *f) { return (uint64_t)fz_u32(f) | (uint64_t)fz_u32(f) << 32; }
+uint64_t fz_u64(Fz *f) {
+    uint64_t lo = fz_u32(f); /* two statements: the order of the reads is fixed */
+    return lo | (uint64_t)fz_u32(f) << 32;
+}
 
 size_t fz_range(Fz *f, size_t lo, size_t hi) {
     size_t span = hi - lo, v = 0;
@@ -106,8 +109,8 @@ void fz_write_file(const char *path, const void *data, size_t n) {
 }
 
 void fz_check_h5_closed(const char *who) {
-    ssize_t open = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
-    FZ_ASSERT(open == 0, "%s left %zd HDF5 objects open", who, open);
+    ssize_t nopen = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
+    FZ_ASSERT(nopen == 0, "%s left %zd HDF5 objects open", who, nopen);
 }
 
 void fz_check_error(const Err *err, const char *name) {
