@@ -247,7 +247,8 @@ static int read_rows(hid_t d, hid_t memtype, void *buf, size_t row0, size_t n, s
 }
 
 int teacher_read(TeacherReader *r, size_t row, size_t n, int32_t *idx, float *val, float *lse, Err *err) {
-    if (row + n > r->rows) return err_set(err, "%s: rows [%zu, %zu) beyond the %zu stored", r->path, row, row + n, r->rows);
+    if (n > r->rows || row > r->rows - n) /* row + n may wrap */
+        return err_set(err, "%s: rows [%zu, %zu) beyond the %zu stored", r->path, row, row + n, r->rows);
     size_t k = r->meta.k;
     if ((idx && read_rows(r->d_idx, H5T_NATIVE_INT32, idx, row, n, k)) || (val && read_rows(r->d_val, H5T_NATIVE_FLOAT, val, row, n, k)) ||
         (lse && read_rows(r->d_lse, H5T_NATIVE_FLOAT, lse, row, n, 0)))
