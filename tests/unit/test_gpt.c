@@ -6,6 +6,7 @@
 
 #include "autodiff/gradcheck.h"
 #include "check.h"
+#include "kernels/blas_core.h"
 #include "model/model.h"
 
 typedef struct Ctx {
@@ -28,7 +29,9 @@ static Model *make(const char *json, Err *err) {
     return m;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_core_setup(argv, 1);
     Err err = {0};
     printf("default baseline config\n");
     Model *m = make("{\"arch\":\"gpt\"}", &err);

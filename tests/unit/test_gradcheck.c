@@ -7,6 +7,7 @@
 #include "autodiff/gradcheck.h"
 #include "autodiff/ops.h"
 #include "check.h"
+#include "kernels/blas_core.h"
 #include "kernels/util.h"
 
 static Rng rng;
@@ -88,7 +89,9 @@ static void away_from_zero(Tensor *t, float margin) {
         if (fabsf(t->data[i]) < margin) t->data[i] = t->data[i] < 0 ? -margin : margin;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_core_setup(argv, 1);
     rng_seed(&rng, 7);
     const double A = 1e-3, R = 1e-2;
     char name[96];

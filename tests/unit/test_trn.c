@@ -11,6 +11,7 @@
 #include "autodiff/gradcheck.h"
 #include "autodiff/ops.h"
 #include "check.h"
+#include "kernels/blas_core.h"
 #include "kernels/scan.h"
 #include "kernels/util.h"
 #include "model/model.h"
@@ -377,7 +378,9 @@ static void model_tests(void) {
     model_gradcheck("trn_hybrid TT training (warm-up w = 0.5)", "{" TINY ",\"layout\":\"TT\",\"res_warmup\":2,\"scan\":\"chunked\"}", 2, 4, 1);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_core_setup(argv, 1);
     rng_seed(&rng, 99);
     omp_set_num_threads(2);
     printf("scan kernels vs the naive reference\n");
