@@ -330,6 +330,14 @@ static void draw_scene(cairo_t *cr, const Scene *s) {
 }
 
 /* ---------------------------------------------------------------- output */
+/* LeakSanitizer's hook (read in sanitizer builds only): fontconfig, which cairo asks for fonts,
+ * keeps its parsed configuration for the life of the process on purpose (FcFini would free it,
+ * but only a program that owns every fontconfig user may call it). */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:libfontconfig.so\n"; }
+const char *__lsan_default_options(void); /* and no table of what was suppressed on stderr */
+const char *__lsan_default_options(void) { return "print_suppressions=0"; }
+
 typedef struct ByteBuf {
     unsigned char *p;
     size_t n, cap;
