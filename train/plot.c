@@ -252,7 +252,8 @@ static void draw_events(cairo_t *cr, const Scene *s, const PlotRect *r, size_t k
 static void draw_train_panel(cairo_t *cr, const Scene *s) {
     PlotRect r = plot_panel_rect(0);
     char title[96];
-    snprintf(title, sizeof title, "train loss (faint: as logged; line: EMA, beta %.2f)", s->opt->smooth);
+    if (s->opt->smooth > 0) snprintf(title, sizeof title, "train loss (faint: as logged; line: EMA, beta %.2f)", s->opt->smooth);
+    else snprintf(title, sizeof title, "train loss (as logged)");
     draw_titles(cr, s, &r, title, "train loss (nats / token)");
     draw_grid(cr, s, &r, &s->y[0]);
     cairo_save(cr);
