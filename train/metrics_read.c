@@ -16,13 +16,22 @@ static void series_push(MetricsSeries *s, MetricsPoint p) {
     s->p[s->n++] = p;
 }
 
+/* A row at a step not after the last one's: a run resumed before resume cut metrics.jsonl back
+ * to its checkpoint (run_dir.h) logged those steps again. The later rows win, as the cut-back
+ * would have had it, so every series is in strictly increasing step order. */
+static void series_push_in_order(MetricsSeries *s, MetricsPoint p) {
+    while (s->n > 0 && s->p[s->n - 1].step >= p.step) s->n--;
+    series_push(s, p);
+}
+
 /* *out = o[key] when it is a number; NAN when absent or null (cJSON writes NaN / Inf as null).
- * Any other type is an error. */
+ * Any other type, or a number past +-1e300 (1e999 parses as Inf), is an error: the axes take
+ * differences of these. */
 static int number_or_nan(const cJSON *o, const char *key, double *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     *out = NAN;
     if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsNumber(v)) return -1;
+    if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= 1e300)) return -1;
     *out = v->valuedouble;
     return 0;
 }
@@ -36,13 +45,13 @@ static int read_row(RunMetrics *m, const cJSON *o, const char *path, size_t line
     static const char *const keys[] = {"tokens", "elapsed_s", "train_loss", "val_loss", "val_bpb"};
     double *dst[] = {&p.tokens, &p.seconds, &p.y, &val_loss, &p.bpb};
     for (size_t k = 0; k < TERN_ARRAY_LEN(keys); k++)
-        if (number_or_nan(o, keys[k], dst[k])) return err_set(err, "%s:%zu: \"%s\" is not a number", path, line, keys[k]);
+        if (number_or_nan(o, keys[k], dst[k])) return err_set(err, "%s:%zu: \"%s\" is not a number within +-1e300", path, line, keys[k]);
     if (cJSON_IsString(ev) && !strcmp(ev->valuestring, "qat_start")) series_push(&m->qat, p);
     if (cJSON_IsString(ev) && !strcmp(ev->valuestring, "resume")) series_push(&m->resume, p);
-    if (isfinite(p.y)) series_push(&m->train, p);
+    if (isfinite(p.y)) series_push_in_order(&m->train, p);
     if (isfinite(val_loss)) {
         p.y = val_loss;
-        series_push(&m->val, p);
+        series_push_in_order(&m->val, p);
     }
     return 0;
 }
@@ -123,7 +132,7 @@ int metrics_read(RunMetrics *m, const char *path, Err *err) {
     }
     /* tokens = step x train.batch_tokens on every row (skipped steps count too) */
     const MetricsPoint *last = &m->train.p[m->train.n - 1];
-    double tokens_per_step = last->step > 0 && isfinite(last->tokens) ? last->tokens / last->step : 0;
+    double tokens_per_step = last->step >= 1 && isfinite(last->tokens) ? last->tokens / last->step : 0;
     fill_axes(&m->train, &m->train, tokens_per_step);
     fill_axes(&m->val, &m->train, tokens_per_step);
     fill_axes(&m->qat, &m->train, tokens_per_step);

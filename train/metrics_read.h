@@ -6,7 +6,9 @@
  *   {"step", "event": "qat_start" | "resume" | "checkpoint" | "non_finite_skipped" | ...}
  * Validation rows and events carry no tokens or clock (runs from before the "resume" event had
  * none either): those are taken from the train rows — tokens exactly (every step, skipped ones
- * included, adds train.batch_tokens), the clock interpolated linearly in the step. */
+ * included, adds train.batch_tokens), the clock interpolated linearly in the step. Train and
+ * validation rows at a step not after the previous row's (old run folders, resumed before the
+ * metrics were cut back to the checkpoint) replace the rows they repeat. */
 #ifndef TERN_METRICS_READ_H
 #define TERN_METRICS_READ_H
 

@@ -40,15 +40,17 @@ int plot_format_of(const char *path, PlotFormat *fmt, Err *err) {
 }
 
 void plot_nice_ticks(double lo, double hi, size_t target, double *step, double *first, double *last) {
-    if (!(hi > lo)) { /* one value: a range around it */
-        double pad = lo != 0 ? fabs(lo) * 0.1 : 1.0;
+    double scale = fmax(fabs(lo), fabs(hi));
+    if (!(hi - lo > 1e-9 * scale)) { /* one value (or a few ulps apart): a range around it */
+        double pad = scale > 0 ? scale * 0.1 : 1.0;
         lo -= pad;
         hi += pad;
     }
     double raw = (hi - lo) / (double)(target ? target : 1);
     double mag = pow(10.0, floor(log10(raw)));
     double f = raw / mag;
-    *step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+    const double slack = 1 + 1e-6; /* a span of 0.6000000000000001 over 6 still steps by 0.1 */
+    *step = (f <= slack ? 1 : f <= 2 * slack ? 2 : f <= 5 * slack ? 5 : 10) * mag;
     *first = floor(lo / *step + 1e-9) * *step;
     *last = ceil(hi / *step - 1e-9) * *step;
 }
@@ -139,9 +141,14 @@ static void scene_fit(Scene *s) {
 }
 
 /* ---------------------------------------------------------------- drawing */
-static double px(const Scene *s, const PlotRect *r, double x) { return r->x + (x - s->x.lo) / (s->x.hi - s->x.lo) * r->w; }
+/* Pixel coordinates, kept within cairo's fixed-point range (points far outside are clipped anyway). */
+static double clamp_px(double v) { return isfinite(v) ? fmax(-1e5, fmin(1e5, v)) : -1e5; }
 
-static double py(const Axis *a, const PlotRect *r, double y) { return r->y + r->h - (y - a->lo) / (a->hi - a->lo) * r->h; }
+static double px(const Scene *s, const PlotRect *r, double x) {
+    return clamp_px(r->x + (x - s->x.lo) / (s->x.hi - s->x.lo) * r->w);
+}
+
+static double py(const Axis *a, const PlotRect *r, double y) { return clamp_px(r->y + r->h - (y - a->lo) / (a->hi - a->lo) * r->h); }
 
 static void set_color(cairo_t *cr, size_t run, double alpha) {
     const double *c = kPalette[run % TERN_ARRAY_LEN(kPalette)];
@@ -167,11 +174,15 @@ static void tick_label(double v, double step, double div, const char *suffix, ch
     snprintf(buf, n, "%.*f%s", dec, v / div, suffix);
 }
 
+/* Intervals between the axis's first and last tick (counted, not stepped: v += step can stall
+ * where step is below v's resolution). */
+static size_t ticks(const Axis *a) { return (size_t)fmin(100, fmax(0, floor((a->hi - a->lo) / a->step + 0.5))); }
+
 static void draw_grid(cairo_t *cr, const Scene *s, const PlotRect *r, const Axis *y) {
     char buf[64];
     cairo_set_line_width(cr, 1);
-    for (double v = s->x.lo; v <= s->x.hi + s->x.step * 1e-6; v += s->x.step) {
-        double x = round(px(s, r, v)) + 0.5;
+    for (size_t i = 0; i <= ticks(&s->x); i++) {
+        double v = s->x.lo + (double)i * s->x.step, x = round(px(s, r, v)) + 0.5;
         cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
         cairo_move_to(cr, x, r->y);
         cairo_line_to(cr, x, r->y + r->h);
@@ -180,8 +191,8 @@ static void draw_grid(cairo_t *cr, const Scene *s, const PlotRect *r, const Axis
         tick_label(v, s->x.step, s->opt->x == PLOT_X_SECONDS ? 1 : s->x_div, s->x_suffix, buf, sizeof buf);
         text_at(cr, buf, x, r->y + r->h + 6, 0.5, 0);
     }
-    for (double v = y->lo; v <= y->hi + y->step * 1e-6; v += y->step) {
-        double yy = round(py(y, r, v)) + 0.5;
+    for (size_t i = 0; i <= ticks(y); i++) {
+        double v = y->lo + (double)i * y->step, yy = round(py(y, r, v)) + 0.5;
         cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
         cairo_move_to(cr, r->x, yy);
         cairo_line_to(cr, r->x + r->w, yy);

@@ -24,6 +24,7 @@ static void test_ticks(void) {
     } cases[] = {
         {0, 9.3, 5, 2, 0, 10},          {0.13, 0.87, 6, 0.2, 0, 1.0}, {3.2, 3.2, 6, 0.2, 2.8, 3.6},
         {0, 1.2e6, 6, 2e5, 0, 1.2e6},   {2.31, 7.05, 6, 1, 2, 8},     {-3, 17, 4, 5, -5, 20},
+        {3.0, 3.0000000000000004, 6, 0.1, 2.7, 3.3}, /* one ulp apart: a step of 1e-16 would never advance */
     };
     for (size_t i = 0; i < TERN_ARRAY_LEN(cases); i++) {
         double step, first, last;
@@ -62,6 +63,28 @@ static void write_fixture(const char *path, int with_val) {
     }
     fprintf(f, "{\"step\":41,\"train_lo");
     fclose(f);
+}
+
+/* An old run folder resumed before metrics were cut back: steps 4 and 5 logged twice. */
+static void test_read_repeated(const char *tmp) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/old.jsonl", tmp);
+    FILE *f = fopen(path, "w");
+    for (int s = 1; s <= 5; s++) fprintf(f, "{\"step\":%d,\"train_loss\":3,\"tokens\":%d,\"elapsed_s\":%d}\n", s, 64 * s, s);
+    for (int s = 4; s <= 6; s++) fprintf(f, "{\"step\":%d,\"train_loss\":2,\"tokens\":%d,\"elapsed_s\":%d}\n", s, 64 * s, s + 10);
+    fclose(f);
+    Err err = {0};
+    RunMetrics m;
+    int rc = metrics_read(&m, path, &err);
+    CHECK(rc == 0, "metrics_read: %s", err.msg);
+    if (!rc) {
+        int ok = m.train.n == 6 && !strcmp(m.name, "old");
+        for (size_t i = 0; ok && i < m.train.n; i++) ok = m.train.p[i].step == (double)(i + 1) && m.train.p[i].y == (i < 3 ? 3 : 2);
+        CHECK(ok, "the repeated steps replaced: %zu rows", m.train.n);
+        metrics_free(&m);
+    }
+    unlink(path);
+    printf("  an old resumed run's repeated steps: the later rows kept\n");
 }
 
 static void test_read(const char *dir) {
@@ -187,6 +210,7 @@ int main(void) {
     test_ema();
     write_fixture(file, 1);
     test_read(dir);
+    test_read_repeated(tmp);
     test_png(dir, png, 1);
     test_svg(dir, svg);
     test_errors(tmp, dir);
