@@ -45,7 +45,7 @@ cat >&2 <<TXT
   val_loss     $(fmt val_loss 4)
   tokens/s     $(fmt tok_per_s 0)
   steps        $(python_get steps)
-  run folder   $run_dir   (config.json, metrics.jsonl, summary.json, ckpt/latest.h5)
+  run folder   $run_dir   (config.json, metrics.jsonl, summary.json, loss.png, ckpt/latest.h5)
   next:        $TERN eval --ckpt $run_dir/ckpt/latest.h5 --data '$CACHE/shards/sotu_val_*.bin'
 TXT
 
