@@ -311,11 +311,21 @@ static void draw_val_panel(cairo_t *cr, const Scene *s) {
     cairo_restore(cr);
 }
 
-/* Run names with their colour, then what the dashed and dotted lines mean; wraps at the edge. */
+/* Run names with their colour, then what the dashed and dotted lines mean (when there are any);
+ * wraps at the edge. */
 static void draw_legend(cairo_t *cr, const Scene *s) {
     double x = PANEL_X0, y = LEGEND_Y;
+    int qat = 0, resume = 0;
+    for (size_t k = 0; k < s->n; k++) {
+        qat |= s->runs[k].qat.n > 0;
+        resume |= s->runs[k].resume.n > 0;
+    }
+    const char *note = qat && resume ? "- - - QAT switched on     . . . resumed here"
+                       : qat         ? "- - - QAT switched on"
+                       : resume      ? ". . . resumed here"
+                                     : "";
     for (size_t k = 0; k <= s->n; k++) {
-        const char *name = k < s->n ? s->runs[k].name : "- - - QAT switched on     . . . resumed here";
+        const char *name = k < s->n ? s->runs[k].name : note;
         cairo_text_extents_t e;
         cairo_text_extents(cr, name, &e);
         if (x + 30 + e.x_advance > PLOT_WIDTH - 20 && x > PANEL_X0) x = PANEL_X0, y += 18;
