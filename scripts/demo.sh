@@ -45,7 +45,7 @@ cat >&2 <<TXT
   val_loss     $(fmt val_loss 4)
   tokens/s     $(fmt tok_per_s 0)
   steps        $(python_get steps)
-  run folder   $run_dir   (config.json, metrics.jsonl, summary.json, ckpt/latest.h5)
+  run folder   $run_dir   (config.json, metrics.jsonl, summary.json, loss.png, ckpt/latest.h5)
   next:        $TERN eval --ckpt $run_dir/ckpt/latest.h5 --data '$CACHE/shards/sotu_val_*.bin'
 TXT
 
@@ -58,3 +58,8 @@ printf '  artifact     %s: %s bytes\n' "$ART" "$(wc -c < "$ART")" >&2
 "$RUN" eval "$ART" --data "$CACHE/shards/sotu_val_*.bin" >&2
 printf '  sample (seed 42):\n\n' >&2
 "$RUN" generate "$ART" --prompt "Fellow citizens, " -n 96 --temp 0.8 --seed 42
+
+# ---- the run's loss curves (tern train drew them already; drawn again here so the demo shows how)
+say "plotting the loss curves"
+"$TERN" plot "$run_dir" -o "$run_dir/loss.png"
+printf '  plot         %s   (train loss and val_bpb against training tokens)\n' "$run_dir/loss.png" >&2

@@ -8,6 +8,7 @@ PACKAGES=(
   build-essential cmake pkg-config git
   libopenblas-openmp-dev      # BLAS with OpenMP threading: one pool for BLAS and our loops
   libhdf5-dev libzstd-dev zstd libcjson-dev
+  libcairo2-dev               # PNG / SVG loss plots (tern plot, RUN_DIR/loss.png); not the runtime
   clang libclang-rt-14-dev    # libFuzzer / sanitizers for the fuzz target
   libopenmpi-dev openmpi-bin  # data-parallel training across processes (mpirun -np N tern train)
   python3 python3-torch python3-numpy python3-h5py python3-sentencepiece

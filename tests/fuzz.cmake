@@ -14,7 +14,7 @@ if(TERN_CLANG)
   endif()
 endif()
 
-set(TERN_FUZZ_TARGETS shard h5_tokens teacher checkpoint config tokenizer tok_bpe tok_maxmatch tok_byte sentencepiece gguf)
+set(TERN_FUZZ_TARGETS shard h5_tokens teacher checkpoint config tokenizer tok_bpe tok_maxmatch tok_byte sentencepiece gguf metrics)
 set(TERN_FUZZ_DIR ${CMAKE_BINARY_DIR}/fuzz)
 if(TERN_CLANG AND NOT TERN_SANITIZE)
   # tests/fuzz is a CMake project of its own, compiled by clang whatever compiles tern

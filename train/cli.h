@@ -13,6 +13,7 @@ int cmd_logits(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 /* Helpers shared by subcommands */
 int cli_is_flag(const char *arg, const char *name);         /* "--name" */

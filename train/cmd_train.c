@@ -8,6 +8,7 @@
 
 #include "train/cli.h"
 #include "train/dist.h"
+#include "train/plot.h"
 #include "train/run_dir.h"
 #include "train/trainer.h"
 
@@ -69,7 +70,8 @@ static void usage(FILE *f) {
             "  --dry-run         resolve and check the config (model, optimizer groups, data), print the\n"
             "                    resolved config as JSON on stdout and the memory estimate on stderr, and\n"
             "                    exit without training\n"
-            "Writes runs/NAME/{config.json, metrics.jsonl, summary.json, ckpt/step_N.h5, ckpt/latest.h5}, keeping the\n"
+            "Writes runs/NAME/{config.json, metrics.jsonl, summary.json, loss.png, ckpt/step_N.h5, ckpt/latest.h5}\n"
+            "(loss.png: tern plot's picture; --set train.plot=false skips it), keeping the\n"
             "newest train.keep_ckpts (3) step_N.h5; one tern train per run folder (RUN_DIR/lock names the holder).\n"
             "SIGINT/SIGTERM: finish the step, write a checkpoint, exit 130/143 (a second signal ends it at once).\n"
             "A run whose last steps were non-finite, or whose parameters are, fails (exit 1, summary status \"failed\").\n");
@@ -226,13 +228,21 @@ int cmd_train(int argc, char **argv) {
         if (print_err) report(&dist, prefix, err.msg);
         status = 1;
     } else {
+        /* the picture is a convenience: a failure to draw it never fails the run */
+        int plotted = 0;
+        if (dist.rank == 0 && rc.train.plot) {
+            Err perr = {0};
+            plotted = plot_run_dir(t.run_dir, &perr) == 0;
+            if (!plotted) fprintf(stderr, "tern train: warning: no loss plot: %s\n", perr.msg);
+        }
         if (!quiet) {
             fprintf(stderr, "tern train: done — %llu steps, %llu tokens in %.1fs (%.0f tok/s)",
                     (unsigned long long)t.st.step, (unsigned long long)t.st.tokens, t.st.elapsed_seconds,
                     t.st.elapsed_seconds > 0 ? (double)t.st.tokens / t.st.elapsed_seconds : 0.0);
             if (t.last_val_bpb >= 0) fprintf(stderr, ", val_bpb %.4f", t.last_val_bpb);
             else if (t.last_val_loss == t.last_val_loss) fprintf(stderr, ", val_loss %.4f", t.last_val_loss);
-            fprintf(stderr, "\n  run folder: %s  (checkpoint %s/ckpt/latest.h5)\n", t.run_dir, t.run_dir);
+            fprintf(stderr, "\n  run folder: %s  (checkpoint %s/ckpt/latest.h5%s%s%s)\n", t.run_dir, t.run_dir,
+                    plotted ? ", plot " : "", plotted ? t.run_dir : "", plotted ? "/loss.png" : "");
         }
         status = r == 1 ? 128 + (int)g_stop : 0;
     }

@@ -21,6 +21,7 @@ static const Command kCommands[] = {
     {"logits", cmd_logits, "write a teacher's top-k logits for distillation"},
     {"info", cmd_info, "what a checkpoint, shard or artifact holds"},
     {"generate", cmd_generate, "sample text from a checkpoint (trained or imported)"},
+    {"plot", cmd_plot, "loss curves of runs as a PNG or SVG picture"},
     {"import", cmd_import, "a pretrained llama GGUF -> tern checkpoint + SentencePiece tokenizer"},
 };
 

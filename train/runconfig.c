@@ -38,6 +38,7 @@ static const CfgField kTrainFields[] = {
     TR(CFG_SIZE, max_bad_steps, 1, kMaxCount, "stop after N non-finite steps in a row"),
     TR(CFG_FLOAT, grad_clip, 0, 1e30, "global gradient-norm clip (0 = off)"),
     T(CFG_BOOL, eval_at_end, "validate after the last step"),
+    T(CFG_BOOL, plot, "draw RUN_DIR/loss.png at the end of the run (as tern plot RUN_DIR does)"),
     T(CFG_STRING, init_from, "checkpoint whose parameters initialise a fresh run (fine-tuning); names and shapes must match"),
 };
 #undef T
@@ -81,6 +82,7 @@ static void defaults(RunConfig *rc) {
     rc->train.max_bad_steps = 10;
     rc->train.keep_ckpts = 3;
     rc->train.eval_at_end = 1;
+    rc->train.plot = 1;
     schedule_defaults(&rc->schedule);
     ema_defaults(&rc->ema);
     mezo_defaults(&rc->mezo);

@@ -33,6 +33,7 @@ typedef struct TrainConfig {
     size_t max_bad_steps;  /* stop after this many non-finite steps in a row */
     double grad_clip;      /* global L2 norm; 0 = off */
     int eval_at_end;
+    int plot;              /* RUN_DIR/loss.png at the end (train/plot.h); a failure is only a warning */
     char init_from[CFG_STR_MAX]; /* checkpoint whose parameters start a fresh run (fine-tuning) */
 } TrainConfig;
 

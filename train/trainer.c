@@ -23,6 +23,7 @@ static int file_exists(const char *p) {
 }
 
 static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt, int dry, const Dist *dist, Err *err);
+static void log_json(Trainer *t, cJSON *o);
 
 /* Validation windows per forward: up to 8 sequences, up to 8192 tokens. */
 static size_t eval_batch(size_t T) { return TERN_MAX((size_t)1, TERN_MIN((size_t)8, 8192 / T)); }
@@ -252,6 +253,14 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     snprintf(path, sizeof path, "%s/metrics.jsonl", t->run_dir);
     t->metrics = run_metrics_open(path, resume_ckpt != NULL, t->st.step, err);
     if (!t->metrics) return -1;
+    if (resume_ckpt) { /* where the run was resumed, for `tern plot` */
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "step", (double)t->st.step);
+        cJSON_AddStringToObject(o, "event", "resume");
+        cJSON_AddNumberToObject(o, "tokens", (double)t->st.tokens);
+        cJSON_AddNumberToObject(o, "elapsed_s", t->st.elapsed_seconds);
+        log_json(t, o);
+    }
     progress_init(&t->prog);
     return 0;
 }

@@ -165,6 +165,22 @@ VOCAB_TXT = "<unk>\n<s>\n</s>\nthe\nth\nt\nh\ne\n \n<0x0A>\nab\na\n\nb\n[MASK]\r
 TEXT = "the thin cat ate 12 apples.\nthe end\n".encode()
 
 
+# metrics.jsonl as the trainer writes it (every row kind), and an old run folder resumed before
+# the metrics were cut back (steps repeat), ending in a line cut by a killed writer
+METRICS_RUN = b"""{"step":1,"train_loss":4.1,"lr_mult":0.1,"tokens":128,"tok_per_s":5000,"elapsed_s":0.02}
+{"step":2,"train_loss":3.9,"lr_mult":0.2,"tokens":256,"tok_per_s":5100,"elapsed_s":0.04,"grad_norm":1.5}
+{"step":2,"val_loss":3.8,"val_bpb":1.9,"val_tokens":128,"val_bytes":300,"eval_seconds":0.01}
+{"step":2,"event":"checkpoint"}
+{"step":2,"event":"qat_start","lr_mult":0.2}
+{"step":2,"event":"resume","tokens":256,"elapsed_s":0.04}
+{"step":3,"train_loss":3.7,"lr_mult":0.3,"tokens":384,"tok_per_s":5000,"elapsed_s":0.06}
+{"step":3,"event":"non_finite_skipped","in_a_row":1}
+{"step":4,"val_loss":3.5,"val_tokens":128}
+"""
+METRICS_RESUMED_OLD = (b'{"step":1,"train_loss":3.0,"tokens":64,"elapsed_s":1}\n{"step":5,"train_loss":2.5,"tokens":320,"elapsed_s":5}\n'
+                       b'{"step":3,"train_loss":2.9,"tokens":192,"elapsed_s":3}\n{"step":4,"tra')
+
+
 def synthetic(out):
     rng = random.Random(20240520)
     seeds = {
@@ -189,6 +205,7 @@ def synthetic(out):
         "sentencepiece": {"bpe": split_input(sp_tiny(), TEXT), "bytes": split_input(sp_tiny(True), TEXT + b"\xff\xfe"),
                           "unigram": split_input(sp_tiny(False, 1), TEXT)},
         "gguf": {"v1": gguf_tiny(1), "v2": gguf_tiny(2), "v3": gguf_tiny(3)},
+        "metrics": {"run": METRICS_RUN, "resumed_old": METRICS_RESUMED_OLD},
     }
     # regression inputs that are easier made than kept from a fuzzer run (tests/fuzz/README.md)
     for target, files in regressions().items():
