@@ -2,3 +2,8 @@
 # init, presets); PyTorch parity against nn.GRU and float64 references (tests/torch_ref/gru.py).
 tern_unit_test(test_gru tern_model)
 tern_py_test(torch_gru torch_ref/gru.py)
+# the GRU and MLGRU kinds through export and the runtime (runtime/blocks/gru.c, mlgru.c)
+add_executable(test_runtime_gru unit/test_runtime_gru.c)
+target_link_libraries(test_runtime_gru PRIVATE ternrt tern_export tern_model)
+add_test(NAME test_runtime_gru COMMAND test_runtime_gru)
+set_tests_properties(test_runtime_gru PROPERTIES LABELS unit ENVIRONMENT "OMP_NUM_THREADS=1")
