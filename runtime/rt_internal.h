@@ -232,6 +232,11 @@ void rt_stack_forward(TrtSession *s, const int32_t *ids, size_t n, float *logits
 /* The session's decode state (every layer's recurrent state or KV cache and token-shift row),
  * nfloats floats, and the previous token BigramHash carries: what an agent saves and restores. */
 float *rt_stack_state(TrtSession *s, size_t *nfloats, int32_t **prev_tok);
+/* 1 when no layer reads the token position (only GRU / MLGRU mixers): a stream may go on past
+ * the context length with its state kept (rt_session_make_room). */
+int rt_stack_position_free(const TrtModel *m);
+/* Room in the session's context for k more tokens (k <= max_ctx / 2), see session.c. */
+int rt_session_make_room(TrtSession *s, size_t k, RtErr *e);
 
 /* Loader entry for an already decompressed container (the fuzz target and the corruption test
  * use it directly). The bytes are copied. check_crc = 0 skips the CRC (fuzzing). */

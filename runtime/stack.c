@@ -25,6 +25,8 @@ static const RtBlockKind *const kKinds[] = {&rt_block_attention, &rt_block_mlp, 
 /* The kinds that may be a first layer reading a stack.embed_dim wide embedding (model/block.h
  * BlockKind.widens): their bind reads RtDims.Cin. */
 static int kind_widens(const RtBlockKind *k) { return k == &rt_block_gru || k == &rt_block_mlgru; }
+/* The token mixers that never read the position (their state is all they carry). */
+static int kind_position_free(const RtBlockKind *k) { return k == &rt_block_gru || k == &rt_block_mlgru; }
 
 const RtBlockKind *rt_block_kind_find(const char *name) {
     for (size_t i = 0; i < sizeof kKinds / sizeof kKinds[0]; i++)
@@ -323,6 +325,13 @@ float *rt_stack_state(TrtSession *s, size_t *nfloats, int32_t **prev_tok) {
     *nfloats = st->nstate;
     *prev_tok = &st->prev_tok;
     return st->state;
+}
+
+int rt_stack_position_free(const TrtModel *m) {
+    const RtStack *g = m->stack;
+    for (size_t i = 0; i < g->L; i++)
+        if (g->layers[i].mk && !kind_position_free(g->layers[i].mk)) return 0;
+    return 1;
 }
 
 /* ---------------------------------------------------------------- forward */

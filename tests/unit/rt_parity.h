@@ -39,7 +39,7 @@ typedef struct ParityRun {
     size_t T;
 } ParityRun;
 
-static void randomize(Model *m, uint64_t seed) {
+static inline void randomize(Model *m, uint64_t seed) {
     Rng r;
     rng_seed(&r, seed);
     for (size_t i = 0; i < m->ps.n; i++) {
@@ -58,7 +58,7 @@ static void randomize(Model *m, uint64_t seed) {
 }
 
 /* cross-entropy of the next token at every position, averaged: what evaluation measures */
-static double mean_ce(const float *z, const int32_t *ids, size_t T, size_t V) {
+static inline double mean_ce(const float *z, const int32_t *ids, size_t T, size_t V) {
     double s = 0;
     for (size_t i = 0; i + 1 < T; i++) {
         const float *l = z + i * V;
@@ -70,7 +70,7 @@ static double mean_ce(const float *z, const int32_t *ids, size_t T, size_t V) {
     return s / (double)(T - 1);
 }
 
-static double max_diff(const float *a, const float *b, size_t n) {
+static inline double max_diff(const float *a, const float *b, size_t n) {
     double w = 0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - b[i]);
@@ -80,7 +80,7 @@ static double max_diff(const float *a, const float *b, size_t n) {
 }
 
 /* Feeds ids in pieces of the given lengths (cycled); logits of every position into out. */
-static int feed_pieces(TrtSession *s, const int32_t *ids, size_t T, const size_t *len, size_t nlen, float *out, size_t V) {
+static inline int feed_pieces(TrtSession *s, const int32_t *ids, size_t T, const size_t *len, size_t nlen, float *out, size_t V) {
     char err[256];
     size_t i = 0, k = 0;
     while (i < T) {
@@ -96,7 +96,7 @@ static int feed_pieces(TrtSession *s, const int32_t *ids, size_t T, const size_t
 }
 
 /* Builds, exports and loads the case's model (random weights from seed); NULL members on failure. */
-static int parity_build(ParityRun *pr, const ParityCfg *cf, uint64_t seed, const char *fixdir) {
+static inline int parity_build(ParityRun *pr, const ParityCfg *cf, uint64_t seed, const char *fixdir) {
     memset(pr, 0, sizeof *pr);
     Err err = {0};
     cJSON *msec = cJSON_Parse(cf->model), *q = cJSON_Parse(cf->quant), *x = cJSON_Parse(cf->exp), *run = NULL;
@@ -132,7 +132,7 @@ static int parity_build(ParityRun *pr, const ParityCfg *cf, uint64_t seed, const
 
 /* The trainer's logits "as exported" against the runtime's prefill, decode and uneven pieces
  * over T random tokens. Returns the worst prefill difference. */
-static double parity_logits(ParityRun *pr, const ParityCfg *cf, size_t T, uint64_t seed) {
+static inline double parity_logits(ParityRun *pr, const ParityCfg *cf, size_t T, uint64_t seed) {
     Model *m = pr->m;
     m->qat_active = 1;
     quant_plan_round_passthrough(m);
@@ -181,7 +181,7 @@ static double parity_logits(ParityRun *pr, const ParityCfg *cf, size_t T, uint64
 }
 
 /* Offset of key's value in an encoded key/value section (the bytes after its type), 0 if absent. */
-static size_t kv_value_off(const uint8_t *p, size_t len, const char *key, uint32_t *type) {
+static inline size_t kv_value_off(const uint8_t *p, size_t len, const char *key, uint32_t *type) {
     size_t o = 4, n = tern_rd_u32(p);
     for (size_t i = 0; i < n && o + 4 <= len; i++) {
         size_t kl = tern_rd_u32(p + o);
@@ -199,14 +199,14 @@ static size_t kv_value_off(const uint8_t *p, size_t len, const char *key, uint32
 }
 
 /* The decompressed container of an artifact (malloc'd) and its length. */
-static uint8_t *parity_container(const uint8_t *art, size_t alen, size_t *clen) {
+static inline uint8_t *parity_container(const uint8_t *art, size_t alen, size_t *clen) {
     *clen = (size_t)ZSTD_getFrameContentSize(art + TERN_PREAMBLE_SIZE, alen - TERN_PREAMBLE_SIZE);
     uint8_t *c = malloc(*clen);
     CHECK(ZSTD_decompress(c, *clen, art + TERN_PREAMBLE_SIZE, alen - TERN_PREAMBLE_SIZE) == *clen, "decompress");
     return c;
 }
 
-static void parity_done(ParityRun *pr) {
+static inline void parity_done(ParityRun *pr) {
     if (pr->have_rep) export_report_free(&pr->rep);
     trt_model_free(pr->rm);
     free(pr->art);
