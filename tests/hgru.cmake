@@ -13,3 +13,6 @@ add_executable(test_agents unit/test_agents.c)
 target_link_libraries(test_agents PRIVATE ternrt tern_export tern_model Threads::Threads)
 add_test(NAME test_agents COMMAND test_agents)
 set_tests_properties(test_agents PROPERTIES LABELS unit ENVIRONMENT "OMP_NUM_THREADS=1")
+# train -> export -> tern-run eval == tern eval --quantized for each cell; agents through ctypes
+tern_py_test(e2e_runtime_hgru_roundtrip e2e/runtime_hgru_roundtrip.py)
+set_tests_properties(e2e_runtime_hgru_roundtrip PROPERTIES LABELS e2e TIMEOUT 300)
