@@ -16,3 +16,5 @@ set_tests_properties(test_agents PROPERTIES LABELS unit ENVIRONMENT "OMP_NUM_THR
 # train -> export -> tern-run eval == tern eval --quantized for each cell; agents through ctypes
 tern_py_test(e2e_runtime_hgru_roundtrip e2e/runtime_hgru_roundtrip.py)
 set_tests_properties(e2e_runtime_hgru_roundtrip PROPERTIES LABELS e2e TIMEOUT 300)
+# GPT-2's vocabulary through MaxMatch (skips without the npm package)
+tern_py_test(gpt2_vocab e2e/gpt2_vocab.py)
