@@ -93,6 +93,11 @@ class Agent:
         self.rt.lib.trt_agent_free(self.h)
 
 
+def rss_mib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model")
@@ -126,6 +131,7 @@ def main():
     print(f"agent 0 state: {len(blob)} bytes; continued {went_on!r}; restored twin {again!r}")
     same = went_on == again
     print("restored agent continues identically:", "yes" if same else "NO")
+    print(f"resident memory with {len(agents) + 1} agents: {rss_mib():.1f} MiB (this Python process)")
     for ag in agents + [twin]:
         ag.close()
     rt.close()
