@@ -14,6 +14,8 @@
 
 #include "rt_parity.h"
 
+#include "kernels/blas_core.h"
+
 #define NAGENTS 16
 #define NTHREADS 4
 
@@ -193,7 +195,9 @@ static void test_attention_agent(void) {
     parity_done(&pr);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_core_setup(argv, 1);
     printf("test_agents\n");
     ParityRun pr;
     if (parity_build(&pr, &kModel, 3, NULL)) return test_summary("test_agents");

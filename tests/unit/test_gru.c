@@ -18,6 +18,7 @@
 #include "autodiff/gradcheck.h"
 #include "autodiff/ops_gru.h"
 #include "check.h"
+#include "kernels/blas_core.h"
 #include "kernels/util.h"
 #include "model/qat.h"
 #include "model/stack.h"
@@ -310,7 +311,9 @@ static void test_presets(void) {
     printf("  %zu bad hgru configs refused, each naming the key\n", sizeof bad / sizeof bad[0]);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_core_setup(argv, 1);
     rng_seed(&rng, 12);
     gradcheck_op(0, 2, 5, 0, 3);
     gradcheck_op(0, 1, 1, 0, 4);

@@ -12,6 +12,8 @@
  *   - damaged GRU hyper-parameters are refused with one line. */
 #include "rt_parity.h"
 
+#include "kernels/blas_core.h"
+
 #define HG "hgru"
 #define HE "hgru_engine"
 static const ParityCfg kCfgs[] = {
@@ -94,7 +96,9 @@ static void test_damage(const ParityRun *pr) {
     free(b);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_core_setup(argv, 1);
     printf("test_runtime_gru\n");
     for (size_t ci = 0; ci < sizeof kCfgs / sizeof kCfgs[0]; ci++) {
         const ParityCfg *cf = &kCfgs[ci];

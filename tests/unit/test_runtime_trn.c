@@ -16,6 +16,8 @@
  * A small artifact is written to argv[1] (when given) for the fuzzer's seed corpus. */
 #include "rt_parity.h"
 
+#include "kernels/blas_core.h"
+
 #define TRN "trn_hybrid"
 static const ParityCfg kCfgs[] = {
     {"int5 bit-packed, TAT (skips), token shift, bigram, K 16 (W_res padded rows)", TRN,
@@ -161,6 +163,7 @@ static void test_damage(const uint8_t *art, size_t alen) {
 }
 
 int main(int argc, char **argv) {
+    blas_core_setup(argv, 1);
     const char *fixdir = argc > 1 ? argv[1] : NULL;
     printf("test_runtime_trn\n");
     for (size_t ci = 0; ci < sizeof kCfgs / sizeof kCfgs[0]; ci++) {
