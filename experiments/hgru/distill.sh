@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Distillation for a ternary hgru student (experiments/hgru/README.md, "Distillation"), with tern's
 # own tools on the FineWeb sample (sp1024):
-#   1. a GPT teacher (4 x 256) trained by tern, 160 steps x 8192 tokens (one pass over the shard);
+#   1. a GPT teacher (4 x 256) trained by tern, 80 steps x 8192 tokens (half a pass over the shard);
 #   2. its top-32 logits for every training position (`tern logits`, windows of 256);
 #   3. the same ternary hgru student (GGGG, dim 256, BitNet b1.58 QAT from step 0, groups of 128,
-#      int8 activations) trained 60 steps x 8192 tokens twice: labels only (alpha 0) and labels +
+#      int8 activations) trained 30 steps x 8192 tokens (the results table's budget) twice: labels only (alpha 0) and labels +
 #      teacher (alpha 0.5); all three evaluated on the validation shard.
 #   bash experiments/hgru/distill.sh [build]
 set -euo pipefail
@@ -19,12 +19,12 @@ out = sys.argv[1]
 base = json.load(open("experiments/hgru/base.json"))
 base["out_dir"] = out
 t = dict(base, name="teacher", model={"arch": "gpt", "layers": 4, "dim": 256, "heads": 4, "kv_heads": 2, "seq_len": 256})
-t["train"] = dict(base["train"], max_steps=160)
-t["optim"] = {"schedule": {"kind": "warmdown", "warmup_steps": 10, "warmdown_steps": 60}}
+t["train"] = dict(base["train"], max_steps=80)
+t["optim"] = {"schedule": {"kind": "warmdown", "warmup_steps": 10, "warmdown_steps": 30}}
 json.dump(t, open(f"{out}/teacher.json", "w"), indent=1)
 s = dict(base, name="student", model={"arch": "hgru", "layout": "GGGG", "layers": 0, "dim": 256, "seq_len": 256})
-s["train"] = dict(base["train"], max_steps=60)
-s["optim"] = {"schedule": {"kind": "warmdown", "warmup_steps": 4, "warmdown_steps": 24}}
+s["train"] = dict(base["train"], max_steps=30)
+s["optim"] = {"schedule": {"kind": "warmdown", "warmup_steps": 4, "warmdown_steps": 12}}
 s["quant"] = {"qat": True, "start_step": 0, "weights": "ternary", "group": 128, "act_bits": 8, "min_numel": 0, "embed": True}
 json.dump(s, open(f"{out}/student.json", "w"), indent=1)
 PY

@@ -16,7 +16,7 @@ VOCAB=data-cache/gpt2/vocab.txt
 TEXT=${TERN_DATA:-../shared/data}/text/tinyshakespeare.txt
 [ -f "$VOCAB" ] || { echo "engine.sh: $VOCAB missing (scripts/install-deps.sh fetches it with npm)" >&2; exit 1; }
 mkdir -p "$OUT"
-"$TERN" prepare "$TEXT" --tokenizer "$VOCAB" -o "$OUT/shards" --name shakes --split blank --val-docs 300 --json > "$OUT/prepare.json"
+[ -d "$OUT/shards" ] || "$TERN" prepare "$TEXT" --tokenizer "$VOCAB" -o "$OUT/shards" --name shakes --split blank --val-docs 300 --json > "$OUT/prepare.json"
 cat > "$OUT/engine.json" <<JSON
 {"name": "engine", "out_dir": "$OUT", "seed": 1,
  "model": {"arch": "hgru_engine", "seq_len": 128},
@@ -25,15 +25,15 @@ cat > "$OUT/engine.json" <<JSON
            "min_numel": 0, "embed": true},
  "train": {"batch_tokens": 1024, "micro_batch": 8, "max_steps": 3, "log_every": 1, "val_every": 0, "eval_at_end": false}}
 JSON
-"$TERN" train "$OUT/engine.json" --overwrite --threads 2 --json > "$OUT/train.json"
+[ -f "$OUT/engine/ckpt/latest.h5" ] || "$TERN" train "$OUT/engine.json" --overwrite --threads 2 --json > "$OUT/train.json"
 CK="$OUT/engine/ckpt/latest.h5"
 for pack in 2bit base3; do
-  "$TERN" export --ckpt "$CK" -o "$OUT/engine-$pack.tern" --set export.ternary_packing=$pack --json > "$OUT/export-$pack.json"
+  [ -f "$OUT/engine-$pack.tern" ] || "$TERN" export --ckpt "$CK" -o "$OUT/engine-$pack.tern" --set export.ternary_packing=$pack --json > "$OUT/export-$pack.json"
 done
-"$TERN" eval --ckpt "$CK" --data "$OUT/shards/shakes_val_*.bin" --quantized --json --max-tokens 16384 > "$OUT/eval-tern.json"
-"$RUN" eval "$OUT/engine-base3.tern" --data "$OUT/shards/shakes_val_*.bin" --json --max-tokens 16384 > "$OUT/eval-run.json"
+[ -s "$OUT/eval-tern.json" ] || "$TERN" eval --ckpt "$CK" --data "$OUT/shards/shakes_val_*.bin" --quantized --json --max-tokens 16384 > "$OUT/eval-tern.json"
+[ -s "$OUT/eval-run.json" ] || "$RUN" eval "$OUT/engine-base3.tern" --data "$OUT/shards/shakes_val_*.bin" --json --max-tokens 16384 > "$OUT/eval-run.json"
 for t in 1 2; do
-  "$RUN" bench "$OUT/engine-base3.tern" --prompt 64 --gen 128 --repeat 3 --threads $t --json > "$OUT/bench-$t.json"
+  "$RUN" bench "$OUT/engine-base3.tern" --prompt 32 --gen 96 --repeat 3 --threads $t --json > "$OUT/bench-$t.json"
 done
 for n in 1 16; do
   /usr/bin/python3 examples/agents.py "$OUT/engine-base3.tern" --lib "$BUILD/lib/libternrt.so" --agents $n --tokens 8 > "$OUT/agents-$n.txt"
