@@ -96,6 +96,33 @@ size_t quant_num_scales(const QuantSpec *s, size_t rows, size_t cols) {
 
 static float maybe_half(float v, int fp16) { return fp16 ? f16_to_f32(f32_to_f16(v)) : v; }
 
+/* One ternary group of n weights: codes (may be NULL) and/or the dequantized values out (may be
+ * NULL, may equal w); returns the scale. Sums in double, in index order. */
+static float ternary_group(int8_t *codes, float *out, const float *w, size_t n, const QuantSpec *s) {
+    double sum = 0, mean = 0;
+    for (size_t i = 0; i < n; i++) sum += fabs((double)w[i]);
+    if (s->center) {
+        for (size_t i = 0; i < n; i++) mean += (double)w[i];
+        mean /= (double)n;
+    }
+    float scale = (float)(sum / (double)n);
+    if (scale < 1e-5f) scale = 1e-5f;
+    scale = maybe_half(scale, s->scale_fp16);
+    for (size_t i = 0; i < n; i++) {
+        float q;
+        if (s->center) {
+            double v = (double)w[i] - mean, t = 0.5 * (double)scale;
+            q = v > t ? 1.0f : (v < -t ? -1.0f : 0.0f);
+        } else {
+            q = nearbyintf(w[i] / scale);
+            q = q != q ? 0.0f : (q > 1 ? 1.0f : (q < -1 ? -1.0f : q)); /* NaN -> 0 */
+        }
+        if (codes) codes[i] = (int8_t)q;
+        if (out) out[i] = q * scale;
+    }
+    return scale;
+}
+
 void quantize_weights(int8_t *codes, float *scales, const float *w, size_t rows, size_t cols, const QuantSpec *s) {
     if (s->kind == QUANT_INT) {
         float qmax = (float)((1 << (s->bits - 1)) - 1);
@@ -121,19 +148,8 @@ void quantize_weights(int8_t *codes, float *scales, const float *w, size_t rows,
 #pragma omp parallel for schedule(static) if (rows * cols >= 65536)
         for (size_t g = 0; g < ngroups; g++) {
             size_t r = s->group ? g / per_row : 0, c0 = s->group ? (g % per_row) * G : 0;
-            size_t n = s->group ? TERN_MIN(G, cols - c0) : rows * cols;
-            const float *wg = s->group ? w + r * cols + c0 : w;
-            int8_t *cg = s->group ? codes + r * cols + c0 : codes;
-            double sum = 0;
-            for (size_t i = 0; i < n; i++) sum += fabs((double)wg[i]);
-            float scale = (float)(sum / (double)n);
-            if (scale < 1e-5f) scale = 1e-5f;
-            scale = maybe_half(scale, s->scale_fp16);
-            scales[g] = scale;
-            for (size_t i = 0; i < n; i++) {
-                float q = nearbyintf(wg[i] / scale);
-                cg[i] = q == q ? (int8_t)(q > 1 ? 1 : (q < -1 ? -1 : q)) : 0;
-            }
+            size_t n = s->group ? TERN_MIN(G, cols - c0) : rows * cols, off = s->group ? r * cols + c0 : 0;
+            scales[g] = ternary_group(codes + off, NULL, w + off, n, s);
         }
     }
 }
@@ -178,17 +194,8 @@ void fake_quantize_weights(float *out, const float *w, size_t rows, size_t cols,
 #pragma omp parallel for schedule(static) if (rows * cols >= 65536)
         for (size_t g = 0; g < ngroups; g++) {
             size_t r = s->group ? g / per_row : 0, c0 = s->group ? (g % per_row) * G : 0;
-            size_t n = s->group ? TERN_MIN(G, cols - c0) : rows * cols;
-            size_t off = s->group ? r * cols + c0 : 0;
-            double sum = 0;
-            for (size_t i = 0; i < n; i++) sum += fabs((double)w[off + i]);
-            float scale = (float)(sum / (double)n);
-            if (scale < 1e-5f) scale = 1e-5f;
-            scale = maybe_half(scale, s->scale_fp16);
-            for (size_t i = 0; i < n; i++) {
-                float q = nearbyintf(w[off + i] / scale);
-                out[off + i] = (q > 1 ? 1 : (q < -1 ? -1 : q)) * scale;
-            }
+            size_t n = s->group ? TERN_MIN(G, cols - c0) : rows * cols, off = s->group ? r * cols + c0 : 0;
+            ternary_group(NULL, out + off, w + off, n, s);
         }
     } else if (out != w) {
         memcpy(out, w, rows * cols * sizeof(float));
@@ -265,12 +272,13 @@ void fake_quantize_weights_ref(float *out, const float *w, size_t rows, size_t c
         for (size_t start = 0; start < rows * cols;) {
             size_t r = start / cols, c0 = start % cols;
             size_t n = s->group ? TERN_MIN(G, cols - c0) : rows * cols;
-            double sum = 0;
-            for (size_t i = 0; i < n; i++) sum += fabs(w[start + i]);
+            double sum = 0, mu = 0;
+            for (size_t i = 0; i < n; i++) sum += fabs(w[start + i]), mu += s->center ? w[start + i] / (double)n : 0;
             float scale = fmaxf((float)(sum / (double)n), 1e-5f);
             scale = maybe_half(scale, s->scale_fp16);
             for (size_t i = 0; i < n; i++) {
                 double q = fmin(fmax(nearbyint((double)(w[start + i] / scale)), -1), 1);
+                if (s->center) q = fabs(w[start + i] - mu) > 0.5 * scale ? copysign(1.0, w[start + i] - mu) : 0.0;
                 out[start + i] = (float)q * scale;
             }
             (void)r;

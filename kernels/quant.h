@@ -9,6 +9,10 @@
  * ternary, BitNet b1.58 (Ma et al. 2024, arXiv 2402.17764): per group of G consecutive weights
  *   of a row (G = 0: the whole tensor), scale = mean |w| (at least 1e-5);
  *   code = clamp(round_half_even(w / scale), -1, 1).
+ *   center = 1, the Hybrid-GRU engine's variant (sumithkumar07/Hybrid-GRU quantize()): the
+ *   group's mean mu is subtracted first, code = +1 if w - mu > scale / 2, -1 if < -scale / 2,
+ *   else 0 (its strict comparisons: exact ties stay 0); the dequantized value is still
+ *   code * scale (mu is not stored).
  * activations, int8 absmax per token (row) or per block of B values of a row:
  *   s = max|x| (at least 1e-5) / 127; code = clamp(round_half_even(x / s), -128, 127).
  * Dequantized value = code * scale. When scales are stored as fp16 the fake quantizer rounds
@@ -29,6 +33,7 @@ typedef struct QuantSpec {
     int scale_fp16;      /* scales stored (and therefore applied) in fp16 */
     int act_bits;        /* 0 = activations in float; 8 = int8 fake-quant of the layer input */
     size_t act_block;    /* 0 = per token (row); else per block of this many values */
+    int center;          /* QUANT_TERNARY: subtract the group mean first (the engine's quantizer) */
 } QuantSpec;
 
 /* Number of scales a [rows, cols] tensor gets under spec. */

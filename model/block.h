@@ -43,8 +43,12 @@ typedef struct StackConfig {
     int resid_mix, branch_scales, norm_gain, token_shift;
     size_t bigram_rows, bigram_dim;
     double bigram_scale_init, bigram_table_init_std, bigram_proj_init_std;
+    size_t embed_dim;          /* token embedding width (0 = dim; see BlockKind.widens) */
     /* not keys: set from the preset */
     NameStyle names;
+    /* not a key: the width of the layer's input for the call it is passed to — dim, or
+     * embed_dim for a first layer whose mixer widens (model/stack.c passes a copy) */
+    size_t in_dim;
 } StackConfig;
 
 extern const CfgField kStackFields[];
@@ -111,6 +115,10 @@ typedef struct BlockKind {
      * attention, the oscillators of TRN); NULL: none. Used for memory estimates and docs; the
      * runtime's kind allocates its own. */
     size_t (*decode_state_floats)(const void *cfg, const StackConfig *sc, size_t ctx);
+    /* A token mixer that reads sc->in_dim wide inputs and returns dim wide outputs: it may be
+     * the first layer of a stack whose embedding (model.embed_dim) is narrower or wider than
+     * dim. That layer reads the embedding as it is (no pre-norm, no residual around it). */
+    int widens;
 } BlockKind;
 
 /* The registry (model/registry.c). */
@@ -119,7 +127,7 @@ size_t block_kind_count(void);
 const BlockKind *block_kind_at(size_t i);
 
 /* The block kinds (model/blocks/<name>.c). */
-extern const BlockKind kBlockAttention, kBlockMlp, kBlockSwiglu, kBlockGlu, kBlockTrn;
+extern const BlockKind kBlockAttention, kBlockMlp, kBlockSwiglu, kBlockGlu, kBlockTrn, kBlockGru, kBlockMlgru;
 
 /* Helpers for kinds: "<prefix><name>" registered with params_add2, and the inits the backbones
  * share (torch.nn.Linear's U(-1/sqrt(in), 1/sqrt(in)) and a constant fill). */

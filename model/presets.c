@@ -19,6 +19,22 @@ static const LayerType kTrnTypes[] = {{'A', &kBlockAttention, &kBlockMlp, 0, "at
  * `tern import` (model/llama.c). */
 static const LayerType kLlamaTypes[] = {{'A', &kBlockAttention, &kBlockGlu, 0, "attention + SwiGLU feed-forward"}};
 
+/* Hybrid-GRU (issue #12): embedding -> N GRU layers (pre-RMSNorm, residual, an optional MLP) ->
+ * head. G / g: the full-matrix GRU (model/blocks/gru.c) with / without an MLP after it; M / m:
+ * the MatMul-free LM's parallel MLGRU (model/blocks/mlgru.c) likewise. The parameter-golf
+ * scaffold extras (resid_mix, branch scales, U-Net skips) are off by default. */
+static const LayerType kHgruTypes[] = {{'G', &kBlockGru, &kBlockMlp, 0, "GRU + MLP"},
+                                       {'g', &kBlockGru, NULL, 0, "GRU"},
+                                       {'M', &kBlockMlgru, &kBlockMlp, 0, "MLGRU + MLP"},
+                                       {'m', &kBlockMlgru, NULL, 0, "MLGRU"}};
+#define HGRU_SCAFFOLD "\"heads\":0,\"kv_heads\":0,\"resid_mix\":false,\"branch_scales\":false,\"skips\":false,\"q_gain\":false,\"qk_norm\":false"
+
+/* The Hybrid-GRU engine's exact single-cell shape (sumithkumar07/Hybrid-GRU): vocab 50,261
+ * (GPT-2's 50,257 pieces + 4 specials), a 256-wide embedding read by one engine-variant GRU of
+ * state 1024, an untied head on the state; no norms or residual around the cell: 68,269,312
+ * parameters. The engine's head bias is not part of tern's stack. */
+static const LayerType kHgruEngineTypes[] = {{'g', &kBlockGru, NULL, 0, "GRU"}};
+
 static const Preset kPresets[] = {
     {"gpt", "{\"layers\":9}", kGptTypes, 1, 'A', NAMES_PGOLF, 1},
     {"trn_hybrid",
@@ -29,6 +45,11 @@ static const Preset kPresets[] = {
      "\"norm_eps\":1e-5,\"init_std\":0.02,\"softcap\":0,\"skips\":false,\"emb_norm\":false,\"qk_norm\":false,"
      "\"q_gain\":false,\"resid_mix\":false,\"branch_scales\":false,\"norm_gain\":true}",
      kLlamaTypes, 1, 'A', NAMES_LLAMA, 0},
+    {"hgru", "{\"layers\":4,\"dim\":512,\"norm_gain\":true,\"emb_norm\":false," HGRU_SCAFFOLD "}", kHgruTypes, 4, 'G', NAMES_PGOLF, 0},
+    {"hgru_engine",
+     "{\"vocab_size\":50261,\"layers\":1,\"embed_dim\":256,\"dim\":1024,\"gru_variant\":\"engine\",\"tie_embeddings\":false,"
+     "\"norm_gain\":false,\"emb_norm\":false,\"softcap\":0," HGRU_SCAFFOLD "}",
+     kHgruEngineTypes, 1, 'g', NAMES_PGOLF, 0},
 };
 
 size_t preset_count(void) { return sizeof kPresets / sizeof kPresets[0]; }

@@ -9,7 +9,7 @@
 #include "model/lora.h"
 
 typedef struct QuantCfg {
-    int qat, embed;
+    int qat, embed, ternary_center;
     long act_bits; /* CFG_INT fields are long */
     char weights[CFG_STR_MAX], scale_dtype[CFG_STR_MAX];
     size_t min_numel, group, act_block;
@@ -26,6 +26,7 @@ static const CfgField kQuantFields[] = {
     Q(CFG_BOOL, embed, "quantize the token embedding / tied head too"),
     QR(CFG_FLOAT, clip_quantile, 0, 1, "intN: per-row clip quantile of |w|, in (0, 1]"),
     QR(CFG_SIZE, group, 0, 1 << 30, "ternary: weights per scale along a row (0 = per tensor)"),
+    Q(CFG_BOOL, ternary_center, "ternary: subtract the group mean before rounding (the Hybrid-GRU engine's quantizer)"),
     Q(CFG_STRING, scale_dtype, "fp32 | fp16 scales"),
     QR(CFG_INT, act_bits, 0, 8, "0 = float activations, 8 = int8 fake-quantized layer inputs"),
     QR(CFG_SIZE, act_block, 0, 1 << 30, "activation scale per token (0) or per block of N values"),
@@ -73,6 +74,7 @@ static int spec_from(const QuantCfg *q, QuantSpec *s, Err *err, const char *wher
     if (q->act_bits != 0 && q->act_bits != 8) return err_set(err, "config: %s.act_bits must be 0 or 8", where);
     if (q->clip_quantile <= 0 || q->clip_quantile > 1) return err_set(err, "config: %s.clip_quantile must be in (0, 1]", where);
     s->group = q->group;
+    s->center = q->ternary_center;
     s->quantile = q->clip_quantile;
     s->scale_fp16 = !strcmp(q->scale_dtype, "fp16");
     s->act_bits = (int)q->act_bits;
@@ -220,6 +222,11 @@ static const ParamPlan *plan_of(const Model *m, const Tensor *W) {
     if (!m || !m->qat_active || !m->qplan || !W->is_param || (size_t)W->param_index >= m->qplan->n) return NULL;
     const ParamPlan *pp = &m->qplan->p[W->param_index];
     return pp->store == STORE_QUANT ? pp : NULL;
+}
+
+const QuantSpec *model_quant_spec(const Model *m, const Tensor *W) {
+    const ParamPlan *pp = plan_of(m, W);
+    return pp ? &pp->spec : NULL;
 }
 
 Tensor *model_weight(Model *m, Tape *tp, Tensor *W) {

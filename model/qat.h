@@ -56,6 +56,9 @@ const char *store_name(const ParamPlan *pp, char *buf, size_t n);
  * active, plus the layer's LoRA adapter when one is attached; the plain op otherwise (also when
  * m is NULL: a layer used on its own). */
 Tensor *model_weight(Model *m, Tape *tp, Tensor *W);
+/* W's quantization spec while QAT is active (NULL otherwise): for layers that quantize their
+ * own activations (the GRU cells' recurrent inputs). */
+const QuantSpec *model_quant_spec(const Model *m, const Tensor *W);
 Tensor *model_linear(Model *m, Tape *tp, Tensor *x, Tensor *W, Tensor *b);
 
 #endif

@@ -48,6 +48,7 @@ const CfgField kStackFields[] = {
     R(CFG_FLOAT, bigram_scale_init, -1e3, 1e3, "BigramHash output scale init"),
     R(CFG_FLOAT, bigram_table_init_std, 0, 1e3, "BigramHash table init std"),
     R(CFG_FLOAT, bigram_proj_init_std, 0, 1e3, "BigramHash projection init std (0 = bigram_dim^-1/2)"),
+    R(CFG_SIZE, embed_dim, 0, MODEL_MAX_DIM, "token embedding width (0 = dim; else the first layer's mixer maps it to dim)"),
 };
 #undef R
 #undef F
@@ -100,6 +101,8 @@ typedef struct Stack {
     Tensor *tok_emb, *bg_embed, *bg_proj, *bg_scale, *skip_weights, *norm_w, *head;
     RopeTable rope;
     int have_rope;
+    int widen;        /* layer 0 maps the embedding (embed_dim) to dim */
+    StackConfig sc0;  /* sc with in_dim = embed_dim: what layer 0's mixer sees when widen */
 } Stack;
 
 static KindUse *kind_use(Stack *s, const BlockKind *k) {
@@ -198,6 +201,25 @@ static int resolve_layout(Stack *s, Err *err) {
     return 0;
 }
 
+/* model.embed_dim != dim: the embedding is that wide and the first layer's token mixer (a kind
+ * that widens) maps it to dim with nothing around it; what would need x0 or the embedding at
+ * width dim is refused. */
+static int resolve_embed_dim(Stack *s, Err *err) {
+    StackConfig *c = &s->sc;
+    c->in_dim = c->dim;
+    if (!c->embed_dim) c->embed_dim = c->dim;
+    if (c->embed_dim == c->dim) return 0;
+    const LayerType *t = letter_type(s->preset, c->layout[0]);
+    const char *why = !t->mixer || !t->mixer->widens ? "the first layer's token mixer must be one that widens (gru, mlgru)"
+                      : c->tie_embeddings ? "model.tie_embeddings must be false"
+                      : c->resid_mix      ? "model.resid_mix must be false"
+                      : c->bigram_rows    ? "model.bigram_rows must be 0"
+                      : c->token_shift && t->shift ? "model.token_shift must be false"
+                                                   : NULL;
+    if (why) return err_set(err, "config: model.embed_dim %zu differs from model.dim %zu, so %s", c->embed_dim, c->dim, why);
+    return 0;
+}
+
 static int resolve_config(Stack *s, Err *err) {
     StackConfig *c = &s->sc;
     if (resolve_layout(s, err)) return -1;
@@ -209,6 +231,7 @@ static int resolve_config(Stack *s, Err *err) {
     if (c->bigram_rows > 0x7fffffff) return err_set(err, "config: model.bigram_rows too large");
     if (c->bigram_rows && c->bigram_dim == 0) return err_set(err, "config: model.bigram_dim must be positive");
     if (c->bigram_rows && c->bigram_proj_init_std <= 0) c->bigram_proj_init_std = 1.0 / sqrt((double)c->bigram_dim);
+    if (resolve_embed_dim(s, err)) return -1;
     for (size_t k = 0; k < s->nkinds; k++)
         if (s->kinds[k].kind->resolve(s->kinds[k].cfg, c, s->kinds[k].used, err)) return -1;
     return 0;
@@ -236,8 +259,9 @@ static void add_layer_params(Stack *s, Layer *ly, size_t i, ParamStore *ps) {
     if (!s->preset->scales_after_mixer) add_scales(s, ly, i, ps);
     if (c->token_shift && ly->type->shift) ly->mu = layer_param(ps, i, "token_shift_mu", 1, c->dim, 0);
     if (ly->type->mixer) {
-        if (c->norm_gain) ly->mixer_norm = layer_param(ps, i, "attn_norm.weight", 1, c->dim, 0);
-        ly->type->mixer->add_params(ly->mixer, ly->mixer_cfg, c, ps, prefix);
+        int wide = s->widen && i == 0;
+        if (c->norm_gain && !wide) ly->mixer_norm = layer_param(ps, i, "attn_norm.weight", 1, c->dim, 0);
+        ly->type->mixer->add_params(ly->mixer, ly->mixer_cfg, wide ? &s->sc0 : c, ps, prefix);
     }
     if (s->preset->scales_after_mixer) add_scales(s, ly, i, ps);
     if (ly->type->channel) {
@@ -250,7 +274,7 @@ static int add_params(Stack *s, ParamStore *ps, Err *err) {
     const StackConfig *c = &s->sc;
     size_t C = c->dim, L = s->L;
     params_init(ps);
-    s->tok_emb = params_add2(ps, "tok_emb.weight", 2, c->vocab_size, C);
+    s->tok_emb = params_add2(ps, "tok_emb.weight", 2, c->vocab_size, c->embed_dim);
     if (c->bigram_rows) {
         s->bg_embed = params_add2(ps, "bigram.embed.weight", 2, c->bigram_rows, c->bigram_dim);
         s->bg_proj = params_add2(ps, "bigram.proj.weight", 2, C, c->bigram_dim);
@@ -277,7 +301,7 @@ static void init_layer(const Stack *s, Layer *ly, Rng *rng) {
     if (ly->mu) block_fill(ly->mu, 0.0f);
     if (ly->mixer_norm) block_fill(ly->mixer_norm, 1.0f);
     if (ly->channel_norm) block_fill(ly->channel_norm, 1.0f);
-    if (ly->type->mixer) ly->type->mixer->init(ly->mixer, ly->mixer_cfg, &s->sc, rng);
+    if (ly->type->mixer) ly->type->mixer->init(ly->mixer, ly->mixer_cfg, ly == s->layers && s->widen ? &s->sc0 : &s->sc, rng);
     if (ly->type->channel) ly->type->channel->init(ly->channel, ly->channel_cfg, &s->sc, rng);
 }
 
@@ -364,6 +388,9 @@ static int make_layers(Stack *s, Err *err) {
             ly->channel_cfg = kind_use(s, ly->type->channel)->cfg;
         }
     }
+    s->widen = s->sc.embed_dim != s->sc.dim;
+    s->sc0 = s->sc;
+    s->sc0.in_dim = s->sc.embed_dim;
     if (rope && s->sc.heads) {
         if (rope_table_init(&s->rope, s->sc.seq_len, s->sc.dim / s->sc.heads, (float)s->sc.rope_base))
             return err_set(err, "config: cannot build the RoPE table");
@@ -445,7 +472,13 @@ static Tensor *layer_forward(const Stack *s, const Layer *ly, const BlockCtx *ct
         Tensor *m1 = tensor_view(tp, ly->resid_mix, C, 1, &C);
         x = op_mix(tp, x, m0, x0, m1);
     }
-    if (ly->type->mixer) {
+    if (ly->type->mixer && s->widen && ly == s->layers) {
+        /* the widening first layer reads the embedding as it is: x = mixer(x) */
+        BlockCtx c0 = *ctx;
+        c0.sc = &s->sc0;
+        Tensor *y = ly->type->mixer->forward(ly->mixer, ly->mixer_cfg, &c0, x);
+        x = ly->attn_scale ? op_mul(tp, y, ly->attn_scale) : y;
+    } else if (ly->type->mixer) {
         Tensor *h = op_rmsnorm(tp, x, ly->mixer_norm, eps);
         if (ly->mu) h = op_token_shift(tp, h, op_sigmoid(tp, ly->mu));
         Tensor *y = ly->type->mixer->forward(ly->mixer, ly->mixer_cfg, ctx, h);
@@ -469,7 +502,7 @@ Tensor *model_forward(Model *m, Tape *tp, const int32_t *idx, size_t B, size_t T
     BlockCtx ctx = {m, tp, B, T, training, c, s->have_rope ? &s->rope : NULL};
     /* the tied table is quantized once per forward (QAT) and used for both lookup and logits */
     Tensor *emb = model_weight(m, tp, s->tok_emb);
-    Tensor *x = op_embedding(tp, emb, idx, B * T, 3, (size_t[]){B, T, C});
+    Tensor *x = op_embedding(tp, emb, idx, B * T, 3, (size_t[]){B, T, c->embed_dim});
     if (s->bg_embed)
         x = op_add(tp, x, op_bigram_hash(tp, model_weight(m, tp, s->bg_embed), model_weight(m, tp, s->bg_proj), s->bg_scale, idx, B, T));
     if (c->emb_norm) x = op_rmsnorm(tp, x, NULL, eps);
@@ -521,6 +554,7 @@ int model_export_kv(const Model *m, KvList *kv, Err *err) {
     kv_add_bool(kv, "stack.branch_scales", c->branch_scales);
     kv_add_u32(kv, "stack.bigram_rows", c->bigram_rows);
     kv_add_u32(kv, "stack.bigram_dim", c->bigram_rows ? c->bigram_dim : 0);
+    if (s->widen) kv_add_u32(kv, "stack.embed_dim", c->embed_dim); /* absent: dim (older artifacts) */
     if (s->preset->names != NAMES_PGOLF) return err_set(err, "export: the %s preset's tensor names have no runtime layout", m->arch);
     char key[64];
     for (size_t i = 0; i < s->L; i++) {

@@ -151,6 +151,7 @@ int rt_kv_str(const RtKvSet *s, const char *key, const char **out, RtErr *e);
 typedef struct RtDims {
     size_t C, V, seq_len;
     float eps;
+    size_t Cin; /* the layer's input width: C, or stack.embed_dim for a widening first layer */
 } RtDims;
 
 /* A forward over n tokens at positions p0 .. p0 + n - 1 (n <= the chunk size P). */
@@ -180,7 +181,7 @@ typedef struct RtBlockKind {
     void (*forward)(const void *inst, const RtFwd *f, float *state, float *y, const float *h);
 } RtBlockKind;
 
-extern const RtBlockKind rt_block_attention, rt_block_mlp, rt_block_swiglu, rt_block_trn;
+extern const RtBlockKind rt_block_attention, rt_block_mlp, rt_block_swiglu, rt_block_trn, rt_block_gru, rt_block_mlgru;
 const RtBlockKind *rt_block_kind_find(const char *name);
 
 /* The small per-channel tensors a kind reads as floats: dequantized copies (rt_alloc'd). */
@@ -228,6 +229,14 @@ void rt_stack_unbind(TrtModel *m);
 int rt_stack_session_init(TrtSession *s, RtErr *e);
 void rt_stack_session_free(TrtSession *s);
 void rt_stack_forward(TrtSession *s, const int32_t *ids, size_t n, float *logits_all);
+/* The session's decode state (every layer's recurrent state or KV cache and token-shift row),
+ * nfloats floats, and the previous token BigramHash carries: what an agent saves and restores. */
+float *rt_stack_state(TrtSession *s, size_t *nfloats, int32_t **prev_tok);
+/* 1 when no layer reads the token position (only GRU / MLGRU mixers): a stream may go on past
+ * the context length with its state kept (rt_session_make_room). */
+int rt_stack_position_free(const TrtModel *m);
+/* Room in the session's context for k more tokens (k <= max_ctx / 2), see session.c. */
+int rt_session_make_room(TrtSession *s, size_t k, RtErr *e);
 
 /* Loader entry for an already decompressed container (the fuzz target and the corruption test
  * use it directly). The bytes are copied. check_crc = 0 skips the CRC (fuzzing). */

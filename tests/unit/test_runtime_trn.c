@@ -14,111 +14,39 @@
  *   - damaged key/values (kinds, layer counts, shapes, types, values), header fields and tensor
  *     flags are refused with one line.
  * A small artifact is written to argv[1] (when given) for the fuzzer's seed corpus. */
-#include <cjson/cJSON.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <zstd.h>
+#include "rt_parity.h"
 
-#include "check.h"
-#include "export/writer.h"
 #include "kernels/blas_core.h"
-#include "kernels/rng.h"
-#include "model/model.h"
-#include "model/qat.h"
-#include "runtime/rt_internal.h"
 
-typedef struct Cfg {
-    const char *name, *model, *quant, *exp;
-    int int_storage;   /* ExportIntStorage */
-    const char *fixture;
-} Cfg;
-
-static const Cfg kCfgs[] = {
-    {"int5 bit-packed, TAT (skips), token shift, bigram, K 16 (W_res padded rows)",
+#define TRN "trn_hybrid"
+static const ParityCfg kCfgs[] = {
+    {"int5 bit-packed, TAT (skips), token shift, bigram, K 16 (W_res padded rows)", TRN,
      "{\"vocab_size\":300,\"layout\":\"TAT\",\"dim\":128,\"heads\":2,\"kv_heads\":1,\"seq_len\":160,\"oscillators\":16,"
      "\"bigram_rows\":64,\"bigram_dim\":32}",
      "{\"weights\":\"int5\",\"min_numel\":1000}", "{}", EXPORT_INT_BITS, "trn.tern"},
-    {"int5 one code per byte (the TRN default), same model",
+    {"int5 one code per byte (the TRN default), same model", TRN,
      "{\"vocab_size\":300,\"layout\":\"TAT\",\"dim\":128,\"heads\":2,\"kv_heads\":1,\"seq_len\":160,\"oscillators\":16,"
      "\"bigram_rows\":64,\"bigram_dim\":32}",
      "{\"weights\":\"int5\",\"min_numel\":1000}", "{}", EXPORT_INT_AUTO, NULL},
-    {"ternary 2-bit g128 + int8 act, TTA, untied, relu2, softcap 15, no token shift, no bigram",
+    {"ternary 2-bit g128 + int8 act, TTA, untied, relu2, softcap 15, no token shift, no bigram", TRN,
      "{\"vocab_size\":320,\"layout\":\"TTA\",\"dim\":128,\"heads\":2,\"kv_heads\":2,\"seq_len\":160,\"oscillators\":32,"
      "\"tie_embeddings\":false,\"mlp_act\":\"relu2\",\"softcap\":15,\"token_shift\":false,\"bigram_rows\":0}",
      "{\"act_bits\":8,\"weights\":\"ternary\",\"min_numel\":1000,\"group\":128,\"embed\":false}", "{}", EXPORT_INT_AUTO, NULL},
-    {"int5 + int8 act blocks of 128, fp16 scales, ATTA without skips, K 48",
+    {"int5 + int8 act blocks of 128, fp16 scales, ATTA without skips, K 48", TRN,
      "{\"vocab_size\":260,\"layout\":\"ATTA\",\"dim\":128,\"heads\":4,\"kv_heads\":2,\"seq_len\":160,\"oscillators\":48,"
      "\"skips\":false,\"bigram_rows\":100,\"bigram_dim\":16,\"swiglu_hidden\":128}",
      "{\"act_bits\":8,\"weights\":\"int5\",\"min_numel\":1000,\"act_block\":128,\"scale_dtype\":\"fp16\"}", "{}", EXPORT_INT_BITS, NULL},
-    {"rules: int4 proj / int6 W_res / int8 + int8 act gate_up, bytes, TATTA, fp16 embedding",
+    {"rules: int4 proj / int6 W_res / int8 + int8 act gate_up, bytes, TATTA, fp16 embedding", TRN,
      "{\"vocab_size\":280,\"layout\":\"TATTA\",\"dim\":128,\"heads\":2,\"kv_heads\":1,\"seq_len\":160,\"oscillators\":24,"
      "\"bigram_rows\":50,\"bigram_dim\":64,\"norm_eps\":1e-5}",
      "{\"weights\":\"int6\",\"min_numel\":1000,\"embed\":false,\"rules\":[{\"match\":\"*proj.proj.weight\",\"weights\":\"int4\"},"
      "{\"match\":\"*gate_up*\",\"act_bits\":8,\"weights\":\"int8\"}]}",
      "{}", EXPORT_INT_BYTES, NULL},
-    {"no quantization, fp32 passthrough, TRN blocks only (T), K 8",
+    {"no quantization, fp32 passthrough, TRN blocks only (T), K 8", TRN,
      "{\"vocab_size\":270,\"layout\":\"T\",\"dim\":64,\"heads\":2,\"kv_heads\":1,\"seq_len\":160,\"oscillators\":8,"
      "\"bigram_rows\":32,\"bigram_dim\":16,\"swiglu_hidden\":96}",
      "{\"weights\":\"none\"}", "{\"passthrough\":\"fp32\"}", EXPORT_INT_AUTO, NULL},
 };
-
-static void randomize(Model *m, uint64_t seed) {
-    Rng r;
-    rng_seed(&r, seed);
-    for (size_t i = 0; i < m->ps.n; i++) {
-        Tensor *t = m->ps.t[i];
-        const char *n = t->name;
-        size_t cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
-        if (strstr(n, "q_gain")) rng_fill_uniform(&r, t->data, t->numel, 1.0f, 2.0f);
-        else if (strstr(n, "resid_mix")) rng_fill_uniform(&r, t->data, t->numel, 0.0f, 1.0f);
-        else if (strstr(n, "scale") || strstr(n, "skip_weights")) rng_fill_uniform(&r, t->data, t->numel, 0.5f, 1.5f);
-        else if (strstr(n, "lambda_pcg")) rng_fill_uniform(&r, t->data, t->numel, 0.5f, 2.0f);
-        else if (strstr(n, "omega_base")) rng_fill_uniform(&r, t->data, t->numel, 0.05f, 2.5f);
-        else if (t->ndim == 1) rng_fill_normal(&r, t->data, t->numel, 0.0f, 1.0f); /* biases, token_shift_mu */
-        else if (strstr(n, "tok_emb") || strstr(n, "lm_head") || strstr(n, "bigram.embed")) rng_fill_normal(&r, t->data, t->numel, 0.0f, 0.5f);
-        else rng_fill_normal(&r, t->data, t->numel, 0.0f, 0.7f / sqrtf((float)cols));
-    }
-}
-
-/* cross-entropy of the next token at every position, averaged: what evaluation measures */
-static double mean_ce(const float *z, const int32_t *ids, size_t T, size_t V) {
-    double s = 0;
-    for (size_t i = 0; i + 1 < T; i++) {
-        const float *l = z + i * V;
-        double mx = -1e30, sum = 0;
-        for (size_t v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
-        for (size_t v = 0; v < V; v++) sum += exp(l[v] - mx);
-        s += mx + log(sum) - l[ids[i + 1]];
-    }
-    return s / (double)(T - 1);
-}
-
-static double max_diff(const float *a, const float *b, size_t n) {
-    double w = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= w)) w = d; /* NaN counts as the worst */
-    }
-    return w;
-}
-
-/* Feeds ids in pieces of the given lengths (cycled); logits of every position into out. */
-static int feed_pieces(TrtSession *s, const int32_t *ids, size_t T, const size_t *len, size_t nlen, float *out, size_t V) {
-    char err[256];
-    size_t i = 0, k = 0;
-    while (i < T) {
-        size_t n = len[k++ % nlen];
-        if (n > T - i) n = T - i;
-        if (trt_session_observe(s, ids + i, n, out + i * V, err, sizeof err)) {
-            printf("    observe: %s\n", err);
-            return -1;
-        }
-        i += n;
-    }
-    return 0;
-}
 
 static void test_generation(const TrtModel *rm) {
     int32_t a[40], b[40], c[40], p[3] = {1, 2, 3};
@@ -157,29 +85,10 @@ static void test_generation(const TrtModel *rm) {
     printf("  generation: seed 42 twice identical, seed 43 differs; 40 greedy tokens in a context of 16 repeat\n");
 }
 
-/* Offset of key's value in an encoded key/value section (the bytes after its type), 0 if absent. */
-static size_t kv_value_off(const uint8_t *p, size_t len, const char *key, uint32_t *type) {
-    size_t o = 4, n = tern_rd_u32(p);
-    for (size_t i = 0; i < n && o + 4 <= len; i++) {
-        size_t kl = tern_rd_u32(p + o);
-        int hit = kl == strlen(key) && !memcmp(p + o + 4, key, kl);
-        o += 4 + kl;
-        uint32_t t = tern_rd_u32(p + o);
-        o += 4;
-        if (hit) {
-            *type = t;
-            return o;
-        }
-        o += t == TERN_KV_STR ? 4 + tern_rd_u32(p + o) : 4;
-    }
-    return 0;
-}
-
 /* Damaged key/values, header fields and tensor flags: refused with one line naming the artifact. */
 static void test_damage(const uint8_t *art, size_t alen) {
-    size_t clen = (size_t)ZSTD_getFrameContentSize(art + TERN_PREAMBLE_SIZE, alen - TERN_PREAMBLE_SIZE);
-    uint8_t *c = malloc(clen), *b = malloc(clen);
-    CHECK(ZSTD_decompress(c, clen, art + TERN_PREAMBLE_SIZE, alen - TERN_PREAMBLE_SIZE) == clen, "decompress");
+    size_t clen;
+    uint8_t *c = parity_container(art, alen, &clen), *b = malloc(clen);
     TernHeader h;
     memset(&h, 0, sizeof h);
     tern_header_decode(c, &h);
@@ -257,117 +166,26 @@ int main(int argc, char **argv) {
     blas_core_setup(argv, 1);
     const char *fixdir = argc > 1 ? argv[1] : NULL;
     printf("test_runtime_trn\n");
-    const size_t T = 150; /* three prefill chunks of 64 */
     for (size_t ci = 0; ci < sizeof kCfgs / sizeof kCfgs[0]; ci++) {
-        const Cfg *cf = &kCfgs[ci];
-        Err err = {0};
-        cJSON *msec = cJSON_Parse(cf->model), *q = cJSON_Parse(cf->quant), *x = cJSON_Parse(cf->exp);
-        cJSON_AddStringToObject(msec, "arch", "trn_hybrid");
-        Model *m = NULL;
-        if (model_create(&m, msec, 11 + ci, &err) || quant_plan_attach(m, q, x, NULL, NULL, &err)) {
-            CHECK(0, "%s: %s", cf->name, err.msg);
+        const ParityCfg *cf = &kCfgs[ci];
+        ParityRun pr;
+        if (parity_build(&pr, cf, 11 + ci, fixdir)) {
+            parity_done(&pr);
             continue;
         }
-        randomize(m, 200 + ci);
-        cJSON *run = cJSON_CreateObject();
-        cJSON_AddItemToObject(run, "model", cJSON_Duplicate(m->config, 1));
-        cJSON_AddNumberToObject(cJSON_AddObjectToObject(run, "data"), "seq_len", 128);
-        ExportOptions eo = {0};
-        eo.zstd_level = 3;
-        eo.tok_kind = m->vocab >= 259 ? TERN_TOK_BYTE : TERN_TOK_NONE;
-        eo.int_storage = cf->int_storage;
-        uint8_t *art = NULL;
-        size_t alen = 0;
-        ExportReport rep;
-        if (export_build(m, run, &eo, &art, &alen, &rep, &err)) {
-            CHECK(0, "%s: export: %s", cf->name, err.msg);
-            continue;
-        }
-        TrtModel *rm = NULL;
-        char emsg[512];
-        TrtLoadOptions lopt = {getenv("TERN_PARITY_ISA"), 0};
-        if (trt_model_load_memory(&rm, art, alen, cf->name, &lopt, emsg, sizeof emsg)) {
-            CHECK(0, "%s: load: %s", cf->name, emsg);
-            continue;
-        }
-        if (fixdir && cf->fixture) {
-            char path[1024];
-            snprintf(path, sizeof path, "%s/%s", fixdir, cf->fixture);
-            if (export_write_file(path, art, alen, &err)) printf("  cannot write %s: %s\n", path, err.msg);
-        }
-        const TrtModelInfo *in = trt_model_info(rm);
-        size_t nbytes = 0;
-        for (size_t i = 0; i < rep.ntensors; i++) nbytes += strstr(rep.t[i].dtype, "/bytes") != NULL;
-        CHECK(!strcmp(in->arch, "trn_hybrid") && in->eval_seq_len == 128 && in->params == model_num_params(m) && in->seq_len == 160,
+        const TrtModelInfo *in = trt_model_info(pr.rm);
+        CHECK(!strcmp(in->arch, "trn_hybrid") && in->eval_seq_len == 128 && in->params == model_num_params(pr.m) && in->seq_len == 160,
               "%s: info (arch %s, params %zu)", cf->name, in->arch, in->params);
+        size_t nbytes = 0;
+        for (size_t i = 0; i < pr.rep.ntensors; i++) nbytes += strstr(pr.rep.t[i].dtype, "/bytes") != NULL;
         CHECK((cf->int_storage == EXPORT_INT_BITS) == (nbytes == 0) || strstr(cf->quant, "ternary") || strstr(cf->quant, "none"),
               "%s: %zu tensors stored one code per byte", cf->name, nbytes);
-
-        /* the trainer's forward, as exported */
-        m->qat_active = 1;
-        quant_plan_round_passthrough(m);
-        int32_t ids[160];
-        Rng r;
-        rng_seed(&r, 9 + ci);
-        for (size_t i = 0; i < T; i++) ids[i] = (int32_t)rng_below(&r, m->vocab);
-        ids[40] = ids[41] = ids[42]; /* a repeated token: BigramHash's (t, t) bucket */
-        Tape tp;
-        tape_init(&tp, 0);
-        tape_no_grad_begin(&tp);
-        Tensor *z = model_logits(m, &tp, ids, 1, T);
-        tape_no_grad_end(&tp);
-        size_t V = m->vocab;
-        float *pre = malloc(T * V * sizeof(float)), *dec = malloc(T * V * sizeof(float)), *pcs = malloc(T * V * sizeof(float));
-        TrtSessionOptions so = {1, 2, 0};
-        TrtSession *s = NULL, *s2 = NULL;
-        int ok = !trt_session_new(rm, &so, &s, emsg, sizeof emsg) && !trt_session_new(rm, &so, &s2, emsg, sizeof emsg);
-        ok = ok && !trt_session_observe(s, ids, T, pre, emsg, sizeof emsg);
-        CHECK(ok, "%s: session: %s", cf->name, emsg);
-        double worst = max_diff(pre, z->data, T * V);
-        double ce_rt = mean_ce(pre, ids, T, V), ce_fw = mean_ce(z->data, ids, T, V), dce = fabs(ce_rt - ce_fw);
-        int a8 = strstr(cf->quant, "act_bits\":8") != NULL;
-        if (a8) /* int8 activations: a value within rounding of a .5 boundary may take the other code (see test_runtime_parity) */
-            CHECK(dce < 5e-3, "%s: cross-entropy %.6f vs the trainer's %.6f", cf->name, ce_rt, ce_fw);
-        else
-            CHECK(worst < 2e-4, "%s: logits differ from the trainer's by up to %.3g", cf->name, worst);
-        /* decode: one token at a time through the session's state */
-        for (size_t i = 0; i < T && ok; i++) {
-            ok = !trt_session_observe(s2, ids + i, 1, NULL, emsg, sizeof emsg);
-            memcpy(dec + i * V, trt_session_logits(s2), V * sizeof(float));
-        }
-        if (getenv("TERN_PARITY_VERBOSE"))
-            for (size_t i = 0; i < T; i++) {
-                double d = max_diff(pre + i * V, z->data + i * V, V);
-                if (d > 1e-4) printf("    position %zu: max |dlogit| %.3g\n", i, d);
-            }
-        double wdec = max_diff(dec, pre, T * V);
-        CHECK(ok && wdec < 1e-4, "%s: decode vs prefill max diff %.3g", cf->name, wdec);
-        /* uneven pieces (across chunk boundaries) after a reset of a used session */
-        const size_t lens[] = {37, 1, 1, 64, 5, 70, 2};
-        trt_session_reset(s2);
-        ok = ok && !feed_pieces(s2, ids, T, lens, sizeof lens / sizeof lens[0], pcs, V);
-        double wpcs = max_diff(pcs, pre, T * V);
-        CHECK(ok && wpcs < 1e-4, "%s: pieces 37+1+1+64+5+... vs prefill max diff %.3g", cf->name, wpcs);
-        printf("  %-86s %7zu B  max|dlogit| %.1e, |dCE| %.1e (prefill vs tern); decode vs prefill %.1e, pieces %.1e  %s\n", cf->name,
-               alen, worst, dce, wdec, wpcs, in->isa);
+        parity_logits(&pr, cf, 150, 9 + ci); /* three prefill chunks of 64 */
         if (ci == 0) {
-            test_generation(rm);
-            test_damage(art, alen);
+            test_generation(pr.rm);
+            test_damage(pr.art, pr.alen);
         }
-        trt_session_free(s);
-        trt_session_free(s2);
-        free(pre);
-        free(dec);
-        free(pcs);
-        tape_free(&tp);
-        trt_model_free(rm);
-        free(art);
-        export_report_free(&rep);
-        model_free(m);
-        cJSON_Delete(run);
-        cJSON_Delete(msec);
-        cJSON_Delete(q);
-        cJSON_Delete(x);
+        parity_done(&pr);
     }
     return test_summary("test_runtime_trn");
 }
