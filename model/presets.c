@@ -19,6 +19,15 @@ static const LayerType kTrnTypes[] = {{'A', &kBlockAttention, &kBlockMlp, 0, "at
  * `tern import` (model/llama.c). */
 static const LayerType kLlamaTypes[] = {{'A', &kBlockAttention, &kBlockGlu, 0, "attention + SwiGLU feed-forward"}};
 
+/* Chimera, part 1 (issue 13; the seed "chimera-5.1" is GD XM GD TM GD XM GD SK repeated): G = Gated
+ * DeltaNet + SwiGLU (fla's GatedDeltaNet model pairs the layer with a SwiGLU MLP; part 2 replaces
+ * it by MoE of SwiGLU experts), S = the span knot, built as a Gated DeltaNet layer (its first
+ * relaxation phase is a gated delta update; docs/ARCHITECTURE.md). One layer type per line. */
+static const LayerType kChimeraTypes[] = {
+    {'G', &kBlockGdn, &kBlockSwiglu, 0, "Gated DeltaNet + SwiGLU"},
+    {'S', &kBlockGdn, &kBlockSwiglu, 0, "span knot (built as Gated DeltaNet) + SwiGLU"},
+};
+
 static const Preset kPresets[] = {
     {"gpt", "{\"layers\":9}", kGptTypes, 1, 'A', NAMES_PGOLF, 1},
     {"trn_hybrid",
@@ -29,6 +38,7 @@ static const Preset kPresets[] = {
      "\"norm_eps\":1e-5,\"init_std\":0.02,\"softcap\":0,\"skips\":false,\"emb_norm\":false,\"qk_norm\":false,"
      "\"q_gain\":false,\"resid_mix\":false,\"branch_scales\":false,\"norm_gain\":true}",
      kLlamaTypes, 1, 'A', NAMES_LLAMA, 0},
+    {"chimera", "{\"layout\":\"GGGGGGGS\"}", kChimeraTypes, sizeof kChimeraTypes / sizeof kChimeraTypes[0], 'G', NAMES_PGOLF, 0},
 };
 
 size_t preset_count(void) { return sizeof kPresets / sizeof kPresets[0]; }
