@@ -20,7 +20,7 @@
 
 #define RT_CHUNK 64
 
-static const RtBlockKind *const kKinds[] = {&rt_block_attention, &rt_block_mlp, &rt_block_swiglu, &rt_block_trn};
+static const RtBlockKind *const kKinds[] = {&rt_block_attention, &rt_block_mlp, &rt_block_swiglu, &rt_block_trn, &rt_block_gdn};
 
 const RtBlockKind *rt_block_kind_find(const char *name) {
     for (size_t i = 0; i < sizeof kKinds / sizeof kKinds[0]; i++)
@@ -298,6 +298,16 @@ int rt_stack_session_init(TrtSession *s, RtErr *e) {
         p += (sizes[i] + 15) / 16 * 16;
     }
     return 0;
+}
+
+const float *rt_stack_mixer_state(const TrtSession *s, size_t layer, size_t *n) {
+    const RtStack *g = s->m->stack;
+    const RtStackState *st = s->state;
+    *n = 0;
+    if (layer >= g->L || !g->layers[layer].mk || !g->layers[layer].mk->state_floats) return NULL;
+    const RtLayer *ly = &g->layers[layer];
+    *n = ly->mk->state_floats(ly->mi, s->max_ctx);
+    return st->state + ly->mstate;
 }
 
 /* ---------------------------------------------------------------- forward */

@@ -22,6 +22,7 @@
 #include <zstd.h>
 
 #include "check.h"
+#include "rt_check.h"
 #include "export/writer.h"
 #include "kernels/rng.h"
 #include "model/model.h"
@@ -81,44 +82,6 @@ static void randomize(Model *m, uint64_t seed) {
     }
 }
 
-/* cross-entropy of the next token at every position, averaged: what evaluation measures */
-static double mean_ce(const float *z, const int32_t *ids, size_t T, size_t V) {
-    double s = 0;
-    for (size_t i = 0; i + 1 < T; i++) {
-        const float *l = z + i * V;
-        double mx = -1e30, sum = 0;
-        for (size_t v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
-        for (size_t v = 0; v < V; v++) sum += exp(l[v] - mx);
-        s += mx + log(sum) - l[ids[i + 1]];
-    }
-    return s / (double)(T - 1);
-}
-
-static double max_diff(const float *a, const float *b, size_t n) {
-    double w = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= w)) w = d; /* NaN counts as the worst */
-    }
-    return w;
-}
-
-/* Feeds ids in pieces of the given lengths (cycled); logits of every position into out. */
-static int feed_pieces(TrtSession *s, const int32_t *ids, size_t T, const size_t *len, size_t nlen, float *out, size_t V) {
-    char err[256];
-    size_t i = 0, k = 0;
-    while (i < T) {
-        size_t n = len[k++ % nlen];
-        if (n > T - i) n = T - i;
-        if (trt_session_observe(s, ids + i, n, out + i * V, err, sizeof err)) {
-            printf("    observe: %s\n", err);
-            return -1;
-        }
-        i += n;
-    }
-    return 0;
-}
-
 static void test_generation(const TrtModel *rm) {
     int32_t a[40], b[40], c[40], p[3] = {1, 2, 3};
     uint64_t seeds[3] = {42, 42, 43};
@@ -154,24 +117,6 @@ static void test_generation(const TrtModel *rm) {
     }
     CHECK(!memcmp(g1, g2, sizeof g1), "greedy generation through context shifts is deterministic");
     printf("  generation: seed 42 twice identical, seed 43 differs; 40 greedy tokens in a context of 16 repeat\n");
-}
-
-/* Offset of key's value in an encoded key/value section (the bytes after its type), 0 if absent. */
-static size_t kv_value_off(const uint8_t *p, size_t len, const char *key, uint32_t *type) {
-    size_t o = 4, n = tern_rd_u32(p);
-    for (size_t i = 0; i < n && o + 4 <= len; i++) {
-        size_t kl = tern_rd_u32(p + o);
-        int hit = kl == strlen(key) && !memcmp(p + o + 4, key, kl);
-        o += 4 + kl;
-        uint32_t t = tern_rd_u32(p + o);
-        o += 4;
-        if (hit) {
-            *type = t;
-            return o;
-        }
-        o += t == TERN_KV_STR ? 4 + tern_rd_u32(p + o) : 4;
-    }
-    return 0;
 }
 
 /* Damaged key/values, header fields and tensor flags: refused with one line naming the artifact. */
