@@ -1,6 +1,7 @@
 /* rt_check.h — helpers the runtime round-trip tests share (test_runtime_trn.c, test_runtime_gdn.c):
  * the mean next-token cross-entropy of a logits window, the largest difference of two arrays,
- * feeding a session in pieces, and finding a key's value in an encoded key/value section. */
+ * feeding a session in pieces, finding a key's value in an encoded key/value section, an
+ * artifact's container decompressed, and the trainer's logits "as exported". */
 #ifndef TERN_TEST_RT_CHECK_H
 #define TERN_TEST_RT_CHECK_H
 
@@ -8,6 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <zstd.h>
+
+#include "model/model.h"
+#include "model/qat.h"
 #include "runtime/rt_internal.h"
 
 /* cross-entropy of the next token at every position, averaged: what evaluation measures */
@@ -64,6 +69,28 @@ static inline size_t kv_value_off(const uint8_t *p, size_t len, const char *key,
         o += t == TERN_KV_STR ? 4 + tern_rd_u32(p + o) : 4;
     }
     return 0;
+}
+
+/* The container of an artifact (malloc'd, *clen bytes) and its decoded header. */
+static inline uint8_t *rt_container_of(const uint8_t *art, size_t alen, size_t *clen, TernHeader *h) {
+    *clen = (size_t)ZSTD_getFrameContentSize(art + TERN_PREAMBLE_SIZE, alen - TERN_PREAMBLE_SIZE);
+    uint8_t *c = malloc(*clen);
+    if (ZSTD_decompress(c, *clen, art + TERN_PREAMBLE_SIZE, alen - TERN_PREAMBLE_SIZE) != *clen) printf("  FAIL decompress\n");
+    memset(h, 0, sizeof *h);
+    tern_header_decode(c, h);
+    return c;
+}
+
+/* The trainer's logits of one window "as exported": fake quantization on, fp16-stored tensors
+ * rounded (what `tern eval --quantized` computes); tp is initialised here. */
+static inline Tensor *logits_as_exported(Model *m, Tape *tp, const int32_t *ids, size_t T) {
+    m->qat_active = 1;
+    quant_plan_round_passthrough(m);
+    tape_init(tp, 0);
+    tape_no_grad_begin(tp);
+    Tensor *z = model_logits(m, tp, ids, 1, T);
+    tape_no_grad_end(tp);
+    return z;
 }
 
 #endif

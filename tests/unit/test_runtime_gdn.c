@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zstd.h>
 
 #include "check.h"
 #include "export/writer.h"
@@ -59,12 +58,9 @@ static void randomize(Model *m, uint64_t seed) {
 
 /* Damaged gdn key/values: refused with one line naming the artifact. */
 static void test_damage(const uint8_t *art, size_t alen) {
-    size_t clen = (size_t)ZSTD_getFrameContentSize(art + TERN_PREAMBLE_SIZE, alen - TERN_PREAMBLE_SIZE);
-    uint8_t *c = malloc(clen), *b = malloc(clen);
-    CHECK(ZSTD_decompress(c, clen, art + TERN_PREAMBLE_SIZE, alen - TERN_PREAMBLE_SIZE) == clen, "decompress");
+    size_t clen;
     TernHeader h;
-    memset(&h, 0, sizeof h);
-    tern_header_decode(c, &h);
+    uint8_t *c = rt_container_of(art, alen, &clen, &h), *b = malloc(clen);
     size_t hp = (size_t)h.hparams_off, hn = (size_t)h.hparams_size;
     struct {
         const char *what, *expect, *key;
@@ -145,16 +141,12 @@ static void run_cfg(size_t ci, const size_t T) {
     }
     CHECK(trt_model_info(rm)->params == model_num_params(m), "%s: parameter count", cf->name);
     /* the trainer's forward, as exported */
-    m->qat_active = 1;
-    quant_plan_round_passthrough(m);
     int32_t ids[160];
     Rng r;
     rng_seed(&r, 9 + ci);
     for (size_t i = 0; i < T; i++) ids[i] = (int32_t)rng_below(&r, m->vocab);
     Tape tp;
-    tape_init(&tp, 0);
-    tape_no_grad_begin(&tp);
-    Tensor *z = model_logits(m, &tp, ids, 1, T);
+    Tensor *z = logits_as_exported(m, &tp, ids, T);
     size_t V = m->vocab, L = trt_model_info(rm)->layers, nstate = 0;
     float *pre = malloc(T * V * sizeof(float)), *dec = malloc(T * V * sizeof(float)), *pcs = malloc(T * V * sizeof(float));
     TrtSessionOptions so = {1, 2, 0};
