@@ -37,7 +37,7 @@ def chunk_gated_delta(q, k, v, g, beta, chunk=64):
     A = tril_{-1}(beta_i k_i.k_j e^{gamma_i - gamma_j}), T = (I + A)^-1, W = T diag(beta e^gamma) K,
     U = T diag(beta) V; then per chunk u = U - W S, o = diag(e^gamma) Q S + (Q K^T (.) Gamma) u,
     S <- e^{gamma_L} S + (diag(e^{gamma_L - gamma}) K)^T u  (S: dk x dv here). Everything but the
-    last loop is batched over (batch, head, chunk)."""
+    last loop is batched over (batch, head, chunk); T by unit_lower_inverse."""
     B, T, H, dk = q.shape
     dv = v.shape[-1]
     L = min(chunk, T)
@@ -55,8 +55,7 @@ def chunk_gated_delta(q, k, v, g, beta, chunk=64):
     E = torch.exp((gam[..., :, None] - gam[..., None, :]).masked_fill(~incl, -math.inf))
     A = (k @ k.transpose(-1, -2)) * E * beta[..., :, None]
     A = A.masked_fill(incl.logical_not().logical_or(torch.eye(L, dtype=torch.bool)), 0.0)
-    eye = torch.eye(L, dtype=q.dtype)
-    Tm = torch.linalg.solve_triangular(eye + A, eye.expand_as(A), upper=False, unitriangular=True)
+    Tm = unit_lower_inverse(A)
     W = Tm @ (k * (beta * gam.exp())[..., None])
     U = Tm @ (v * beta[..., None])
     P = (q @ k.transpose(-1, -2)) * E
@@ -64,12 +63,29 @@ def chunk_gated_delta(q, k, v, g, beta, chunk=64):
     kd = k * (gam[..., -1:] - gam).exp()[..., None]
     S = q.new_zeros(B, H, dk, dv)
     out = []
+    # unbind once: indexing inside the loop would make autograd scatter each slice's gradient into
+    # a zeroed full-size tensor (N times per tensor)
+    Us, Ws, qes, Ps, kdts = U.unbind(2), W.unbind(2), qe.unbind(2), P.unbind(2), kd.transpose(-1, -2).unbind(2)
+    decay = gam[..., -1].exp()[..., None, None].unbind(2)
     for n in range(N):
-        u = U[:, :, n] - W[:, :, n] @ S
-        out.append(qe[:, :, n] @ S + P[:, :, n] @ u)
-        S = S * gam[:, :, n, -1].exp()[..., None, None] + kd[:, :, n].transpose(-1, -2) @ u
+        u = Us[n] - Ws[n] @ S
+        out.append(qes[n] @ S + Ps[n] @ u)
+        S = S * decay[n] + kdts[n] @ u
     o = torch.stack(out, 2).reshape(B, H, N * L, dv)[:, :, :T]
     return o.transpose(1, 2)
+
+
+def unit_lower_inverse(A):
+    """(I + A)^-1 for strictly lower triangular A [..., L, L]: A^L = 0, so the inverse is the
+    finite series sum_k (-A)^k = (I - A)(I + A^2)(I + A^4) ... -- ceil(log2 L) batched squarings and
+    products, where torch 1.13's batched solve_triangular loops over the matrices one by one."""
+    L = A.shape[-1]
+    N = -A
+    Tm = torch.eye(L, dtype=A.dtype) + N
+    for _ in range(max(math.ceil(math.log2(L)) - 1, 0)):
+        N = N @ N
+        Tm = Tm + Tm @ N
+    return Tm
 
 
 def causal_conv(x, w):
