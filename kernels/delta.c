@@ -127,8 +127,10 @@ static void rec_backward_task(float *dq, float *dk, float *dv, float *dg, float 
 /* One chunk's scratch (per task). */
 typedef struct ChunkBuf {
     float *gam, *e, *dgam;      /* [L] cumulative log-decay, e^gamma, its gradient */
+    float *qk;                  /* [2L, dk] the chunk's q rows, then its k rows, contiguous */
     float *ks, *u;              /* [L, dv] K S0, the errors U (X before the solve) */
-    float *E, *F, *P;           /* [L, L] e^{gamma_i - gamma_j} (i >= j), (K K^T) (.) E (i > j), (Q K^T) (.) E */
+    float *E, *PF, *A;          /* [L, L] e^{gamma_i - gamma_j} (i >= j); [2L, L] P = (Q K^T) (.) E (i >= j)
+                                 * over F = (K K^T) (.) E (i > j); A = beta_i F_ij */
     float *kd;                  /* [L, dk] e^{gamma_L - gamma_j} k_j */
     float *S, *dS;              /* [dk, dv] running state (forward) / its gradient (backward) */
     float *dSn, *du, *dP, *tmp, *dks, *doe, *dM; /* backward */
@@ -136,7 +138,8 @@ typedef struct ChunkBuf {
 
 static size_t chunk_task_floats(const GdnShape *s, size_t L) {
     size_t dk = s->dk, dv = s->dv;
-    return 3 * pad16(L) + 5 * pad16(L * dv) + 5 * pad16(L * L) + 2 * pad16(L * dk) + 3 * pad16(dk * dv);
+    return 3 * pad16(L) + pad16(2 * L * dk) + 5 * pad16(L * dv) + 4 * pad16(L * L) + pad16(2 * L * L) + 2 * pad16(L * dk) +
+           3 * pad16(dk * dv);
 }
 
 static ChunkBuf chunk_buf(float *w, const GdnShape *s, size_t L) {
@@ -144,58 +147,113 @@ static ChunkBuf chunk_buf(float *w, const GdnShape *s, size_t L) {
     ChunkBuf c;
     float *p = w;
 #define TAKE(dst, n) (dst = p, p += pad16(n))
-    TAKE(c.gam, L), TAKE(c.e, L), TAKE(c.dgam, L);
+    TAKE(c.gam, L), TAKE(c.e, L), TAKE(c.dgam, L), TAKE(c.qk, 2 * L * dk);
     TAKE(c.ks, L * dv), TAKE(c.u, L * dv), TAKE(c.du, L * dv), TAKE(c.dks, L * dv), TAKE(c.doe, L * dv);
-    TAKE(c.E, L * L), TAKE(c.F, L * L), TAKE(c.P, L * L), TAKE(c.dP, L * L), TAKE(c.dM, L * L);
+    TAKE(c.E, L * L), TAKE(c.PF, 2 * L * L), TAKE(c.A, L * L), TAKE(c.dP, L * L), TAKE(c.dM, L * L);
     TAKE(c.kd, L * dk), TAKE(c.tmp, L * dk);
     TAKE(c.S, dk * dv), TAKE(c.dS, dk * dv), TAKE(c.dSn, dk * dv);
 #undef TAKE
     return c;
 }
 
-/* The chunk's intermediates from its start state S0 (NULL: zero): gamma, e, K S0, the masks,
- * (K K^T) (.) E, (Q K^T) (.) E, and U by forward substitution of (I + A) U = X. */
+/* The two triangular solves of the UT transform, in place on X [L, n] (rows of n) with A [L, L]
+ * strictly lower: (I + A) U = X (U_i = X_i - sum_{j<i} A_ij U_j) and its transpose (I + A)^T Y = X
+ * (Y_i = X_i - sum_{j>i} A_ji Y_j). Four rows at a time against the finished rows, sixteen columns
+ * kept in registers (a row-at-a-time axpy reloads and stores its row for every j), then the
+ * 4 x 4 triangle inside the block. */
+#define SB 4  /* rows per block */
+#define SW 16 /* columns per strip */
+typedef float v16f __attribute__((vector_size(SW * sizeof(float)))); /* GCC vector extension: any ISA */
+
+static inline v16f load16(const float *p) {
+    v16f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* coefficient of finished row j in row i0 + a: A_{i0+a, j} (forward) or A_{j, i0+a} (transposed) */
+static inline float solve_coef(const float *A, size_t L, size_t row, size_t j, int t) { return t ? A[j * L + row] : A[row * L + j]; }
+
+/* rows i0 .. i0 + r - 1, columns m0 .. m0 + w - 1 of the solve (w = SW: in vector registers) */
+static void solve_strip(float *X, const float *A, size_t L, size_t n, size_t i0, size_t r, size_t m0, size_t w, int t) {
+    size_t j0 = t ? i0 + r : 0, j1 = t ? L : i0;
+    if (w == SW) {
+        v16f acc[SB];
+        for (size_t a = 0; a < SB; a++) acc[a] = a < r ? load16(X + (i0 + a) * n + m0) : (v16f){0};
+        for (size_t j = j0; j < j1; j++) {
+            v16f xj = load16(X + j * n + m0);
+            for (size_t a = 0; a < SB; a++) acc[a] -= (a < r ? solve_coef(A, L, i0 + a, j, t) : 0.0f) * xj;
+        }
+        for (size_t k = 1; k < r; k++) { /* the block's own triangle: forward rows down, transposed rows up */
+            size_t a = t ? r - 1 - k : k;
+            for (size_t q = 0; q < k; q++) {
+                size_t b = t ? r - 1 - q : q;
+                acc[a] -= solve_coef(A, L, i0 + a, i0 + b, t) * acc[b];
+            }
+        }
+        for (size_t a = 0; a < r; a++) memcpy(X + (i0 + a) * n + m0, &acc[a], sizeof acc[a]);
+        return;
+    }
+    for (size_t k = 0; k < r; k++) { /* a narrow strip: row by row */
+        size_t a = t ? r - 1 - k : k;
+        float *xa = X + (i0 + a) * n + m0;
+        size_t lo = t ? i0 + a + 1 : 0, hi = t ? L : i0 + a;
+        for (size_t j = lo; j < hi; j++) {
+            float c = solve_coef(A, L, i0 + a, j, t);
+            for (size_t m = 0; m < w; m++) xa[m] -= c * X[j * n + m0 + m];
+        }
+    }
+}
+
+static void solve_unit_lower(float *X, const float *A, size_t L, size_t n, int transposed) {
+    size_t nb = (L + SB - 1) / SB;
+    for (size_t k = 0; k < nb; k++) {
+        size_t i0 = (transposed ? nb - 1 - k : k) * SB, r = L - i0 < SB ? L - i0 : SB;
+        for (size_t m0 = 0; m0 < n; m0 += SW) solve_strip(X, A, L, n, i0, r, m0, n - m0 < SW ? n - m0 : SW, transposed);
+    }
+}
+
+/* The chunk's intermediates from its start state S0 (NULL: zero): contiguous q and k rows, gamma,
+ * e, K S0, the masks, P and F in one product ([Q; K] K^T), A, and U by the solve. */
 static void chunk_prepare(ChunkBuf *c, const float *Q, const float *K, const float *V, const float *g, const float *beta,
                           const float *S0, size_t L, const GdnShape *s, Lane l) {
-    size_t dk = s->dk, dv = s->dv, sq = l.sq, sv = l.sv;
+    size_t dk = s->dk, dv = s->dv;
+    float *Qc = c->qk, *Kc = c->qk + L * dk, *P = c->PF, *F = c->PF + L * L;
+    for (size_t i = 0; i < L; i++) {
+        memcpy(Qc + i * dk, Q + i * l.sq, dk * sizeof(float));
+        memcpy(Kc + i * dk, K + i * l.sq, dk * sizeof(float));
+    }
     float acc = 0.0f;
     for (size_t i = 0; i < L; i++) {
         acc += g[i * l.sg];
         c->gam[i] = acc;
         c->e[i] = fast_expf(acc);
     }
-    if (S0) sgemm(0, 0, L, dv, dk, 1.0f, K, sq, S0, dv, 0.0f, c->ks, dv);
+    if (S0) sgemm(0, 0, L, dv, dk, 1.0f, Kc, dk, S0, dv, 0.0f, c->ks, dv);
     else memset(c->ks, 0, L * dv * sizeof(float));
     for (size_t i = 0; i < L; i++) {
         float b = beta[i * l.sg], ei = c->e[i];
-        const float *vi = V + i * sv, *ksi = c->ks + i * dv;
+        const float *vi = V + i * l.sv, *ksi = c->ks + i * dv;
         float *ui = c->u + i * dv;
         for (size_t j = 0; j < dv; j++) ui[j] = b * (vi[j] - ei * ksi[j]);
     }
-    sgemm(0, 1, L, L, dk, 1.0f, K, sq, K, sq, 0.0f, c->F, L);
-    sgemm(0, 1, L, L, dk, 1.0f, Q, sq, K, sq, 0.0f, c->P, L);
+    sgemm(0, 1, 2 * L, L, dk, 1.0f, c->qk, dk, Kc, dk, 0.0f, c->PF, L);
     for (size_t i = 0; i < L; i++) {
-        float *Ei = c->E + i * L, *Fi = c->F + i * L, *Pi = c->P + i * L, gi = c->gam[i];
+        float *Ei = c->E + i * L, *Fi = F + i * L, *Pi = P + i * L, *Ai = c->A + i * L, gi = c->gam[i], b = beta[i * l.sg];
         for (size_t j = 0; j <= i; j++) Ei[j] = fast_expf(gi - c->gam[j]);
-        for (size_t j = 0; j < i; j++) Fi[j] *= Ei[j];
+        for (size_t j = 0; j < i; j++) {
+            Fi[j] *= Ei[j];
+            Ai[j] = b * Fi[j];
+        }
         for (size_t j = 0; j <= i; j++) Pi[j] *= Ei[j];
         for (size_t j = i + 1; j < L; j++) Pi[j] = 0.0f;
     }
-    /* U_i = X_i - sum_{j<i} A_ij U_j, A_ij = beta_i F_ij */
-    for (size_t i = 1; i < L; i++) {
-        float b = beta[i * l.sg], *ui = c->u + i * dv;
-        const float *Fi = c->F + i * L;
-        for (size_t j = 0; j < i; j++) {
-            float a = b * Fi[j];
-            const float *uj = c->u + j * dv;
-            for (size_t m = 0; m < dv; m++) ui[m] -= a * uj[m];
-        }
-    }
+    solve_unit_lower(c->u, c->A, L, dv, 0);
     /* kd_j = e^{gamma_L - gamma_j} k_j (the decay from token j to the chunk's end) */
     float gl = c->gam[L - 1];
     for (size_t j = 0; j < L; j++) {
         float w = fast_expf(gl - c->gam[j]);
-        const float *kj = K + j * sq;
+        const float *kj = Kc + j * dk;
         float *dj = c->kd + j * dk;
         for (size_t m = 0; m < dk; m++) dj[m] = w * kj[m];
     }
@@ -208,19 +266,18 @@ static void chunk_forward_task(float *o, float *saved, const float *q, const flo
     memset(c.S, 0, n * sizeof(float));
     for (size_t ch = 0; ch < nc; ch++) {
         size_t t0 = ch * L, Lc = t0 + L <= s->T ? L : s->T - t0;
-        const float *Q = q + l.q + t0 * l.sq, *K = k + l.q + t0 * l.sq, *V = v + l.v + t0 * l.sv;
         const float *G = g + l.g + t0 * l.sg, *Bt = beta + l.g + t0 * l.sg;
         float *O = o + l.v + t0 * l.sv;
         memcpy(saved + ch * n, c.S, n * sizeof(float));
         const float *S0 = ch ? c.S : NULL;
-        chunk_prepare(&c, Q, K, V, G, Bt, S0, Lc, s, l);
+        chunk_prepare(&c, q + l.q + t0 * l.sq, k + l.q + t0 * l.sq, v + l.v + t0 * l.sv, G, Bt, S0, Lc, s, l);
         /* O = diag(e) Q S0 + P U */
         if (S0) {
-            sgemm(0, 0, Lc, dv, dk, 1.0f, Q, l.sq, S0, dv, 0.0f, O, l.sv);
+            sgemm(0, 0, Lc, dv, dk, 1.0f, c.qk, dk, S0, dv, 0.0f, O, l.sv);
             for (size_t i = 0; i < Lc; i++)
                 for (size_t j = 0; j < dv; j++) O[i * l.sv + j] *= c.e[i];
         }
-        sgemm(0, 0, Lc, dv, Lc, 1.0f, c.P, Lc, c.u, dv, S0 ? 1.0f : 0.0f, O, l.sv);
+        sgemm(0, 0, Lc, dv, Lc, 1.0f, c.PF, Lc, c.u, dv, S0 ? 1.0f : 0.0f, O, l.sv);
         /* S_end = e^{gamma_L} S0 + Kd^T U */
         if (ch + 1 == nc) break;
         float eL = c.e[Lc - 1];
@@ -230,17 +287,18 @@ static void chunk_forward_task(float *o, float *saved, const float *q, const flo
 }
 
 /* Gradients through O = diag(e) Q S0 + P U and the readout of S_end (dS); leaves dU in c->du. */
-static void chunk_bwd_output(ChunkBuf *c, float *dQ, float *dK, const float *dO, const float *Q, const float *K,
-                             const float *S0, size_t L, const GdnShape *s, Lane l) {
+static void chunk_bwd_output(ChunkBuf *c, float *dQ, float *dK, const float *dO, const float *S0, size_t L, const GdnShape *s,
+                             Lane l) {
     size_t dk = s->dk, dv = s->dv, sq = l.sq;
+    const float *Q = c->qk, *K = c->qk + L * dk;
     /* dU = P^T dO + Kd dS;  dP = dO U^T */
-    sgemm(1, 0, L, dv, L, 1.0f, c->P, L, dO, l.sv, 0.0f, c->du, dv);
+    sgemm(1, 0, L, dv, L, 1.0f, c->PF, L, dO, l.sv, 0.0f, c->du, dv);
     sgemm(0, 0, L, dv, dk, 1.0f, c->kd, dk, c->dS, dv, 1.0f, c->du, dv);
     sgemm(0, 1, L, L, dv, 1.0f, dO, l.sv, c->u, dv, 0.0f, c->dP, L);
     /* through P = (Q K^T) (.) E: dgamma from E, then dP <- dP (.) E */
     for (size_t i = 0; i < L; i++) {
         float *dPi = c->dP + i * L;
-        const float *Pi = c->P + i * L, *Ei = c->E + i * L;
+        const float *Pi = c->PF + i * L, *Ei = c->E + i * L;
         float row = 0.0f;
         for (size_t j = 0; j <= i; j++) {
             float z = dPi[j] * Pi[j];
@@ -251,12 +309,12 @@ static void chunk_bwd_output(ChunkBuf *c, float *dQ, float *dK, const float *dO,
         c->dgam[i] += row;
         for (size_t j = i + 1; j < L; j++) dPi[j] = 0.0f;
     }
-    sgemm(0, 0, L, dk, L, 1.0f, c->dP, L, K, sq, 1.0f, dQ, sq);
-    sgemm(1, 0, L, dk, L, 1.0f, c->dP, L, Q, sq, 1.0f, dK, sq);
+    sgemm(0, 0, L, dk, L, 1.0f, c->dP, L, K, dk, 1.0f, dQ, sq);
+    sgemm(1, 0, L, dk, L, 1.0f, c->dP, L, Q, dk, 1.0f, dK, sq);
     if (S0) { /* diag(e) Q S0: dQ += e dO S0^T, dgamma_i += e_i q_i . (S0 do_i) */
         sgemm(0, 1, L, dk, dv, 1.0f, dO, l.sv, S0, dv, 0.0f, c->tmp, dk);
         for (size_t i = 0; i < L; i++) {
-            const float *ti = c->tmp + i * dk, *qi = Q + i * sq;
+            const float *ti = c->tmp + i * dk, *qi = Q + i * dk;
             float *dqi = dQ + i * sq, ei = c->e[i], dot = 0.0f;
             for (size_t m = 0; m < dk; m++) {
                 dot += qi[m] * ti[m];
@@ -269,7 +327,7 @@ static void chunk_bwd_output(ChunkBuf *c, float *dQ, float *dK, const float *dO,
     sgemm(0, 1, L, dk, dv, 1.0f, c->u, dv, c->dS, dv, 0.0f, c->tmp, dk);
     float gl = c->gam[L - 1], dgl = 0.0f;
     for (size_t j = 0; j < L; j++) {
-        const float *tj = c->tmp + j * dk, *kj = K + j * sq;
+        const float *tj = c->tmp + j * dk, *kj = K + j * dk;
         float *dkj = dK + j * sq, w = fast_expf(gl - c->gam[j]), dot = 0.0f;
         for (size_t m = 0; m < dk; m++) {
             dot += kj[m] * tj[m];
@@ -288,19 +346,12 @@ static void chunk_bwd_output(ChunkBuf *c, float *dQ, float *dK, const float *dO,
 
 /* Gradients through (I + A) U = X, X = diag(beta) V - diag(beta e) K S0, A_ij = beta_i F_ij;
  * dU in c->du on entry (solved in place into dX). Writes dS0 into c->dSn when S0. */
-static void chunk_bwd_solve(ChunkBuf *c, float *dK, float *dV, float *dbeta, const float *dO, const float *Q,
-                            const float *K, const float *V, const float *beta, const float *S0, size_t L, const GdnShape *s,
-                            Lane l) {
+static void chunk_bwd_solve(ChunkBuf *c, float *dK, float *dV, float *dbeta, const float *dO, const float *V,
+                            const float *beta, const float *S0, size_t L, const GdnShape *s, Lane l) {
     size_t dk = s->dk, dv = s->dv, sq = l.sq;
-    /* (I + A)^T dX = dU:  dX_i = dU_i - sum_{j>i} A_ji dX_j */
-    for (size_t i = L - 1; i-- > 0;) {
-        float *xi = c->du + i * dv;
-        for (size_t j = i + 1; j < L; j++) {
-            float a = beta[j * l.sg] * c->F[j * L + i];
-            const float *xj = c->du + j * dv;
-            for (size_t m = 0; m < dv; m++) xi[m] -= a * xj[m];
-        }
-    }
+    const float *Q = c->qk, *K = c->qk + L * dk, *F = c->PF + L * L;
+    /* (I + A)^T dX = dU */
+    solve_unit_lower(c->du, c->A, L, dv, 1);
     /* dA = -dX U^T (strictly lower part used) */
     sgemm(0, 1, L, L, dv, -1.0f, c->du, dv, c->u, dv, 0.0f, c->dM, L);
     for (size_t i = 0; i < L; i++) {
@@ -317,7 +368,7 @@ static void chunk_bwd_solve(ChunkBuf *c, float *dK, float *dV, float *dbeta, con
         }
         /* through A: dbeta_i += dA_ij F_ij, dgamma_i += dA_ij A_ij, dgamma_j -= dA_ij A_ij */
         float *dAi = c->dM + i * L;
-        const float *Fi = c->F + i * L, *Ei = c->E + i * L;
+        const float *Fi = F + i * L, *Ei = c->E + i * L;
         float row = 0.0f, rowb = 0.0f;
         for (size_t j = 0; j < i; j++) {
             float y = dAi[j] * Fi[j];
@@ -334,14 +385,14 @@ static void chunk_bwd_solve(ChunkBuf *c, float *dK, float *dV, float *dbeta, con
         c->dM[i * L + i] = 0.0f;
         for (size_t j = 0; j < i; j++) c->dM[j * L + i] = c->dM[i * L + j];
     }
-    sgemm(0, 0, L, dk, L, 1.0f, c->dM, L, K, sq, 1.0f, dK, sq);
+    sgemm(0, 0, L, dk, L, 1.0f, c->dM, L, K, dk, 1.0f, dK, sq);
     if (!S0) return;
     /* through K S0: dK += dKS S0^T; dS0 = e^{gamma_L} dS + Q^T diag(e) dO + K^T dKS */
     sgemm(0, 1, L, dk, dv, 1.0f, c->dks, dv, S0, dv, 1.0f, dK, sq);
     float eL = c->e[L - 1];
     for (size_t i = 0; i < dk * dv; i++) c->dSn[i] = eL * c->dS[i];
-    sgemm(1, 0, dk, dv, L, 1.0f, Q, sq, c->doe, dv, 1.0f, c->dSn, dv);
-    sgemm(1, 0, dk, dv, L, 1.0f, K, sq, c->dks, dv, 1.0f, c->dSn, dv);
+    sgemm(1, 0, dk, dv, L, 1.0f, Q, dk, c->doe, dv, 1.0f, c->dSn, dv);
+    sgemm(1, 0, dk, dv, L, 1.0f, K, dk, c->dks, dv, 1.0f, c->dSn, dv);
 }
 
 static void chunk_backward_task(float *dq, float *dk, float *dv, float *dg, float *db, const float *dout, const float *saved,
@@ -355,8 +406,8 @@ static void chunk_backward_task(float *dq, float *dk, float *dv, float *dg, floa
         const float *S0 = ch ? saved + ch * n : NULL;
         chunk_prepare(&c, q + iq, k + iq, v + iv, g + ig, beta + ig, S0, Lc, s, l);
         memset(c.dgam, 0, Lc * sizeof(float));
-        chunk_bwd_output(&c, dq + iq, dk + iq, dout + iv, q + iq, k + iq, S0, Lc, s, l);
-        chunk_bwd_solve(&c, dk + iq, dv + iv, db + ig, dout + iv, q + iq, k + iq, v + iv, beta + ig, S0, Lc, s, l);
+        chunk_bwd_output(&c, dq + iq, dk + iq, dout + iv, S0, Lc, s, l);
+        chunk_bwd_solve(&c, dk + iq, dv + iv, db + ig, dout + iv, v + iv, beta + ig, S0, Lc, s, l);
         /* gamma = cumsum(g): dg_j = sum_{i >= j} dgamma_i */
         float acc = 0.0f;
         for (size_t i = Lc; i-- > 0;) {
