@@ -165,11 +165,8 @@ static ChunkBuf chunk_buf(float *w, const GdnShape *s, size_t L) {
 #define SW 16 /* columns per strip */
 typedef float v16f __attribute__((vector_size(SW * sizeof(float)))); /* GCC vector extension: any ISA */
 
-static inline v16f load16(const float *p) {
-    v16f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+/* through a pointer, not a return value: a 64-byte vector return changes the ABI without AVX-512 */
+static inline void load16(v16f *v, const float *p) { memcpy(v, p, sizeof *v); }
 
 /* coefficient of finished row j in row i0 + a: A_{i0+a, j} (forward) or A_{j, i0+a} (transposed) */
 static inline float solve_coef(const float *A, size_t L, size_t row, size_t j, int t) { return t ? A[j * L + row] : A[row * L + j]; }
@@ -179,9 +176,13 @@ static void solve_strip(float *X, const float *A, size_t L, size_t n, size_t i0,
     size_t j0 = t ? i0 + r : 0, j1 = t ? L : i0;
     if (w == SW) {
         v16f acc[SB];
-        for (size_t a = 0; a < SB; a++) acc[a] = a < r ? load16(X + (i0 + a) * n + m0) : (v16f){0};
+        for (size_t a = 0; a < SB; a++) {
+            acc[a] = (v16f){0};
+            if (a < r) load16(&acc[a], X + (i0 + a) * n + m0);
+        }
         for (size_t j = j0; j < j1; j++) {
-            v16f xj = load16(X + j * n + m0);
+            v16f xj;
+            load16(&xj, X + j * n + m0);
             for (size_t a = 0; a < SB; a++) acc[a] -= (a < r ? solve_coef(A, L, i0 + a, j, t) : 0.0f) * xj;
         }
         for (size_t k = 1; k < r; k++) { /* the block's own triangle: forward rows down, transposed rows up */
