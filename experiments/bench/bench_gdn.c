@@ -22,6 +22,7 @@
 
 #include "autodiff/ops.h"
 #include "bench_common.h"
+#include "kernels/blas_core.h"
 #include "kernels/gemm.h"
 #include "kernels/gdn_math.h"
 #include "model/block.h"
@@ -176,6 +177,7 @@ static size_t gpt_hidden_for_chimera(void) {
 }
 
 int main(int argc, char **argv) {
+    blas_core_setup(argv, 1);
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     const char *what = argc > 2 ? argv[2] : "all";
     int micro = argc > 3 ? atoi(argv[3]) : 4, steps = argc > 4 ? atoi(argv[4]) : 2;
