@@ -123,4 +123,22 @@ void bigram_hash_indices(int32_t *idx, const int32_t *tok, size_t B, size_t T, s
 Tensor *op_bigram_hash(Tape *tp, Tensor *table, Tensor *proj, Tensor *scale, const int32_t *tok,
                        size_t B, size_t T);
 
+/* ---- Gated DeltaNet: the gated delta rule and the ops of its layer (ops_gdn.c) -------------
+ * Added for the gdn block kind (model/blocks/gdn.c); equations in kernels/delta.h and
+ * kernels/gdn_math.h. */
+#include "kernels/delta.h"
+
+/* o [B, T, H, dv] = the gated delta rule over q, k [B, T, H, dk] (normalised), v [B, T, H, dv],
+ * the log-decay g <= 0 and the write strength beta, both [B, T, H]; the state starts at zero.
+ * kind: GDN_CHUNKED (chunks of `chunk` tokens, the WY / UT form) or GDN_RECURRENT (the
+ * per-token reference). */
+Tensor *op_gated_delta(Tape *tp, Tensor *q, Tensor *k, Tensor *v, Tensor *g, Tensor *beta, GdnKernel kind, size_t chunk);
+/* silu(causal depthwise conv1d(x)) over [B, T, D] with kernel K: w holds [D, K] (torch's
+ * [D, 1, K]); position t reads x[t - K + 1 .. t], zeros before the window. */
+Tensor *op_short_conv(Tape *tp, Tensor *x, Tensor *w, size_t K);
+/* scale * x / sqrt(|x|^2 + 1e-6) over each group of n of the last dim (fla's l2norm). */
+Tensor *op_l2norm_heads(Tape *tp, Tensor *x, size_t n, float scale);
+/* g = -exp(A_log) * softplus(a + dt_bias): a [..., H], A_log and dt_bias [H]. */
+Tensor *op_gdn_decay(Tape *tp, Tensor *a, Tensor *A_log, Tensor *dt_bias);
+
 #endif

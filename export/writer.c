@@ -75,9 +75,10 @@ static int plan_tensor(Plan *p, const Tensor *t, const ParamPlan *pp, const Quan
 
 static void describe(char *buf, size_t n, const TernTensorEntry *e) {
     const char *base = tern_dtype_name(e->dtype);
-    char grp[32] = "";
+    char grp[32] = "", act[32] = "";
     if (tern_dtype_is_ternary(e->dtype)) snprintf(grp, sizeof grp, e->group ? "/g%u" : "/tensor", e->group);
-    snprintf(buf, n, "%s%s%s%s%s", base, grp, (e->flags & TERN_TENSOR_BYTE_CODES) ? "/bytes" : "", e->act_bits ? "+a8" : "",
+    if (e->act_bits) snprintf(act, sizeof act, e->act_block ? "+a8/b%u" : "+a8", e->act_block); /* b: activation block */
+    snprintf(buf, n, "%s%s%s%s%s", base, grp, (e->flags & TERN_TENSOR_BYTE_CODES) ? "/bytes" : "", act,
              e->scale_dtype == TERN_SCALE_F16 ? " s16" : "");
 }
 

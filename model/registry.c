@@ -5,9 +5,10 @@
 
 #include "model/block.h"
 
-static const BlockKind *const kKinds[] = {&kBlockAttention, &kBlockMlp, &kBlockSwiglu, &kBlockGlu, &kBlockTrn, &kBlockGru, &kBlockMlgru};
+static const BlockKind *const kKinds[] = {&kBlockAttention, &kBlockMlp, &kBlockSwiglu, &kBlockGlu, &kBlockTrn,
+                                          &kBlockGru,       &kBlockMlgru, &kBlockGdn};
 enum { N_KINDS = sizeof kKinds / sizeof kKinds[0] };
-_Static_assert(N_KINDS <= 8, "a preset places at most 8 kinds (model/stack.c STACK_MAX_KINDS)");
+_Static_assert(N_KINDS <= 16, "a preset places at most 16 kinds (model/stack.c STACK_MAX_KINDS)");
 
 size_t block_kind_count(void) { return N_KINDS; }
 const BlockKind *block_kind_at(size_t i) { return i < N_KINDS ? kKinds[i] : NULL; }

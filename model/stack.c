@@ -12,12 +12,12 @@
 #include "model/qat.h"
 
 #define STACK_MAX_LAYERS 256
-#define STACK_MAX_KINDS 8
+#define STACK_MAX_KINDS 16
 
 #define F(type, m, h) CFG_F(type, StackConfig, m, h)
 #define R(type, m, lo, hi, h) CFG_R(type, StackConfig, m, lo, hi, h)
 const CfgField kStackFields[] = {
-    F(CFG_STRING, arch, "backbone preset: gpt | trn_hybrid | llama"),
+    F(CFG_STRING, arch, "backbone preset: gpt | trn_hybrid | llama | chimera"),
     F(CFG_STRING, layout, "one letter per layer, from the preset's layer types (empty: the preset's letter x layers)"),
     R(CFG_SIZE, vocab_size, 2, MODEL_MAX_VOCAB, "vocabulary size"),
     R(CFG_SIZE, layers, 0, STACK_MAX_LAYERS, "number of layers (0 = the layout's length)"),

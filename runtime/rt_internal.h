@@ -182,6 +182,7 @@ typedef struct RtBlockKind {
 } RtBlockKind;
 
 extern const RtBlockKind rt_block_attention, rt_block_mlp, rt_block_swiglu, rt_block_trn, rt_block_gru, rt_block_mlgru;
+extern const RtBlockKind rt_block_gdn;
 const RtBlockKind *rt_block_kind_find(const char *name);
 
 /* The small per-channel tensors a kind reads as floats: dequantized copies (rt_alloc'd). */
@@ -237,6 +238,9 @@ float *rt_stack_state(TrtSession *s, size_t *nfloats, int32_t **prev_tok);
 int rt_stack_position_free(const TrtModel *m);
 /* Room in the session's context for k more tokens (k <= max_ctx / 2), see session.c. */
 int rt_session_make_room(TrtSession *s, size_t k, RtErr *e);
+/* Layer `layer`'s token-mixer decode state in a session (n floats; NULL when it keeps none): tests
+ * compare the state decode and prefill leave. */
+const float *rt_stack_mixer_state(const TrtSession *s, size_t layer, size_t *n);
 
 /* Loader entry for an already decompressed container (the fuzz target and the corruption test
  * use it directly). The bytes are copied. check_crc = 0 skips the CRC (fuzzing). */

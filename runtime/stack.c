@@ -20,7 +20,8 @@
 
 #define RT_CHUNK 64
 
-static const RtBlockKind *const kKinds[] = {&rt_block_attention, &rt_block_mlp, &rt_block_swiglu, &rt_block_trn, &rt_block_gru, &rt_block_mlgru};
+static const RtBlockKind *const kKinds[] = {&rt_block_attention, &rt_block_mlp, &rt_block_swiglu, &rt_block_trn,
+                                            &rt_block_gru,       &rt_block_mlgru, &rt_block_gdn};
 
 /* The kinds that may be a first layer reading a stack.embed_dim wide embedding (model/block.h
  * BlockKind.widens): their bind reads RtDims.Cin. */
@@ -332,6 +333,16 @@ int rt_stack_position_free(const TrtModel *m) {
     for (size_t i = 0; i < g->L; i++)
         if (g->layers[i].mk && !kind_position_free(g->layers[i].mk)) return 0;
     return 1;
+}
+
+const float *rt_stack_mixer_state(const TrtSession *s, size_t layer, size_t *n) {
+    const RtStack *g = s->m->stack;
+    const RtStackState *st = s->state;
+    *n = 0;
+    if (layer >= g->L || !g->layers[layer].mk || !g->layers[layer].mk->state_floats) return NULL;
+    const RtLayer *ly = &g->layers[layer];
+    *n = ly->mk->state_floats(ly->mi, s->max_ctx);
+    return st->state + ly->mstate;
 }
 
 /* ---------------------------------------------------------------- forward */

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "autodiff/ops.h"
+#include "bench_common.h"
 #include "data/shard.h"
 #include "kernels/blas_core.h"
 #include "kernels/gemm.h"
@@ -28,16 +29,6 @@
 #include "model/model.h"
 #include "model/trn.h"
 #include "optim/optimizer.h"
-
-static double best_of(int reps, double (*fn)(void *), void *ud) {
-    double best = 1e30;
-    fn(ud); /* warm-up: first-touch pages, arena growth */
-    for (int r = 0; r < reps; r++) {
-        double t = fn(ud);
-        if (t < best) best = t;
-    }
-    return best;
-}
 
 /* ------------------------------------------------------------------ scan kernels */
 typedef struct ScanB {
@@ -167,50 +158,15 @@ static double sgemm_peak(void) {
 static void bench_model(int threads, int micro, int steps, Rng *rng) {
     Err err = {0};
     cJSON *msec = cJSON_Parse("{\"arch\":\"trn_hybrid\"}");
-    cJSON *osec = cJSON_Parse("{\"groups\":{\"matrix\":{\"wd\":0.04}}}");
     Model *m = NULL;
     if (model_create(&m, msec, 1337, &err)) {
         fprintf(stderr, "bench_trn: %s\n", err.msg);
         exit(1);
     }
-    Optimizer opt;
-    if (optimizer_init(&opt, &m->ps, osec, m->default_groups, NULL, &err)) {
-        fprintf(stderr, "bench_trn: %s\n", err.msg);
-        exit(1);
-    }
-    size_t T = 1024, ntok = (size_t)(micro * (steps + 1)) * (T + 1);
-    int32_t *tok = xmalloc(ntok * sizeof(int32_t));
-    const char *data = getenv("TERN_BENCH_SHARD");
-    Shard sh;
-    int real = data && shard_open(&sh, data, 1024, &err) == 0;
-    if (real && sh.ntokens >= ntok) shard_copy(&sh, 0, ntok, tok);
-    else
-        for (size_t i = 0; i < ntok; i++) tok[i] = (int32_t)rng_below(rng, 1024);
-    if (real) shard_close(&sh);
-    Tape tp;
-    tape_init(&tp, 0);
-    float seed = 1.0f / (float)micro; /* the trainer's mean over micro-steps */
-    double t_fb = 0, t_opt = 0, loss = 0;
-    for (int s = 0; s <= steps; s++) { /* step 0 warms up (arena growth, page faults) */
-        params_zero_grad(&m->ps);
-        double a = now_seconds();
-        for (int k = 0; k < micro; k++) {
-            const int32_t *x = tok + (size_t)(s * micro + k) * (T + 1);
-            tape_reset(&tp);
-            Tensor *l = model_loss(m, &tp, x, x + 1, 1, T, NULL, 1);
-            tape_backward_seed(&tp, l, &seed);
-            loss = l->data[0];
-        }
-        double b = now_seconds();
-        double gn = params_grad_norm(&m->ps);
-        if (gn > 0.3) {
-            float sc = (float)(0.3 / gn);
-            for (size_t i = 0; i < m->ps.total; i++) m->ps.grads[i] *= sc;
-        }
-        optimizer_step(&opt, 1.0);
-        double c = now_seconds();
-        if (s > 0) t_fb += b - a, t_opt += c - b;
-    }
+    size_t T = 1024;
+    TrainRate tr = train_rate(m, "{\"groups\":{\"matrix\":{\"wd\":0.04}}}", micro, steps, T, rng);
+    double t_fb = tr.fwd_bwd_s, t_opt = tr.opt_s, loss = tr.loss;
+    int real = tr.real_data;
     /* model FLOPs per token: 6 x the GEMM weights (block matrices, the bigram projection, the tied
      * head; not the bigram table, a gather) + causal attention (QK^T and PV) in the A blocks */
     double matw = 0;
@@ -231,12 +187,8 @@ static void bench_model(int threads, int micro, int steps, Rng *rng) {
            tokens / t_fb, t_opt / steps, flops_tok * 1e-9, flops_tok * tokens / total * 1e-9, peak,
            flops_tok * tokens / total * 1e-9 / peak, loss, peak_rss_bytes() / 1048576.0);
     fflush(stdout);
-    tape_free(&tp);
-    optimizer_free(&opt);
     model_free(m);
-    xfree(tok);
     cJSON_Delete(msec);
-    cJSON_Delete(osec);
 }
 
 int main(int argc, char **argv) {

@@ -1,4 +1,5 @@
 """Helpers shared by the end-to-end tests (imported from the script's own folder)."""
+import subprocess
 import sys
 
 import numpy as np
@@ -19,6 +20,15 @@ class Checks:
     def finish(self, name):
         print(f"{name}:", "FAILED" if self.failures else "all checks passed", f"({self.failures} failures)")
         sys.exit(1 if self.failures else 0)
+
+
+def must_run(args, what, env=None, timeout=300):
+    """Runs a command line; a failure prints its exit status and output tails and exits 1."""
+    r = subprocess.run(list(args), capture_output=True, text=True, errors="replace", env=env, timeout=timeout)
+    if r.returncode != 0:
+        print(f"  FAIL {what}: exit {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+        sys.exit(1)
+    return r
 
 
 def write_shard(path, toks):

@@ -14,10 +14,9 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
-from e2e_common import Checks
+from e2e_common import Checks, must_run
 
 BIN = os.environ.get("TERN_BIN", "build/bin")
 TERN, RUN = os.path.join(BIN, "tern"), os.path.join(BIN, "tern-run")
@@ -27,12 +26,7 @@ check = Checks()
 TRAIN_ENV = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
 
 
-def must(args, what, env=None):
-    r = subprocess.run(list(args), capture_output=True, text=True, errors="replace", env=env, timeout=300)
-    if r.returncode != 0:
-        print(f"  FAIL {what}: exit {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
-        sys.exit(1)
-    return r
+must = must_run
 
 
 d = tempfile.mkdtemp(prefix="tern_rt_trn_e2e_")

@@ -23,20 +23,23 @@ failures = 0
 
 
 def run_refdump(case, inputs, attrs=None):
-    """Writes inputs (dict name -> array) and attrs to an HDF5 file, runs refdump, returns outputs."""
+    """Writes inputs (dict name -> array; "a/b" names make groups) and attrs (numbers or strings) to
+    an HDF5 file, runs refdump, returns its outputs by path."""
     with tempfile.TemporaryDirectory() as d:
         fin, fout = os.path.join(d, "in.h5"), os.path.join(d, "out.h5")
         with h5py.File(fin, "w") as f:
             for k, v in inputs.items():
                 f[k] = np.asarray(v, dtype=np.float32)
             for k, v in (attrs or {}).items():
-                f.attrs[k] = float(v)
+                f.attrs[k] = v if isinstance(v, str) else float(v)
         r = subprocess.run([REFDUMP, case, fin, fout], capture_output=True, text=True)
         if r.returncode != 0:
             print(r.stdout, r.stderr)
             raise SystemExit(f"FAIL: refdump {case} exited with {r.returncode}")
-        with h5py.File(fout, "r") as f:
-            return {k: np.array(f[k]) for k in f.keys()}
+        with h5py.File(fout, "r") as f:  # every dataset, by its path ("g/name" inside groups)
+            out = {}
+            f.visititems(lambda n, o: out.__setitem__(n, np.array(o)) if isinstance(o, h5py.Dataset) else None)
+            return out
 
 
 def rel_err(ours, ref, floor):

@@ -3,7 +3,8 @@
  *
  *   refdump <case> IN.h5 OUT.h5
  *
- * Cases: attention, xent, distill (more are added by the model tests). Inputs and attributes are
+ * Cases: attention, xent, distill, model, quant, block (one block kind on its own; more are added
+ * by the model tests). Inputs and attributes are
  * documented beside each case; the scripts in this folder produce them. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "data/h5io.h"
 #include "kernels/blas_core.h"
 #include "kernels/quant.h"
+#include "model/block.h"
 #include "model/model.h"
 #include "optim/optimizer.h"
 #include "refdump_cases.h"
@@ -217,6 +219,60 @@ static int case_quant(hid_t in, hid_t out) {
     return 0;
 }
 
+/* block: one block kind on its own (tern's layer vs a PyTorch twin). Attribute "block" = JSON
+ * {"kind": name, "stack": {stack keys: dim, norm_eps, ...}, "cfg": {the kind's keys}};
+ * datasets h [B, T, C], dout [B, T, C] and p/<name> for each of the kind's parameters (names
+ * without the "blocks.<i>." prefix). Writes out, dh and g/<name>. A training forward. */
+static int case_block(hid_t in, hid_t out) {
+    Err err = {0};
+    char *js = h5_attr_get_str(in, "/", "block", &err);
+    cJSON *j = js ? cJSON_Parse(js) : NULL;
+    const cJSON *kn = j ? cJSON_GetObjectItemCaseSensitive(j, "kind") : NULL;
+    const BlockKind *k = cJSON_IsString(kn) ? block_kind_find(kn->valuestring) : NULL;
+    if (!k) {
+        fprintf(stderr, "refdump: block: attribute \"block\" must name a registered kind\n");
+        return 1;
+    }
+    StackConfig sc;
+    memset(&sc, 0, sizeof sc);
+    void *cfg = calloc(1, k->cfg_bytes ? k->cfg_bytes : 1), *inst = calloc(1, k->inst_bytes);
+    k->defaults(cfg);
+    if (cfg_read(cJSON_GetObjectItemCaseSensitive(j, "stack"), "stack", kStackFields, kStackFieldCount, &sc, &err) ||
+        cfg_read(cJSON_GetObjectItemCaseSensitive(j, "cfg"), "cfg", k->fields, k->nfields, cfg, &err) || k->resolve(cfg, &sc, 1, &err)) {
+        fprintf(stderr, "refdump: block: %s\n", err.msg);
+        return 1;
+    }
+    ParamStore ps;
+    params_init(&ps);
+    k->add_params(inst, cfg, &sc, &ps, "");
+    params_finalize(&ps);
+    params_zero_grad(&ps);
+    char name[512];
+    for (size_t i = 0; i < ps.n; i++) {
+        snprintf(name, sizeof name, "p/%s", ps.t[i]->name);
+        Tensor *src = load(in, name, 0);
+        memcpy(ps.t[i]->data, src->data, ps.t[i]->numel * sizeof(float));
+        tensor_destroy(src);
+    }
+    Tensor *h = load(in, "h", 1), *dout = load(in, "dout", 0);
+    Tape tp;
+    tape_init(&tp, 0);
+    BlockCtx ctx = {NULL, &tp, h->shape[0], h->shape[1], 1, &sc, NULL};
+    Tensor *y = k->forward(inst, cfg, &ctx, h);
+    tape_backward_seed(&tp, y, dout->data);
+    refdump_save(out, "out", y, y->data);
+    refdump_save(out, "dh", h, h->grad);
+    for (size_t i = 0; i < ps.n; i++) {
+        snprintf(name, sizeof name, "g/%s", ps.t[i]->name);
+        refdump_save(out, name, ps.t[i], ps.t[i]->grad);
+    }
+    tape_free(&tp);
+    params_free(&ps);
+    free(cfg), free(inst), free(js);
+    cJSON_Delete(j);
+    return 0;
+}
+
 typedef struct Case {
     const char *name;
     int (*fn)(hid_t, hid_t);
@@ -224,7 +280,8 @@ typedef struct Case {
 
 int main(int argc, char **argv) {
     blas_core_setup(argv, 1);
-    static const Case cases[] = {{"attention", case_attention}, {"xent", case_xent}, {"distill", case_distill}, {"model", case_model}, {"quant", case_quant}};
+    static const Case cases[] = {{"attention", case_attention}, {"xent", case_xent}, {"distill", case_distill}, {"model", case_model}, {"quant", case_quant},
+                                 {"block", case_block}};
     if (argc != 4) {
         fprintf(stderr, "usage: refdump <case> IN.h5 OUT.h5\n");
         return 2;

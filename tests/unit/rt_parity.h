@@ -130,22 +130,29 @@ static inline int parity_build(ParityRun *pr, const ParityCfg *cf, uint64_t seed
     return rc ? -1 : 0;
 }
 
+/* The trainer's logits of one window "as exported": fake quantization on, fp16-stored tensors
+ * rounded (what `tern eval --quantized` computes); tp is initialised here. */
+static inline Tensor *logits_as_exported(Model *m, Tape *tp, const int32_t *ids, size_t T) {
+    m->qat_active = 1;
+    quant_plan_round_passthrough(m);
+    tape_init(tp, 0);
+    tape_no_grad_begin(tp);
+    Tensor *z = model_logits(m, tp, ids, 1, T);
+    tape_no_grad_end(tp);
+    return z;
+}
+
 /* The trainer's logits "as exported" against the runtime's prefill, decode and uneven pieces
  * over T random tokens. Returns the worst prefill difference. */
 static inline double parity_logits(ParityRun *pr, const ParityCfg *cf, size_t T, uint64_t seed) {
     Model *m = pr->m;
-    m->qat_active = 1;
-    quant_plan_round_passthrough(m);
     Rng r;
     rng_seed(&r, seed);
     pr->T = T;
     for (size_t i = 0; i < T; i++) pr->ids[i] = (int32_t)rng_below(&r, m->vocab);
     if (T > 42) pr->ids[40] = pr->ids[41] = pr->ids[42]; /* a repeated token: BigramHash's (t, t) bucket */
     Tape tp;
-    tape_init(&tp, 0);
-    tape_no_grad_begin(&tp);
-    Tensor *z = model_logits(m, &tp, pr->ids, 1, T);
-    tape_no_grad_end(&tp);
+    Tensor *z = logits_as_exported(m, &tp, pr->ids, T);
     size_t V = m->vocab;
     float *pre = malloc(T * V * sizeof(float)), *dec = malloc(T * V * sizeof(float)), *pcs = malloc(T * V * sizeof(float));
     char emsg[512] = "";
@@ -203,6 +210,14 @@ static inline uint8_t *parity_container(const uint8_t *art, size_t alen, size_t 
     *clen = (size_t)ZSTD_getFrameContentSize(art + TERN_PREAMBLE_SIZE, alen - TERN_PREAMBLE_SIZE);
     uint8_t *c = malloc(*clen);
     CHECK(ZSTD_decompress(c, *clen, art + TERN_PREAMBLE_SIZE, alen - TERN_PREAMBLE_SIZE) == *clen, "decompress");
+    return c;
+}
+
+/* The container of an artifact (malloc'd, *clen bytes) and its decoded header. */
+static inline uint8_t *rt_container_of(const uint8_t *art, size_t alen, size_t *clen, TernHeader *h) {
+    uint8_t *c = parity_container(art, alen, clen);
+    memset(h, 0, sizeof *h);
+    tern_header_decode(c, h);
     return c;
 }
 
