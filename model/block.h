@@ -119,7 +119,7 @@ size_t block_kind_count(void);
 const BlockKind *block_kind_at(size_t i);
 
 /* The block kinds (model/blocks/<name>.c). */
-extern const BlockKind kBlockAttention, kBlockMlp, kBlockSwiglu, kBlockGlu, kBlockTrn;
+extern const BlockKind kBlockAttention, kBlockMlp, kBlockSwiglu, kBlockGlu, kBlockTrn, kBlockMlstm;
 
 /* Helpers for kinds: "<prefix><name>" registered with params_add2, and the inits the backbones
  * share (torch.nn.Linear's U(-1/sqrt(in), 1/sqrt(in)) and a constant fill). */

@@ -19,6 +19,10 @@ static const LayerType kTrnTypes[] = {{'A', &kBlockAttention, &kBlockMlp, 0, "at
  * `tern import` (model/llama.c). */
 static const LayerType kLlamaTypes[] = {{'A', &kBlockAttention, &kBlockGlu, 0, "attention + SwiGLU feed-forward"}};
 
+/* Chimera (issue 13), part 1: the seed chimera-5.1's recurrent token mixers. X = xLSTM's mLSTM
+ * block, which carries its own up/down projection and so no channel mixer (docs/ARCHITECTURE.md). */
+static const LayerType kChimeraTypes[] = {{'X', &kBlockMlstm, NULL, 0, "mLSTM (xLSTM block, own up/down projection)"}};
+
 static const Preset kPresets[] = {
     {"gpt", "{\"layers\":9}", kGptTypes, 1, 'A', NAMES_PGOLF, 1},
     {"trn_hybrid",
@@ -29,6 +33,7 @@ static const Preset kPresets[] = {
      "\"norm_eps\":1e-5,\"init_std\":0.02,\"softcap\":0,\"skips\":false,\"emb_norm\":false,\"qk_norm\":false,"
      "\"q_gain\":false,\"resid_mix\":false,\"branch_scales\":false,\"norm_gain\":true}",
      kLlamaTypes, 1, 'A', NAMES_LLAMA, 0},
+    {"chimera", "{\"layout\":\"XXXXXXXX\"}", kChimeraTypes, 1, 'X', NAMES_PGOLF, 0},
 };
 
 size_t preset_count(void) { return sizeof kPresets / sizeof kPresets[0]; }

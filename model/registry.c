@@ -5,7 +5,7 @@
 
 #include "model/block.h"
 
-static const BlockKind *const kKinds[] = {&kBlockAttention, &kBlockMlp, &kBlockSwiglu, &kBlockGlu, &kBlockTrn};
+static const BlockKind *const kKinds[] = {&kBlockAttention, &kBlockMlp, &kBlockSwiglu, &kBlockGlu, &kBlockTrn, &kBlockMlstm};
 enum { N_KINDS = sizeof kKinds / sizeof kKinds[0] };
 _Static_assert(N_KINDS <= 8, "a preset places at most 8 kinds (model/stack.c STACK_MAX_KINDS)");
 
