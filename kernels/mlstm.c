@@ -187,26 +187,31 @@ static void chunk_dout(float *dO, const float *dh, const float *h, const HeadVie
     size_t D = hv->D, W = D + 1;
     for (size_t i = 0; i < n; i++) {
         const float *dr = dh + r0 + i * hv->ld, *hr = h + r0 + i * hv->ld;
-        float m = hv->mt[t0 + i], nq = hv->nqt[t0 + i], den = mlstm_den(nq, m), dot = 0.0f;
+        float m = hv->mt[t0 + i], nq = hv->nqt[t0 + i], den = mlstm_den(nq, m), inv = 1.0f / den, dd = 0.0f;
+#pragma omp simd reduction(+ : dd)
         for (size_t j = 0; j < D; j++) {
-            dO[i * W + j] = dr[j] / den;
-            dot += dr[j] * hr[j];
+            dO[i * W + j] = dr[j] * inv;
+            dd += dr[j] * hr[j];
         }
-        dO[i * W + D] = mlstm_dden_dnq(nq, m) * (-dot / den);
+        dO[i * W + D] = mlstm_dden_dnq(nq, m) * (-dd * inv);
     }
 }
 
 /* G = (dO V'^T) ⊙ Dm, PT = sQK^T ⊙ Dm, E = G ⊙ sQK^T summed by rows and columns */
 static void chunk_decay_grads(ChunkBufs *c, const ChunkGates *g, size_t n) {
-    for (size_t i = 0; i < n; i++) c->colE[i] = 0.0f;
+    float *colE = c->colE;
+    for (size_t i = 0; i < n; i++) colE[i] = 0.0f;
     for (size_t i = 0; i < n; i++) {
-        float *G = c->G + i * n, *S = c->S + i * n, *P = c->PT + i * n, Mi = g->M[i], re = 0.0f;
+        float *G = c->G + i * n, *P = c->PT + i * n;
+        const float *S = c->S + i * n, *w = g->w;
+        float Mi = g->M[i], re = 0.0f;
+#pragma omp simd reduction(+ : re)
         for (size_t j = 0; j <= i; j++) {
-            float dm = fast_expf(g->w[j] - Mi), gij = G[j] * dm, e = gij * S[j];
+            float dm = fast_expf(w[j] - Mi), gij = G[j] * dm, e = gij * S[j];
             G[j] = gij;
             P[j] = S[j] * dm;
             re += e;
-            c->colE[j] += e;
+            colE[j] += e;
         }
         for (size_t j = i + 1; j < n; j++) G[j] = P[j] = 0.0f;
         c->rowE[i] = re;
@@ -215,6 +220,7 @@ static void chunk_decay_grads(ChunkBufs *c, const ChunkGates *g, size_t n) {
 
 static float dot(const float *a, const float *b, size_t n) {
     float s = 0.0f;
+#pragma omp simd reduction(+ : s)
     for (size_t i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }

@@ -3,7 +3,7 @@
  *
  *   refdump <case> IN.h5 OUT.h5
  *
- * Cases: attention, xent, distill (more are added by the model tests). Inputs and attributes are
+ * Cases: attention, xent, distill, model, quant, block (refdump_block.c). Inputs and attributes are
  * documented beside each case; the scripts in this folder produce them. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,7 +222,7 @@ typedef struct Case {
 } Case;
 
 int main(int argc, char **argv) {
-    static const Case cases[] = {{"attention", case_attention}, {"xent", case_xent}, {"distill", case_distill}, {"model", case_model}, {"quant", case_quant}};
+    static const Case cases[] = {{"attention", case_attention}, {"xent", case_xent}, {"distill", case_distill}, {"model", case_model}, {"quant", case_quant}, {"block", refdump_case_block}};
     if (argc != 4) {
         fprintf(stderr, "usage: refdump <case> IN.h5 OUT.h5\n");
         return 2;
