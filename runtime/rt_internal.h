@@ -180,7 +180,7 @@ typedef struct RtBlockKind {
     void (*forward)(const void *inst, const RtFwd *f, float *state, float *y, const float *h);
 } RtBlockKind;
 
-extern const RtBlockKind rt_block_attention, rt_block_mlp, rt_block_swiglu, rt_block_trn;
+extern const RtBlockKind rt_block_attention, rt_block_mlp, rt_block_swiglu, rt_block_trn, rt_block_mlstm;
 const RtBlockKind *rt_block_kind_find(const char *name);
 
 /* The small per-channel tensors a kind reads as floats: dequantized copies (rt_alloc'd). */
@@ -228,6 +228,9 @@ void rt_stack_unbind(TrtModel *m);
 int rt_stack_session_init(TrtSession *s, RtErr *e);
 void rt_stack_session_free(TrtSession *s);
 void rt_stack_forward(TrtSession *s, const int32_t *ids, size_t n, float *logits_all);
+/* Layer `layer`'s token-mixer decode state in a session and its float count (NULL, 0: none);
+ * for tests comparing decode and prefill states. */
+const float *rt_stack_mixer_state(const TrtSession *s, size_t layer, size_t *n);
 
 /* Loader entry for an already decompressed container (the fuzz target and the corruption test
  * use it directly). The bytes are copied. check_crc = 0 skips the CRC (fuzzing). */

@@ -20,7 +20,7 @@
 
 #define RT_CHUNK 64
 
-static const RtBlockKind *const kKinds[] = {&rt_block_attention, &rt_block_mlp, &rt_block_swiglu, &rt_block_trn};
+static const RtBlockKind *const kKinds[] = {&rt_block_attention, &rt_block_mlp, &rt_block_swiglu, &rt_block_trn, &rt_block_mlstm};
 
 const RtBlockKind *rt_block_kind_find(const char *name) {
     for (size_t i = 0; i < sizeof kKinds / sizeof kKinds[0]; i++)
@@ -251,6 +251,16 @@ static size_t layout_state(const RtStack *g, size_t T) {
         if (ly->mu) off += (g->C + 15) / 16 * 16;
     }
     return off;
+}
+
+const float *rt_stack_mixer_state(const TrtSession *s, size_t layer, size_t *n) {
+    const RtStack *g = s->m->stack;
+    const RtStackState *st = s->state;
+    *n = 0;
+    if (layer >= g->L || !g->layers[layer].mk || !g->layers[layer].mk->state_floats) return NULL;
+    const RtLayer *ly = &g->layers[layer];
+    *n = ly->mk->state_floats(ly->mi, s->max_ctx);
+    return st->state + ly->mstate;
 }
 
 /* Scratch: the widest kind's, and the rt_linear scratch for the widest input. */

@@ -22,6 +22,7 @@
 #include <zstd.h>
 
 #include "check.h"
+#include "rt_compare.h"
 #include "export/writer.h"
 #include "kernels/rng.h"
 #include "model/model.h"
@@ -79,28 +80,6 @@ static void randomize(Model *m, uint64_t seed) {
         else if (strstr(n, "tok_emb") || strstr(n, "lm_head") || strstr(n, "bigram.embed")) rng_fill_normal(&r, t->data, t->numel, 0.0f, 0.5f);
         else rng_fill_normal(&r, t->data, t->numel, 0.0f, 0.7f / sqrtf((float)cols));
     }
-}
-
-/* cross-entropy of the next token at every position, averaged: what evaluation measures */
-static double mean_ce(const float *z, const int32_t *ids, size_t T, size_t V) {
-    double s = 0;
-    for (size_t i = 0; i + 1 < T; i++) {
-        const float *l = z + i * V;
-        double mx = -1e30, sum = 0;
-        for (size_t v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
-        for (size_t v = 0; v < V; v++) sum += exp(l[v] - mx);
-        s += mx + log(sum) - l[ids[i + 1]];
-    }
-    return s / (double)(T - 1);
-}
-
-static double max_diff(const float *a, const float *b, size_t n) {
-    double w = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= w)) w = d; /* NaN counts as the worst */
-    }
-    return w;
 }
 
 /* Feeds ids in pieces of the given lengths (cycled); logits of every position into out. */
