@@ -150,7 +150,7 @@ static void chunk_forward_head(float *h, const float *q, const float *k, const f
     float sc = 1.0f / sqrtf((float)D);
     ChunkBufs c = chunk_bufs(work, hv->L, D);
     ChunkGates g = {c.b, c.w, c.M, c.a};
-    float *St = c.dS, *Num = c.tW, mp = 0.0f;
+    float *St = c.dS, *Num = c.tW, mp = MLSTM_M0;
     memset(St, 0, D * W * sizeof(float));
     for (size_t ch = 0; ch < hv->NC; ch++) {
         size_t t0 = ch * hv->L, n = TERN_MIN(hv->L, hv->T - t0), r0 = hv->row0 + t0 * ld;
@@ -301,7 +301,7 @@ static void chunk_backward_head(float *dq, float *dk, float *dv, float *dig, flo
 static void rec_forward_head(float *h, const float *q, const float *k, const float *v, const float *ig, const float *fg,
                              const HeadView *hv, int expf_gate, float *work) {
     size_t D = hv->D, W = D + 1, ld = hv->ld, H = ld / D;
-    float *S = work, m = 0.0f;
+    float *S = work, m = MLSTM_M0;
     memset(S, 0, D * W * sizeof(float));
     for (size_t t = 0; t < hv->T; t++) {
         if (t % hv->L == 0) {
@@ -363,7 +363,7 @@ static void rec_backward_head(float *dq, float *dk, float *dv, float *dig, float
         }
         for (size_t i = n; i-- > 0;) {
             size_t t = t0 + i, r = hv->row0 + t * ld, gi = hv->g0 + t * H;
-            float mprev = t ? hv->mt[t - 1] : 0.0f;
+            float mprev = t ? hv->mt[t - 1] : MLSTM_M0;
             rec_backward_token(dq + r, dk + r, dv + r, dig + gi, dfg + gi, dS, dO, dh + r, h + r, q + r, k + r, v + r, ig[gi],
                                fg[gi], Sb + i * D * W, Sb + (i + 1) * D * W, mprev, hv->mt[t], hv->nqt[t], D, expf_gate);
         }

@@ -7,7 +7,9 @@
  *   C_t  = f_t C_{t-1} + i_t (k_t / sqrt(D)) v_t^T      n_t = f_t n_{t-1} + i_t k_t / sqrt(D)
  *   h_t  = C_t^T q_t / (max(|n_t . q_t|, 1) + ε)         f_t = e^{lf_t}, i_t = e^{ig_t}
  * computed stabilised (kernels/mlstm_math.h): everything relative to m_t = max(lf_t + m_{t-1},
- * ig_t), m_{-1} = 0, so no exponent is ever positive. The output does not depend on m (ε is in
+ * ig_t), m_{-1} = -inf (the empty state weighs nothing, so m_t is the largest log weight of a
+ * token, xLSTM's parallel-form stabiliser), and no exponent is ever positive. The output does not
+ * depend on m (ε is in
  * the true units), which makes every form below the same function and lets the backward hold m
  * constant exactly.
  *

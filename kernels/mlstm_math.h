@@ -16,6 +16,10 @@
 
 /* ε of the denominator, in the true (unstabilised) units: see mlstm_den. */
 #define MLSTM_EPS 1e-6f
+/* The stabiliser of the empty state: -inf, so the first token sets m = ig (with m = 0 instead,
+ * xLSTM's recurrent kernel, a forget gate with log f >> 0 keeps m growing on the empty state's
+ * account while the tokens' weights e^{ig - m} underflow to 0: n = 0 and h = 0 / 0). */
+#define MLSTM_M0 (-INFINITY)
 
 /* log f_t from the forget pre-activation: log sigmoid(f) (stable for any f) or f itself for the
  * exponential forget gate. */
@@ -52,7 +56,7 @@ static inline float mlstm_dden_dnq(float nq, float m) {
  *   m' = max(lf + m, ig);  f' = e^{lf + m - m'};  i' = e^{ig - m'}
  *   S  = f' S + i' (k / sqrt(D)) [v | 1]^T
  *   h  = (S^T q)[0..D-1] / den((S^T q)[D], m')
- * S [D][D + 1] and *m updated in place (m starts at 0, S at 0); q, k, v [D]; h [D]; *nq_out (may
+ * S [D][D + 1] and *m updated in place (S starts at 0, m at MLSTM_M0); q, k, v [D]; h [D]; *nq_out (may
  * be NULL) receives n . q. */
 static inline void mlstm_step(float *S, float *m, float *h, const float *q, const float *k, const float *v, float ig,
                               float lf, size_t D, float *nq_out) {

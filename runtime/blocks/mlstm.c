@@ -58,7 +58,10 @@ static void mlstm_forward(const void *inst, const RtFwd *f, float *state, float 
     const RtMlstm *a = inst;
     size_t n = f->n, I = a->I, K = a->K, H = a->H, hist = (K - 1) * I;
     float *histrows = state + H * head_floats(a);
-    if (f->p0 == 0) memset(state, 0, (H * head_floats(a) + hist) * sizeof(float));
+    if (f->p0 == 0) {
+        memset(state, 0, (H * head_floats(a) + hist) * sizeof(float));
+        for (size_t hh = 0; hh < H; hh++) state[hh * head_floats(a) + a->D * (a->D + 1)] = MLSTM_M0;
+    }
     float *up = f->scratch, *win = up + n * 2 * I, *xc = win + (K - 1 + n) * I, *q = xc + n * I, *k = q + n * I, *v = k + n * I;
     float *out = v + n * I, *g = out + n * I;
     rt_linear(f->k, up, h, n, a->up, 0, f->lin, f->threads);

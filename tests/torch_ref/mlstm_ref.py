@@ -21,7 +21,7 @@ def mlstm_cell_recurrent(q, k, v, ig, fg, exp_forget=False):
     k = k / math.sqrt(D)
     C = q.new_zeros(B, H, D, D)   # [value, key]
     n = q.new_zeros(B, H, D)
-    m = q.new_zeros(B, H)
+    m = q.new_full((B, H), -math.inf)  # the empty state weighs nothing (the first token sets m = ig)
     out = []
     for t in range(T):
         lf = fg[:, t] if exp_forget else F.logsigmoid(fg[:, t])

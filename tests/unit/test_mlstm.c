@@ -110,6 +110,28 @@ static void oracle_case(void) {
     cell_free(&c);
 }
 
+/* Exponential forget gates with log f = 30 per step: the state's log scale passes 88 after three
+ * tokens. The empty state must weigh nothing (m_{-1} = -inf): with m_{-1} = 0 every token's weight
+ * e^{ig - m} underflowed and h was 0 / 0. All forms stay finite and agree to 1e-4 of the largest
+ * value (log weights of -480 inside a chunk carry float rounding of 3e-5 in their exponents). */
+static void overflow_case(void) {
+    Cell c = cell_new(2, 40, 2, 4, 1, 0.0f);
+    for (size_t i = 0; i < c.ng; i++) c.fg[i] = 30.0f + (float)(i % 3);
+    float *ref = run_form(&c, MLSTM_RECURRENT, 8);
+    size_t n = 4 * c.nx + 2 * c.ng;
+    int finite = 1;
+    for (size_t i = 0; i < n; i++) finite &= isfinite(ref[i]);
+    CHECK(finite, "recurrent form not finite with log f = 30");
+    for (int f = 0; f < 2; f++) {
+        float *o = run_form(&c, f ? MLSTM_PARALLEL : MLSTM_CHUNKWISE, 16);
+        compare_scaled(f ? "parallel, log f = 30: h and every gradient" : "chunkwise L16, log f = 30: h and every gradient", o, ref,
+                       n, 1e-4);
+        xfree(o);
+    }
+    xfree(ref);
+    cell_free(&c);
+}
+
 static void determinism(void) {
     Cell c = cell_new(2, 70, 3, 8, 0, 0.0f);
     for (int f = 0; f < MLSTM_FORM_COUNT; f++) {
@@ -256,6 +278,7 @@ int main(void) {
     forms_case(1, 1, 1, 3, 0, 0.0f);
     forms_case(1, 37, 3, 8, 1, 0.0f);
     oracle_case();
+    overflow_case();
     printf("determinism\n");
     determinism();
     printf("op gradients (finite differences)\n");
