@@ -4,8 +4,7 @@ Bad mlstm keys are one error line naming the key, before anything is written (a 
 does not divide the inner width, an inner width past the range, unknown form / forget gate names,
 out-of-range sizes). A run whose exponential forget gates have bias 1e3 (log f = 1000 per step) stays finite:
 the stabiliser of the empty state is -inf (with 0, every token's weight underflowed and h was
-0 / 0: "non-finite steps"). A damaged artifact (its mlstm.heads key) is refused by tern-run naming the
-file. Each case: exit status in 1..127, no sanitizer report."""
+0 / 0: "non-finite steps"). (Damaged mlstm key/values in an artifact: tests/unit/test_runtime_mlstm.c.) Each case: exit status in 1..127, no sanitizer report."""
 import json
 import os
 import shutil
@@ -64,7 +63,7 @@ r = train("name=\"xm_exp\"", "model.mlstm_forget=\"exp\"", "model.mlstm_fgate_bi
 expect_ok(checks, r, "exp forget gates at bias 1e3: the stabiliser keeps the run finite (m of the empty state is -inf)")
 intact(checks, ckpt_dir, before, "the good run")
 
-# ---- a damaged artifact
+# ---- the run exports and the runtime reads it
 art = os.path.join(d, "xm.tern")
 expect_ok(checks, tern("export", "--ckpt", os.path.join(ckpt_dir, "ckpt", "latest.h5"), "-o", art), "control: export")
 expect_ok(checks, tern_run("info", art), "control: tern-run info")
