@@ -2,9 +2,10 @@
 
 Bad mlstm keys are one error line naming the key, before anything is written (a qkv block that
 does not divide the inner width, an inner width past the range, unknown form / forget gate names,
-out-of-range sizes). A run whose exponential forget gates have bias 1e3 (log f = 1000 per step) stays finite:
-the stabiliser of the empty state is -inf (with 0, every token's weight underflowed and h was
-0 / 0: "non-finite steps"). (Damaged mlstm key/values in an artifact: tests/unit/test_runtime_mlstm.c.) Each case: exit status in 1..127, no sanitizer report."""
+out-of-range sizes). A run whose exponential forget gates have bias 1e3 (log f = 1000 per step)
+stays finite: the stabiliser of the empty state is -inf (with 0, every token's weight underflowed
+and h was 0 / 0: "non-finite steps"). Damaged mlstm key/values in an artifact are covered by
+tests/unit/test_runtime_mlstm.c. Each case: exit status in 1..127, no sanitizer report."""
 import json
 import os
 import shutil
@@ -67,4 +68,6 @@ intact(checks, ckpt_dir, before, "the good run")
 art = os.path.join(d, "xm.tern")
 expect_ok(checks, tern("export", "--ckpt", os.path.join(ckpt_dir, "ckpt", "latest.h5"), "-o", art), "control: export")
 expect_ok(checks, tern_run("info", art), "control: tern-run info")
+if not checks.failures:
+    shutil.rmtree(d, ignore_errors=True)
 checks.finish("faults_mlstm")
