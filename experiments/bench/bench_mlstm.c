@@ -145,7 +145,7 @@ static void bench_train(const char *name, const char *json, int threads, int mic
         fprintf(stderr, "bench_mlstm: %s\n", err.msg);
         exit(1);
     }
-    size_t B = 4, T = 1024, ntok = B * (T + 1);
+    size_t T = 1024, ntok = (size_t)micro * (T + 1);
     int32_t *tok = xmalloc(ntok * sizeof(int32_t));
     for (size_t i = 0; i < ntok; i++) tok[i] = (int32_t)rng_below(rng, 1024);
     Tape tp;
@@ -157,7 +157,8 @@ static void bench_train(const char *name, const char *json, int threads, int mic
         params_zero_grad(&m->ps);
         for (int k = 0; k < micro; k++) {
             tape_reset(&tp);
-            Tensor *l = model_loss(m, &tp, tok, tok + B * T / B, 1, T, NULL, 1); /* one row of T per micro-batch */
+            const int32_t *x = tok + (size_t)k * (T + 1); /* one row of T per micro-batch */
+            Tensor *l = model_loss(m, &tp, x, x + 1, 1, T, NULL, 1);
             tape_backward_seed(&tp, l, &seed);
             loss = l->data[0];
         }
