@@ -27,7 +27,7 @@
  *
  * Saved for the backward (`saved`, mlstm_saved_floats): for every chunk (segment) the state it
  * starts from, D (D + 1) floats + its m, and per token m_t and n_t . q_t (2 floats); chunkwise
- * therefore keeps D (D + 1) / L + 2 floats per token and head (66.0 at D = L = 64: 264 bytes);
+ * therefore keeps D (D + 1) / L + 2 floats per token and head (67 at D = L = 64: 268 bytes);
  * the rest (Q K^T, decay matrices, den) is recomputed. */
 #ifndef TERN_MLSTM_H
 #define TERN_MLSTM_H
