@@ -17,28 +17,13 @@
 #include <string.h>
 
 #include "autodiff/ops.h"
+#include "bench_util.h"
 #include "kernels/gemm.h"
 #include "kernels/mlstm.h"
 #include "kernels/util.h"
 #include "model/block.h"
 #include "model/model.h"
 #include "optim/optimizer.h"
-
-static double best_of(int reps, double (*fn)(void *), void *ud) {
-    double best = 1e30;
-    fn(ud); /* warm-up: first-touch pages, arena growth */
-    for (int r = 0; r < reps; r++) {
-        double t = fn(ud);
-        if (t < best) best = t;
-    }
-    return best;
-}
-
-static void seed_backward(Tape *tp, Tensor *y) {
-    float *g = tensor_grad(tp, y);
-    for (size_t j = 0; j < y->numel; j++) g[j] = 1e-3f * (float)((int)(j % 7) - 3);
-    for (size_t e = tp->n; e-- > 0;) tp->entries[e].backward(tp, &tp->entries[e]);
-}
 
 /* ------------------------------------------------------------------ the cell */
 typedef struct CellB {

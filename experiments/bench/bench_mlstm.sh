@@ -8,5 +8,8 @@ set -euo pipefail
 BUILD=${1:-build}
 HERE=$(cd "$(dirname "$0")" && pwd)
 THREADS=${TERN_BENCH_THREADS:-2}
+# passive OpenMP waits for both sides, as the tern command sets for itself (README: spinning
+# waits next to another process slowed 2-thread runs 15-50x)
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 echo "# mLSTM cell / block / training, tern vs PyTorch, $THREADS threads"
 /usr/bin/python3 "$HERE/torch_mlstm.py" --threads "$THREADS" --build "$BUILD"

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "autodiff/ops.h"
+#include "bench_util.h"
 #include "data/shard.h"
 #include "kernels/gemm.h"
 #include "kernels/scan.h"
@@ -27,16 +28,6 @@
 #include "model/model.h"
 #include "model/trn.h"
 #include "optim/optimizer.h"
-
-static double best_of(int reps, double (*fn)(void *), void *ud) {
-    double best = 1e30;
-    fn(ud); /* warm-up: first-touch pages, arena growth */
-    for (int r = 0; r < reps; r++) {
-        double t = fn(ud);
-        if (t < best) best = t;
-    }
-    return best;
-}
 
 /* ------------------------------------------------------------------ scan kernels */
 typedef struct ScanB {
@@ -90,12 +81,6 @@ typedef struct LayerB {
     int core_only, iters;
     Tensor *proj, *psi; /* core_only inputs */
 } LayerB;
-
-static void seed_backward(Tape *tp, Tensor *y) {
-    float *g = tensor_grad(tp, y);
-    for (size_t j = 0; j < y->numel; j++) g[j] = 1e-3f * (float)((int)(j % 7) - 3);
-    for (size_t e = tp->n; e-- > 0;) tp->entries[e].backward(tp, &tp->entries[e]);
-}
 
 static double layer_run(void *p) {
     LayerB *b = p;

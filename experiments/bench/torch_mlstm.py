@@ -147,8 +147,9 @@ def bench_layer(reps):
 
 
 def tern(build, threads, what, *extra):
+    env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "passive"))  # as `tern` runs itself
     r = subprocess.run([os.path.join(build, "bin", "bench_mlstm"), str(threads), what, *map(str, extra)], capture_output=True,
-                       text=True, check=True)
+                       text=True, check=True, env=env)
     return [json.loads(ln) for ln in r.stdout.splitlines() if ln.startswith("{")]
 
 
