@@ -52,7 +52,7 @@ static void bench_cell(int threads, Rng *rng) {
                                                 {MLSTM_PARALLEL, T}, {MLSTM_RECURRENT, 64}};
     for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
         b.cfg = (MlstmCfg){runs[r].f, runs[r].L, 0};
-        double t = best_of(runs[r].f == MLSTM_RECURRENT ? 1 : 3, cell_run, &b);
+        double t = best_of(runs[r].f == MLSTM_CHUNKWISE ? 5 : 3, cell_run, &b);
         printf("{\"bench\":\"mlstm_cell\",\"impl\":\"tern\",\"form\":\"%s\",\"chunk\":%zu,\"B\":%zu,\"T\":%zu,\"H\":%zu,\"D\":%zu,"
                "\"threads\":%d,\"fwd_bwd_ms\":%.2f}\n",
                mlstm_form_name(runs[r].f), runs[r].L, B, T, H, D, threads, t * 1e3);
@@ -108,7 +108,7 @@ static void bench_layer(int threads, Rng *rng) {
         b.h = tensor_create(3, (size_t[]){B, T, C}, 1, "h");
         rng_fill_normal(rng, b.h->data, b.h->numel, 0, 1);
         tape_init(&b.tp, 0);
-        double t = best_of(f == 2 ? 1 : 3, layer_run, &b);
+        double t = best_of(3, layer_run, &b);
         printf("{\"bench\":\"mlstm_layer\",\"impl\":\"tern\",\"form\":\"%s\",\"B\":%zu,\"T\":%zu,\"dim\":%zu,\"params\":%zu,"
                "\"threads\":%d,\"fwd_bwd_ms\":%.2f}\n",
                forms[f], B, T, C, b.ps.total, threads, t * 1e3);
