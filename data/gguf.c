@@ -241,7 +241,9 @@ int gguf_get_f64(const Gguf *g, const char *key, double *out, Err *err) {
 int gguf_get_u64(const Gguf *g, const char *key, uint64_t *out, Err *err) {
     double v;
     if (gguf_get_f64(g, key, &v, err)) return -1;
-    if (v < 0 || v != (double)(uint64_t)v) return err_set(err, "%s: metadata %s must be a non-negative integer", g->path, key);
+    /* range first: converting NaN or anything outside [0, 2^64) to uint64 is undefined */
+    if (!(v >= 0 && v < 18446744073709551616.0) || v != (double)(uint64_t)v)
+        return err_set(err, "%s: metadata %s must be a non-negative integer", g->path, key);
     *out = (uint64_t)v;
     return 0;
 }

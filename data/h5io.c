@@ -209,13 +209,43 @@ int h5_shape(hid_t f, const char *name, size_t *shape, Err *err) {
     return nd;
 }
 
+/* Elements of a shape; SIZE_MAX when the product overflows (it must never wrap to a small
+ * number that happens to match a buffer). */
+static size_t shape_elems(int nd, const size_t *shape) {
+    size_t n = 1;
+    for (int i = 0; i < nd; i++) {
+        if (shape[i] && n > (SIZE_MAX - 1) / shape[i]) return SIZE_MAX;
+        n *= shape[i];
+    }
+    return n;
+}
+
+/* deflate expands at most 1032-fold (zlib's limit); datasets up to this size are not checked */
+#define H5_MAX_EXPANSION 1100
+#define H5_UNCHECKED_BYTES ((size_t)1 << 20)
+
+int h5_stored_elems(hid_t f, const char *name, size_t elem_size, size_t *elems, Err *err) {
+    size_t shape[4];
+    int nd = h5_shape(f, name, shape, err);
+    if (nd < 0) return -1;
+    size_t n = shape_elems(nd, shape);
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    unsigned long long stored = ds >= 0 ? (unsigned long long)H5Dget_storage_size(ds) : 0;
+    if (ds >= 0) H5Dclose(ds);
+    if (n == SIZE_MAX || n > SIZE_MAX / elem_size ||
+        (n * elem_size > H5_UNCHECKED_BYTES && n * elem_size / H5_MAX_EXPANSION > stored))
+        return err_set(err, "HDF5: dataset %s declares %s%zu elements but stores %llu bytes (corrupt or sparse)", name,
+                       n == SIZE_MAX ? "more than " : "", n, stored);
+    *elems = n;
+    return 0;
+}
+
 static int read_generic(hid_t f, const char *name, hid_t memtype, void *data, size_t n, Err *err) {
     size_t shape[4];
     int nd = h5_shape(f, name, shape, err);
     if (nd < 0) return -1;
-    size_t total = 1;
-    for (int i = 0; i < nd; i++) total *= shape[i];
-    if (total != n) return err_set(err, "HDF5: dataset %s has %zu elements, expected %zu", name, total, n);
+    size_t total = shape_elems(nd, shape);
+    if (total != n) return err_set(err, "HDF5: dataset %s has %s%zu elements, expected %zu", name, total == SIZE_MAX ? "more than " : "", total, n);
     hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
     int rc = 0;
     if (ds < 0 || H5Dread(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
@@ -241,9 +271,8 @@ int h5_read_u64(hid_t f, const char *name, uint64_t *data, size_t n, Err *err) {
 
 float *h5_read_f32_alloc(hid_t f, const char *name, int *ndim, size_t *shape, Err *err) {
     int nd = h5_shape(f, name, shape, err);
-    if (nd < 0) return NULL;
-    size_t n = 1;
-    for (int i = 0; i < nd; i++) n *= shape[i];
+    size_t n;
+    if (nd < 0 || h5_stored_elems(f, name, sizeof(float), &n, err)) return NULL;
     float *d = xmalloc((n ? n : 1) * sizeof(float));
     if (h5_read_f32(f, name, d, n, err)) {
         xfree(d);
@@ -306,7 +335,18 @@ static hid_t attr_open(hid_t f, const char *obj, const char *key, hid_t *o, Err 
         err_set(err, "HDF5: %s has no attribute %s", obj, key);
         return -1;
     }
-    return H5Aopen(*o, key, H5P_DEFAULT);
+    hid_t a = H5Aopen(*o, key, H5P_DEFAULT);
+    /* the getters read into one value: an array attribute would overflow it */
+    hid_t sp = a >= 0 ? H5Aget_space(a) : -1;
+    hssize_t npoints = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0) H5Sclose(sp);
+    if (npoints != 1) {
+        if (a >= 0) H5Aclose(a);
+        H5Oclose(*o);
+        err_set(err, "HDF5: attribute %s of %s must hold one value, not %lld", key, obj, (long long)npoints);
+        return -1;
+    }
+    return a;
 }
 
 char *h5_attr_get_str(hid_t f, const char *obj, const char *key, Err *err) {

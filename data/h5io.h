@@ -42,6 +42,10 @@ int h5_write_u32_chunked(hid_t f, const char *name, size_t n, const uint32_t *da
 
 /* Shape of a dataset: returns ndim (<= 4) or -1. */
 int h5_shape(hid_t f, const char *name, size_t *shape, Err *err);
+/* Elements of dataset `name` (each elem_size bytes in memory), refused when the shape's product
+ * overflows or the file cannot hold them: a small file may declare a huge, never-written
+ * chunked dataset that HDF5 would read as fill values. Call before allocating from a shape. */
+int h5_stored_elems(hid_t f, const char *name, size_t elem_size, size_t *elems, Err *err);
 /* Reads a whole dataset converting to the requested type; `n` is the capacity in elements
  * and must equal the dataset size. */
 int h5_read_f32(hid_t f, const char *name, float *data, size_t n, Err *err);

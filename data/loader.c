@@ -104,12 +104,12 @@ void loader_next_pos(Loader *L, size_t B, int32_t *x, int32_t *y, size_t *shard_
     if (T + 1 > 4097) buf = xmalloc((T + 1) * sizeof(int32_t)); /* only for very long windows */
     int32_t *w = buf ? buf : stackbuf;
     uint64_t step = (uint64_t)B * (uint64_t)L->world;
+    /* a restored cursor may lie far past this data's windows (a checkpoint of other data, or a
+     * corrupt one): carry whole epochs by division, never by a loop of that length */
+    L->cur.epoch += L->cur.pos / L->nwindows;
+    L->cur.pos %= L->nwindows;
     for (uint64_t j = 0; j < step; j++) {
-        uint64_t epoch = L->cur.epoch, pos = L->cur.pos + j;
-        while (pos >= L->nwindows) {
-            pos -= L->nwindows;
-            epoch++;
-        }
+        uint64_t at = L->cur.pos + j, epoch = L->cur.epoch + at / L->nwindows, pos = at % L->nwindows;
         if (j / B != (uint64_t)L->rank) continue;
         size_t b = (size_t)(j % B), shard, off;
         loader_window_at(L, epoch, pos, &shard, &off);
@@ -120,10 +120,8 @@ void loader_next_pos(Loader *L, size_t B, int32_t *x, int32_t *y, size_t *shard_
         memcpy(y + b * T, w + 1, T * sizeof(int32_t));
     }
     L->cur.pos += step;
-    while (L->cur.pos >= L->nwindows) {
-        L->cur.pos -= L->nwindows;
-        L->cur.epoch++;
-    }
+    L->cur.epoch += L->cur.pos / L->nwindows;
+    L->cur.pos %= L->nwindows;
     xfree(buf);
 }
 

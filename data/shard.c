@@ -68,6 +68,11 @@ static int open_h5(Shard *s, const char *path, Err *err) {
         h5_close(f);
         return nd < 0 ? err_set(err, "%s: no /tokens dataset", path) : err_set(err, "%s: /tokens must be 1-D", path);
     }
+    Err e2;
+    if (h5_stored_elems(f, "tokens", sizeof(uint32_t), &shape[0], &e2)) {
+        h5_close(f);
+        return err_set(err, "%s: %s", path, e2.msg);
+    }
     s->owned = xmalloc((shape[0] ? shape[0] : 1) * sizeof(uint32_t));
     hid_t ds = H5Dopen2(f, "tokens", H5P_DEFAULT);
     hid_t t = H5Dget_type(ds);

@@ -171,7 +171,8 @@ static int read_meta(TeacherReader *r, const char *path, Err *err) {
  * otherwise make a training step non-finite and silently skipped. The slack covers float16
  * rounding of the stored logits (2^-11 relative). */
 static int validate_rows(TeacherReader *r, Err *err) {
-    size_t k = r->meta.k, block = 4096;
+    if (r->rows == 0) return 0; /* (k is only known to be <= vocab_size: allocate for stored rows only) */
+    size_t k = r->meta.k, block = TERN_MAX((size_t)1, ((size_t)1 << 20) / k); /* ~8 MB of buffers whatever k */
     int32_t *idx = xmalloc(block * k * sizeof(int32_t));
     float *val = xmalloc(block * k * sizeof(float)), *lse = xmalloc(block * sizeof(float));
     int rc = 0;
@@ -221,6 +222,10 @@ int teacher_reader_open(TeacherReader *r, const char *path, size_t expected_voca
         rc = err_set(err, "%s: /indices, /values, /lse are %s, %s, %s (need integers, floats, floats)", path, ti, tv, tl);
     r->rows = rc ? 0 : si[0];
     if (!rc && (h5_shape(r->f, "lse", sl, &e2) != 1 || sl[0] != r->rows)) rc = err_set(err, "%s: /lse must be [%zu]", path, r->rows);
+    size_t stored; /* declared rows must be stored ones: validate_rows reads them all */
+    if (!rc && (h5_stored_elems(r->f, "indices", sizeof(int32_t), &stored, &e2) || h5_stored_elems(r->f, "values", sizeof(float), &stored, &e2) ||
+                h5_stored_elems(r->f, "lse", sizeof(float), &stored, &e2)))
+        rc = err_set(err, "%s: %s", path, e2.msg);
     if (!rc) {
         r->d_idx = H5Dopen2(r->f, "indices", H5P_DEFAULT);
         r->d_val = H5Dopen2(r->f, "values", H5P_DEFAULT);
@@ -247,7 +252,8 @@ static int read_rows(hid_t d, hid_t memtype, void *buf, size_t row0, size_t n, s
 }
 
 int teacher_read(TeacherReader *r, size_t row, size_t n, int32_t *idx, float *val, float *lse, Err *err) {
-    if (row + n > r->rows) return err_set(err, "%s: rows [%zu, %zu) beyond the %zu stored", r->path, row, row + n, r->rows);
+    if (n > r->rows || row > r->rows - n) /* row + n may wrap */
+        return err_set(err, "%s: rows [%zu, %zu) beyond the %zu stored", r->path, row, row + n, r->rows);
     size_t k = r->meta.k;
     if ((idx && read_rows(r->d_idx, H5T_NATIVE_INT32, idx, row, n, k)) || (val && read_rows(r->d_val, H5T_NATIVE_FLOAT, val, row, n, k)) ||
         (lse && read_rows(r->d_lse, H5T_NATIVE_FLOAT, lse, row, n, 0)))

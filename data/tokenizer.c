@@ -354,6 +354,7 @@ int tokenizer_encode(const Tokenizer *t, const char *text, size_t len, TokenBuf 
 int tokenizer_decode(const Tokenizer *t, const int32_t *ids, size_t n, char **text, size_t *len, Err *err) {
     TokStr out = {0};
     tokstr_reserve(&out, 0);
+    out.p[0] = 0; /* decoders that append nothing (no ids) leave it a valid empty string */
     *text = NULL;
     if (len) *len = 0;
     if (t->ops->decode(t, ids, n, &out, err)) {

@@ -16,6 +16,10 @@ int err_set(Err *err, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
+    /* messages quote names from the input (JSON keys, tensor names, paths): a control byte
+     * there must not break the one-line error or reach the terminal */
+    for (char *c = err->msg; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     err->code = -1;
     return -1;
 }

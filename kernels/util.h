@@ -13,7 +13,7 @@ typedef struct Err {
 } Err;
 
 /* Sets the message (printf-style) and returns -1, so `return err_set(e, ...)` reads naturally.
- * A NULL err is allowed (the message is dropped). */
+ * A NULL err is allowed (the message is dropped). Control bytes become '?': one line. */
 int err_set(Err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void err_clear(Err *err);
 /* Puts "PREFIX: " (printf-style) before err's message and returns -1. The message is copied

@@ -14,17 +14,25 @@
 
 static int is_flag(const char *a, const char *name) { return a[0] == '-' && a[1] == '-' && !strcmp(a + 2, name); }
 
+/* One usage line and exit status 2 for an option given last without its value (a command-line
+ * usage error, reported here where the option is known). */
+static void missing_value(const char *opt) {
+    fprintf(stderr, "tern-run: %s needs a value (see --help)\n", opt);
+    exit(2);
+}
+
 /* "--name V" or "--name=V" (also "-n V" when shortc is given) */
 static const char *value(int argc, char **argv, int *i, const char *name, const char *shortc) {
     const char *a = argv[*i];
     size_t n = strlen(name);
     if (shortc && !strcmp(a, shortc)) {
-        if (*i + 1 >= argc) return NULL;
+        if (*i + 1 >= argc) missing_value(a);
         return argv[++*i];
     }
     if (a[0] != '-' || a[1] != '-' || strncmp(a + 2, name, n)) return NULL;
     if (a[2 + n] == '=') return a + 3 + n;
-    if (a[2 + n] != 0 || *i + 1 >= argc) return NULL;
+    if (a[2 + n] != 0) return NULL;
+    if (*i + 1 >= argc) missing_value(a);
     return argv[++*i];
 }
 

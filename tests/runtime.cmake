@@ -40,18 +40,8 @@ add_test(NAME test_runtime_corrupt COMMAND test_runtime_corrupt ${TERN_RT_FIXTUR
 set_tests_properties(test_runtime_corrupt PROPERTIES LABELS unit FIXTURES_REQUIRED rt_artifacts
   ENVIRONMENT "OMP_NUM_THREADS=1;ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1;UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
 
-# libFuzzer over the loader: built with clang when it has libFuzzer, run ~15 s by ctest.
-find_program(TERN_CLANG NAMES clang clang-14)
-if(TERN_CLANG)
-  file(WRITE ${CMAKE_BINARY_DIR}/fuzz_probe.c
-    "#include <stddef.h>\n#include <stdint.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n")
-  execute_process(COMMAND ${TERN_CLANG} -fsanitize=fuzzer,address ${CMAKE_BINARY_DIR}/fuzz_probe.c -o ${CMAKE_BINARY_DIR}/fuzz_probe
-    RESULT_VARIABLE _probe OUTPUT_QUIET ERROR_QUIET)
-  if(NOT _probe EQUAL 0)
-    message(STATUS "tern: clang cannot link libFuzzer: the fuzz test will print SKIP")
-    set(TERN_CLANG "")
-  endif()
-endif()
+# libFuzzer over the loader: built with clang when it has libFuzzer (TERN_CLANG, probed by
+# tests/fuzz.cmake), run ~15 s by ctest.
 set(TERN_FUZZER ${CMAKE_BINARY_DIR}/bin/fuzz_artifact)
 if(TERN_CLANG)
   set(_fuzz_src ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_artifact.c ${TERNRT_OWN_SOURCES} ${TERNRT_SHARED_SOURCES}

@@ -1,5 +1,6 @@
 /* tern info FILE [--json] [--verify]: what a checkpoint or token shard holds; --verify reads every
- * dataset of an HDF5 file so that HDF5 checks every stored checksum. */
+ * dataset of an HDF5 file so that HDF5 checks every stored checksum. Without FILE: the machine
+ * tern runs on (CPU, BLAS and its kernels, threads). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,8 @@
 
 #include "data/h5io.h"
 #include "data/shard.h"
+#include "kernels/blas_core.h"
+#include "kernels/util.h"
 #include "train/checkpoint.h"
 #include "train/cli.h"
 #include "train/model_io.h"
@@ -124,12 +127,45 @@ static int info_verify(const char *path, int json) {
     return damaged;
 }
 
+static int info_environment(int json) {
+    CpuInfo ci;
+    cpu_info_detect(&ci);
+    char core[160];
+    blas_core_describe(core, sizeof core);
+    const char *wait = getenv("OMP_WAIT_POLICY");
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "kind", "environment");
+        cJSON_AddStringToObject(o, "cpu", ci.brand);
+        cJSON_AddNumberToObject(o, "cpu_family", ci.family);
+        cJSON_AddNumberToObject(o, "cpu_model", ci.model);
+        cJSON_AddStringToObject(o, "isa", cpu_isa_name(ci.isa));
+        cJSON_AddBoolToObject(o, "avx512_bf16", ci.avx512_bf16);
+        cJSON_AddStringToObject(o, "blas", blas_config());
+        cJSON_AddStringToObject(o, "blas_core", blas_core_name());
+        cJSON_AddStringToObject(o, "blas_core_origin", core);
+        cJSON_AddNumberToObject(o, "threads", tern_get_threads());
+        cJSON_AddStringToObject(o, "omp_wait_policy", wait ? wait : "");
+        char *s = cJSON_PrintUnformatted(o);
+        printf("%s\n", s);
+        cJSON_free(s);
+        cJSON_Delete(o);
+    } else {
+        printf("cpu:       %s (family %u model %u), %s%s\n", ci.brand[0] ? ci.brand : "unknown", ci.family, ci.model,
+               cpu_isa_name(ci.isa), ci.avx512_bf16 ? " + BF16" : "");
+        printf("blas:      %s\n", blas_config());
+        printf("kernels:   %s\n", core);
+        printf("threads:   %d (OMP_WAIT_POLICY %s)\n", tern_get_threads(), wait ? wait : "unset");
+    }
+    return 0;
+}
+
 int cmd_info(int argc, char **argv) {
     const char *file = NULL;
     int json = 0, verify = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is_flag(argv[i], "help")) {
-            printf("usage: tern info FILE [--json] [--verify]   (checkpoint .h5 or token shard .bin)\n"
+            printf("usage: tern info [FILE] [--json] [--verify]   (checkpoint .h5 or token shard .bin; without FILE: this machine)\n"
                    "  --verify   read every dataset of an HDF5 file, checking its checksums (exit 1 on damage)\n");
             return 0;
         } else if (cli_is_flag(argv[i], "json")) json = 1;
@@ -139,10 +175,11 @@ int cmd_info(int argc, char **argv) {
             return 2;
         } else file = argv[i];
     }
-    if (!file) {
-        fprintf(stderr, "usage: tern info FILE [--json] [--verify]\n");
+    if (!file && verify) {
+        fprintf(stderr, "usage: tern info FILE --verify   (--verify needs a file)\n");
         return 2;
     }
+    if (!file) return info_environment(json);
     if (verify) return info_verify(file, json);
     FILE *f = fopen(file, "rb");
     if (!f) {

@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "kernels/blas_core.h"
 #include "train/cli.h"
 
 typedef struct Command {
@@ -30,19 +30,10 @@ static void usage(FILE *f) {
         fprintf(f, "  %-10s %s\n", kCommands[i].name, kCommands[i].help);
 }
 
-/* OpenMP threads that spin while waiting turn a busy machine (another process on one core)
- * into a 15-50x slowdown; sleeping waits cost nothing measurable on an idle one. libgomp reads
- * OMP_WAIT_POLICY when it is loaded, before main, so the default is set by re-executing once. */
-static void default_passive_wait(char **argv) {
-    if (getenv("OMP_WAIT_POLICY") || getenv("TERN_REEXEC")) return;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    setenv("TERN_REEXEC", "1", 1);
-    execv("/proc/self/exe", argv);
-    /* exec failed: carry on with spinning waits */
-}
-
 int main(int argc, char **argv) {
-    default_passive_wait(argv);
+    /* OMP_WAIT_POLICY=passive and OpenBLAS kernels that match the CPU, unless the user set them:
+     * both are read when the libraries load, so this may re-execute tern once */
+    blas_core_setup(argv, 1);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

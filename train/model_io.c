@@ -33,8 +33,15 @@ int model_load_checkpoint(const char *path, int use_ema, Model **out, cJSON **co
         return -1;
     }
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(root, "seed");
+    /* a run config's seed is an integer of at most 2^53 (kernels/jsoncfg.c); anything else would
+     * not even convert */
+    double sv = cJSON_IsNumber(seed) ? seed->valuedouble : 0;
+    if (!(fabs(sv) <= 9007199254740992.0)) {
+        cJSON_Delete(root);
+        return err_set(err, "%s: stored config has an out-of-range seed", path);
+    }
     Model *m = NULL;
-    if (model_create(&m, cJSON_GetObjectItemCaseSensitive(root, "model"), cJSON_IsNumber(seed) ? (uint64_t)seed->valuedouble : 0, err)) {
+    if (model_create(&m, cJSON_GetObjectItemCaseSensitive(root, "model"), (uint64_t)(int64_t)sv, err)) {
         cJSON_Delete(root);
         return err_prefix(err, "%s", path);
     }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels/blas_core.h"
 #include "kernels/gemm.h"
 #include "kernels/softmax.h"
 #include "kernels/util.h"
@@ -511,9 +512,10 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
         }
         char ranks[64] = "";
         if (t->dist.world > 1) snprintf(ranks, sizeof ranks, " x %d ranks", t->dist.world);
-        fprintf(stderr, "tern train: %s — %s, %zu parameters, batch %zu tokens (%zu x %zu x %zu micro-steps%s), threads %d%s\n%s",
+        fprintf(stderr, "tern train: %s — %s, %zu parameters, batch %zu tokens (%zu x %zu x %zu micro-steps%s), threads %d%s, "
+                        "BLAS kernels %s\n%s",
                 t->run_dir, t->model->arch, model_num_params(t->model), rc->train.batch_tokens, t->B, t->T,
-                t->accum, ranks, tern_get_threads(), t->dist.world > 1 ? " per rank" : "", desc);
+                t->accum, ranks, tern_get_threads(), t->dist.world > 1 ? " per rank" : "", blas_core_name(), desc);
     }
     while (1) {
         /* the clock and the stop flag are agreed over the ranks (max), so every rank takes the same
@@ -693,6 +695,7 @@ int trainer_summary(Trainer *t, int json, int outcome, const char *error, Err *e
     cJSON_AddNumberToObject(o, "tok_per_s", t->st.elapsed_seconds > 0 ? (double)t->st.tokens / t->st.elapsed_seconds : 0);
     cJSON_AddNumberToObject(o, "threads", tern_get_threads());
     cJSON_AddNumberToObject(o, "ranks", t->dist.world);
+    cJSON_AddStringToObject(o, "blas_core", blas_core_name());
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0) cJSON_AddNumberToObject(o, "peak_rss_mb", (double)ru.ru_maxrss / 1024.0);
     cJSON_AddNumberToObject(o, "mem_estimate_mb", (double)t->mem.total / 1048576.0);

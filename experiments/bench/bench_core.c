@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "autodiff/ops.h"
+#include "kernels/blas_core.h"
 #include "kernels/gemm.h"
 #include "kernels/rng.h"
 #include "kernels/util.h"
@@ -96,6 +97,7 @@ static double attn_fwd(void *p) {
 }
 
 int main(int argc, char **argv) {
+    blas_core_setup(argv, 1);
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     tern_set_threads(threads);
     blas_set_threads(threads);
@@ -119,10 +121,10 @@ int main(int argc, char **argv) {
         double t_raw = best_of(5, raw_sgemm, &m);
         double t_op = best_of(5, op_fwd, &m);
         double t_fb = best_of(5, op_fwd_bwd, &m);
-        printf("{\"bench\":\"matmul\",\"M\":%zu,\"K\":%zu,\"N\":%zu,\"threads\":%d,"
+        printf("{\"bench\":\"matmul\",\"blas_core\":\"%s\",\"M\":%zu,\"K\":%zu,\"N\":%zu,\"threads\":%d,"
                "\"raw_sgemm_gflops\":%.1f,\"op_forward_gflops\":%.1f,\"op_ratio\":%.3f,"
                "\"op_fwd_bwd_gflops\":%.1f,\"op_fwd_bwd_ratio\":%.3f}\n",
-               m.M, m.K, m.N, threads, flops / t_raw * 1e-9, flops / t_op * 1e-9, t_raw / t_op,
+               blas_core_name(), m.M, m.K, m.N, threads, flops / t_raw * 1e-9, flops / t_op * 1e-9, t_raw / t_op,
                3 * flops / t_fb * 1e-9, 3 * t_raw / t_fb);
         xfree(m.A); xfree(m.B); xfree(m.C);
         tensor_destroy(m.x);

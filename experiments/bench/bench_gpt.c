@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "data/shard.h"
+#include "kernels/blas_core.h"
 #include "kernels/gemm.h"
 #include "kernels/rng.h"
 #include "kernels/util.h"
@@ -39,6 +40,7 @@ static double sgemm_peak(void) {
 }
 
 int main(int argc, char **argv) {
+    blas_core_setup(argv, 1);
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     int accum = argc > 2 ? atoi(argv[2]) : 4;
     int steps = argc > 3 ? atoi(argv[3]) : 3;
@@ -104,9 +106,9 @@ int main(int argc, char **argv) {
     double gflops = flops_tok * tokens / total * 1e-9;
     printf("{\"bench\":\"gpt_train\",\"impl\":\"tern\",\"threads\":%d,\"tokens_per_step\":%zu,\"steps\":%d,"
            "\"tok_per_s\":%.1f,\"fwd_bwd_tok_per_s\":%.1f,\"optimizer_s_per_step\":%.3f,\"model_gflop_per_token\":%.4f,"
-           "\"model_gflops\":%.1f,\"sgemm_peak_gflops\":%.1f,\"peak_fraction\":%.3f,\"peak_rss_mb\":%.0f}\n",
+           "\"model_gflops\":%.1f,\"sgemm_peak_gflops\":%.1f,\"peak_fraction\":%.3f,\"peak_rss_mb\":%.0f,\"blas_core\":\"%s\"}\n",
            threads, (size_t)accum * T, steps, tokens / total, tokens / t_fb, t_opt / steps, flops_tok * 1e-9, gflops, peak,
-           gflops / peak, peak_rss_bytes() / 1e6);
+           gflops / peak, peak_rss_bytes() / 1e6, blas_core_name());
     tape_free(&tp);
     optimizer_free(&opt);
     model_free(m);

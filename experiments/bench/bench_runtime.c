@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/blas_core.h"
 #include "runtime/rt_internal.h"
 #include "train/model_io.h"
 
@@ -193,6 +194,7 @@ static int cmd_fp32(const char *ckpt, size_t prompt, size_t gen, int threads) {
 }
 
 int main(int argc, char **argv) {
+    blas_core_setup(argv, 0);
     if (argc < 2) {
         fprintf(stderr, "usage: bench_runtime stream [MB] | matvec | fp32 CKPT [PROMPT GEN THREADS]\n");
         return 2;

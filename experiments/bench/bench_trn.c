@@ -22,6 +22,7 @@
 #include "autodiff/ops.h"
 #include "bench_util.h"
 #include "data/shard.h"
+#include "kernels/blas_core.h"
 #include "kernels/gemm.h"
 #include "kernels/scan.h"
 #include "kernels/util.h"
@@ -224,6 +225,7 @@ static void bench_model(int threads, int micro, int steps, Rng *rng) {
 }
 
 int main(int argc, char **argv) {
+    blas_core_setup(argv, 1);
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     const char *what = argc > 2 ? argv[2] : "all";
     int micro = argc > 3 ? atoi(argv[3]) : 4, steps = argc > 4 ? atoi(argv[4]) : 2;

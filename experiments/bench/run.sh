@@ -8,7 +8,12 @@ PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)
 SHARD=${TERN_BENCH_SHARD:-$HERE/../../../shared/data/fineweb/fineweb_train_000000.bin}
 export TERN_BENCH_SHARD=$SHARD OMP_NUM_THREADS=$THREADS
-echo "# machine: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores), threads $THREADS, $(date -u +%F)"
+# PyTorch links the same OpenBLAS: give the peer the kernels tern runs on (tern corrects a core
+# below the CPU by itself, kernels/blas_core.h; a core you set applies to both)
+if [ -z "${OPENBLAS_CORETYPE+set}" ]; then
+  export OPENBLAS_CORETYPE=$("$BUILD/bin/tern" info --json | $PY -c 'import json, sys; print(json.load(sys.stdin)["blas_core"])')
+fi
+echo "# machine: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores), threads $THREADS, OpenBLAS core $OPENBLAS_CORETYPE, $(date -u +%F)"
 echo "# core kernels (matmul op vs raw sgemm; fused attention vs torch)"
 "$BUILD/bin/bench_core" "$THREADS"
 $PY "$HERE/torch_attention.py" "$THREADS"

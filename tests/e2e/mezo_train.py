@@ -70,7 +70,7 @@ if MEZO and MPIEXEC and shutil.which(MPIEXEC):
     r = tern("train", cfg_path, "--set", "name=mezo_mpi", *MEZO, "--set", "train.max_steps=60", np_=2)
     one = losses("mezo")
     two = losses("mezo_mpi") if r.returncode == 0 else {}
-    worst = max((abs(two[k] - one[k]) / abs(one[k]) for k in two), default=1.0)
+    worst = max((abs(two[k] - one[k]) / max(abs(one[k]), 1.0) for k in two), default=1.0)
     check(len(two) == 60 and worst < 1e-5, f"2 ranks exchange only the two losses: 60 steps agree, worst {worst:.2e}")
 else:
     print("  (no MPI: the 2-rank check is skipped)")

@@ -90,5 +90,11 @@ check(r.returncode == 0 and len(json.loads(r.stdout)["ids"]) == n, f"tern-run ge
 r = tern("generate", "--help")
 check(r.returncode == 0 and "sliding window" in r.stdout, "tern generate --help says how the context is bounded")
 
+print("a tern-run option given last without its value: one usage line, exit 2")
+for sub, opt in [("eval", "--data"), ("generate", "--temp"), ("bench", "--threads")]:
+    r = tern_run(sub, art, opt)
+    expect_error(check, r, f"tern-run {sub} {opt} (no value)", names=(opt, "needs a value"), allow_lines=1)
+    check(r.returncode == 2, f"  ... exit status {r.returncode} (usage: 2)")
+
 shutil.rmtree(d, ignore_errors=True)
 check.finish("faults_generate")

@@ -29,18 +29,5 @@ if [ "$n" = 0 ]; then
   exit 1
 fi
 echo "fuzzing the artifact loader for ${SECS}s with $(ls "$work/corpus" | wc -l) seeds"
-cd "$work"
-ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  "$FUZZER" -max_total_time="$SECS" -rss_limit_mb=2048 -max_len=1048576 -timeout=10 -print_final_stats=1 \
-  "$work/corpus" > "$work/log.txt" 2>&1
-rc=$?
-grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|stat::new_units_added)" "$work/log.txt"
-grep -E "DONE|cov:" "$work/log.txt" | tail -1
-if [ $rc -ne 0 ]; then
-  echo "FAIL: the fuzzer found a crash (exit $rc):"
-  tail -60 "$work/log.txt"
-  mkdir -p /tmp/tern_fuzz_crashes && cp "$work"/crash-* "$work"/leak-* "$work"/timeout-* /tmp/tern_fuzz_crashes/ 2>/dev/null
-  echo "(reproducers copied to /tmp/tern_fuzz_crashes)"
-  exit 1
-fi
-echo "fuzz: no crash"
+. "$(dirname "$0")/fuzz_lib.sh"
+FUZZ_FLAGS=-max_len=1048576 fuzz_run artifact "$FUZZER" "$work" "$SECS" "$work/corpus"

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import torch
 
-from common import compare, finish, run_refdump
+from common import compare, finish, rel_err, run_refdump
 from gpt_ref import GPT, Muon
 
 torch.set_num_threads(2)
@@ -57,17 +57,14 @@ def run_case(tag, model_cfg, optim_cfg, B, T, steps, mode):
     l = model(tx, ty)
     l.backward()
     print(f"{tag}: {sum(p.numel() for p in names.values())} parameters, B{B} T{T}")
-    compare(f"{tag} loss", [loss], [l.item()], 1e-5)
-    worst = 0
+    compare(f"{tag} loss", [loss], [l.item()], 1e-5, 1.0)
+    # per tensor, relative to its largest gradient, floored at 1e-3 of the model's largest: at
+    # 1e-4 that floor is 1e-7 of the largest gradient, float32's resolution of it
+    floor = 1e-3 * max(np.max(np.abs(p.grad.numpy())) for p in names.values())
+    worst, bad = 0, []
     for n, p in names.items():
-        g = p.grad.numpy()
-        err = np.max(np.abs(grads[n] - g)) / max(np.max(np.abs(g)), 1e-30)
-        worst = max(worst, err if np.max(np.abs(g)) > 0 else np.max(np.abs(grads[n])))
-    bad = []
-    for n, p in names.items():
-        g = p.grad.numpy()
-        scale = np.max(np.abs(g))
-        err = np.max(np.abs(grads[n] - g)) / scale if scale > 0 else np.max(np.abs(grads[n]))
+        err = rel_err(grads[n], p.grad.numpy(), floor)[1]
+        worst = max(worst, err)
         if err > 1e-4:
             bad.append((n, err))
     print(f"  {tag} gradients: worst relative error {worst:.3e} over {len(names)} tensors (tol 1e-04)  {'ok' if not bad else 'FAIL'}")
@@ -84,7 +81,7 @@ def run_case(tag, model_cfg, optim_cfg, B, T, steps, mode):
             p.copy_(torch.from_numpy(p0[n]))
     opts = []
     if mode == "adamw":
-        opts.append(torch.optim.AdamW(list(names.values()), lr=0.01, betas=(0.9, 0.95), eps=1e-6, weight_decay=0.1))
+        opts.append(torch.optim.AdamW(list(names.values()), lr=0.01, betas=(0.9, 0.95), eps=1e-5, weight_decay=0.1))
     else:
         mats = [p for n, p in names.items() if n.startswith("blocks.") and p.ndim == 2 and "resid_mix" not in n]
         emb = [names["tok_emb.weight"]]
@@ -102,12 +99,12 @@ def run_case(tag, model_cfg, optim_cfg, B, T, steps, mode):
         if s < steps:
             for o in opts:
                 o.step()
-    compare(f"{tag} losses over {steps} {mode} steps", losses, ref_losses, 1e-4)
+    compare(f"{tag} losses over {steps} {mode} steps", losses, ref_losses, 1e-4, 1.0)
     worst, worst_name, worst_rel = 0, "", 0
     for n, p in names.items():
         ref = p.detach().numpy()
-        e = np.max(np.abs(after[n] - ref))
-        worst_rel = max(worst_rel, e / max(np.max(np.abs(ref)), 1e-30))
+        e, rel = rel_err(after[n], ref, 1e-2)  # parameters are O(0.01..1)
+        worst_rel = max(worst_rel, rel)
         if e > worst:
             worst, worst_name = e, n
     print(f"  {tag} parameters after {steps} {mode} steps: max |diff| {worst:.3e} ({worst_name}; worst per-tensor relative {worst_rel:.1e}) (tol 1e-04)  {'ok' if worst <= 1e-4 else 'FAIL'}")
@@ -119,9 +116,11 @@ def run_case(tag, model_cfg, optim_cfg, B, T, steps, mode):
 if __name__ != "__main__":
     raise ImportError("gpt.py is a test script")
 small = dict(arch="gpt", vocab_size=256, layers=5, dim=64, heads=4, kv_heads=2, seq_len=64, zero_init_proj=False)
-# AdamW with eps 1e-6: with eps 1e-8 an element whose gradient is ~1e-8 gets a +-lr update decided by
-# float roundoff, which no two implementations agree on; 1e-6 keeps the comparison well-conditioned.
-all_adam = {"groups": {"all": {"type": "adamw", "lr": 0.01, "eps": 1e-6, "wd": 0.1}}, "rules": [{"match": "*", "group": "all"}]}
+# AdamW with eps 1e-5: an update lr * m / (sqrt(v) + eps) moves by up to lr / eps times a rounding
+# difference in a gradient near 0, which no two implementations (or BLAS kernels) agree on. With
+# eps 1e-6 the parameters after 5 steps differed by 3e-6..6e-5 depending on the OpenBLAS core
+# (Haswell .. Cooperlake), too close to the 1e-4 tolerance; with 1e-5 by at most 9e-6.
+all_adam = {"groups": {"all": {"type": "adamw", "lr": 0.01, "eps": 1e-5, "wd": 0.1}}, "rules": [{"match": "*", "group": "all"}]}
 muon = {"groups": {"matrix": {"lr": 0.02}}}
 
 run_case("baseline 9x512 (default config)", {"arch": "gpt"}, {}, 1, 128, 0, None)

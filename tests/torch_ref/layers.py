@@ -49,11 +49,14 @@ for (B, T, H, G, D, use_rope) in [(2, 33, 4, 2, 16, 1), (1, 300, 8, 4, 64, 1), (
     y = attention_ref(tq, tk, tv, tg, use_rope, 10000.0)
     y.backward(torch.tensor(dout, dtype=torch.float64))
     tag = f"B{B} T{T} H{H} G{G} D{D}{' rope' if use_rope else ''}"
-    compare(f"out {tag}", out["out"], y.detach().numpy(), 1e-4)
-    compare(f"dq {tag}", out["dq"], tq.grad.numpy(), 1e-4)
-    compare(f"dk {tag}", out["dk"], tk.grad.numpy(), 1e-4)
-    compare(f"dv {tag}", out["dv"], tv.grad.numpy(), 1e-4)
-    compare(f"dq_gain {tag}", out["dq_gain"], tg.grad.numpy(), 1e-4)
+    # out is a convex combination of v's rows; every gradient is measured against the largest of
+    # the backward pass (at T = 1, dq, dk and dq_gain are exactly 0: tern's are float32 rounding)
+    grad_scale = max(np.max(np.abs(t.grad.numpy())) for t in (tq, tk, tv, tg))
+    compare(f"out {tag}", out["out"], y.detach().numpy(), 1e-4, np.max(np.abs(v)))
+    compare(f"dq {tag}", out["dq"], tq.grad.numpy(), 1e-4, grad_scale)
+    compare(f"dk {tag}", out["dk"], tk.grad.numpy(), 1e-4, grad_scale)
+    compare(f"dv {tag}", out["dv"], tv.grad.numpy(), 1e-4, grad_scale)
+    compare(f"dq_gain {tag}", out["dq_gain"], tg.grad.numpy(), 1e-4, grad_scale)
 
 print("cross-entropy (softcap, ignore_index): tern vs torch")
 for (N, V, cap) in [(64, 1024, 30.0), (37, 50, 0.0), (1024, 1024, 30.0)]:
@@ -68,9 +71,11 @@ for (N, V, cap) in [(64, 1024, 30.0), (37, 50, 0.0), (1024, 1024, 30.0)]:
     per = torch.nn.functional.cross_entropy(z.detach(), tt, ignore_index=-100, reduction="none")
     loss.backward()
     tag = f"N{N} V{V} cap{cap:g}"
-    compare(f"loss {tag}", out["loss"], loss.detach().numpy(), 1e-5)
-    compare(f"per-token {tag}", out["per_token"], per.numpy(), 1e-5)
-    compare(f"dlogits {tag}", out["dlogits"], tl.grad.numpy(), 1e-4)
+    # losses in nats (floor 1); a row of d(mean loss)/dlogits is (softmax - onehot) / N_valid
+    row_scale = 1.0 / (targets != -100).sum()
+    compare(f"loss {tag}", out["loss"], loss.detach().numpy(), 1e-5, 1.0)
+    compare(f"per-token {tag}", out["per_token"], per.numpy(), 1e-5, 1.0)
+    compare(f"dlogits {tag}", out["dlogits"], tl.grad.numpy(), 1e-4, row_scale)
 
 print("distillation (top-k KL + tail class, temperature, softcap, label mix): tern vs torch autograd")
 for (N, V, k, T, alpha, cap) in [(64, 1024, 32, 1.0, 0.5, 30.0), (37, 50, 5, 2.0, 0.8, 0.0), (16, 64, 64, 1.5, 1.0, 0.0), (8, 100, 1, 1.0, 0.3, 10.0)]:
@@ -97,9 +102,9 @@ for (N, V, k, T, alpha, cap) in [(64, 1024, 32, 1.0, 0.5, 30.0), (37, 50, 5, 2.0
     loss = per.mean()
     loss.backward()
     tag = f"N{N} V{V} k{k} T{T:g} a{alpha:g} cap{cap:g}"
-    compare(f"loss {tag}", out["loss"], loss.detach().numpy(), 1e-5)
-    compare(f"per-token {tag}", out["per_token"], per.detach().numpy(), 1e-5)
-    compare(f"dlogits {tag}", out["dlogits"], tl.grad.numpy(), 1e-4)
+    compare(f"loss {tag}", out["loss"], loss.detach().numpy(), 1e-5, 1.0)
+    compare(f"per-token {tag}", out["per_token"], per.detach().numpy(), 1e-5, 1.0)
+    compare(f"dlogits {tag}", out["dlogits"], tl.grad.numpy(), 1e-4, 1.0 / N)
 
 print("quantizers: tern vs the parameter-golf int5 / BitNet ternary definitions in torch")
 
@@ -119,13 +124,15 @@ for (rows, cols, bits) in [(64, 512, 5), (33, 1024, 6), (16, 100, 8), (8, 2048, 
     out = run_refdump("quant", dict(w=w), dict(kind=1, bits=bits, quantile=0.9999984))
     c, s, f = int_quant_ref(torch.tensor(w), bits, 0.9999984)
     tag = f"int{bits} {rows}x{cols}"
-    compare(f"{tag} scales", out["scales"], s.numpy(), 1e-6)
+    # floors: the smallest scale the quantizer makes (its clip is clamped at 1e-8)
+    qfloor = 1e-8 / (2 ** (bits - 1) - 1)
+    compare(f"{tag} scales", out["scales"], s.numpy(), 1e-6, qfloor)
     mism = int((out["codes"] != c.numpy()).sum())
     print(f"  {tag} codes: {mism} of {w.size} differ  {'ok' if mism == 0 else 'FAIL'}")
     if mism:
         import common
         common.failures += 1
-    compare(f"{tag} dequantized", out["fake"], f.numpy(), 1e-6)
+    compare(f"{tag} dequantized", out["fake"], f.numpy(), 1e-6, qfloor)
 for (rows, cols, group) in [(16, 256, 128), (7, 300, 64), (5, 64, 0)]:
     w = (rng.standard_normal((rows, cols)) * 0.02).astype(np.float32)
     out = run_refdump("quant", dict(w=w), dict(kind=2, group=group))
@@ -145,7 +152,7 @@ for (rows, cols, group) in [(16, 256, 128), (7, 300, 64), (5, 64, 0)]:
                 ref = qv.reshape(rows, cols).numpy()
         if not group:
             break
-    compare(f"ternary G{group} {rows}x{cols} dequantized", out["fake"], ref, 1e-6)
+    compare(f"ternary G{group} {rows}x{cols} dequantized", out["fake"], ref, 1e-6, 1e-5)  # BitNet's scale clamp
 w = np.concatenate([rng.standard_normal(4000) * s for s in (1e-7, 1e-3, 1.0, 300.0, 7e4)]).astype(np.float32).reshape(20, 1000)
 out = run_refdump("quant", dict(w=w), dict(kind=1, bits=8))
 with np.errstate(over='ignore'):

@@ -11,10 +11,11 @@
 
 #include "autodiff/ops.h"
 #include "data/h5io.h"
-#include "refdump_cases.h"
-#include "model/model.h"
+#include "kernels/blas_core.h"
 #include "kernels/quant.h"
+#include "model/model.h"
 #include "optim/optimizer.h"
+#include "refdump_cases.h"
 #include <cjson/cJSON.h>
 
 static Tensor *load(hid_t f, const char *name, int requires_grad) {
@@ -222,6 +223,7 @@ typedef struct Case {
 } Case;
 
 int main(int argc, char **argv) {
+    blas_core_setup(argv, 1);
     static const Case cases[] = {{"attention", case_attention}, {"xent", case_xent}, {"distill", case_distill}, {"model", case_model}, {"quant", case_quant}, {"block", refdump_case_block}};
     if (argc != 4) {
         fprintf(stderr, "usage: refdump <case> IN.h5 OUT.h5\n");

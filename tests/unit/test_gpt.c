@@ -1,12 +1,14 @@
 /* The baseline GPT: exact parameter count of the default config, a finite-difference check of
- * every parameter's gradient on a tiny config (odd layer count, GQA, each MLP activation), and
- * determinism of the forward pass. */
+ * every parameter's gradient on a tiny config (odd layer count, GQA, each MLP activation), that
+ * the check notices the final norm's backward 1% off, and determinism of the forward pass. */
 #include <cjson/cJSON.h>
 #include <string.h>
 
 #include "autodiff/gradcheck.h"
 #include "check.h"
+#include "kernels/blas_core.h"
 #include "model/model.h"
+#include "wrong_grad.h"
 
 typedef struct Ctx {
     Model *m;
@@ -20,6 +22,24 @@ static Tensor *loss_fn(Tape *tp, Tensor **in, void *user) {
     return model_loss(c->m, tp, c->x, c->y, c->B, c->T, NULL, 0);
 }
 
+/* the loss with the final RMSNorm's backward 1% too large: every gradient below it is off */
+static Tensor *wrong_loss_fn(Tape *tp, Tensor **in, void *user) {
+    Tensor *loss = loss_fn(tp, in, user);
+    wrong_grad_arm(tp, "rmsnorm", 1.01f, -1);
+    return loss;
+}
+
+/* The models here are smooth at the scale of a step (relu^2 and leaky_relu(0.5)^2 have a
+ * continuous derivative): a step of 1e-2 instead of gradcheck's 1e-3 divides the float32
+ * rounding in the difference quotients by 10 (Richardson extrapolation keeps the truncation at
+ * O(h^4)), which is what lets a gradient 1% off show at the model level. */
+static GradCheckOpts model_opts(void) {
+    GradCheckOpts o = gradcheck_default_opts();
+    o.eps = 1e-2;
+    o.max_per_input = 12;
+    return o;
+}
+
 static Model *make(const char *json, Err *err) {
     cJSON *cfg = cJSON_Parse(json);
     Model *m = NULL;
@@ -28,7 +48,9 @@ static Model *make(const char *json, Err *err) {
     return m;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_core_setup(argv, 1);
     Err err = {0};
     printf("default baseline config\n");
     Model *m = make("{\"arch\":\"gpt\"}", &err);
@@ -69,8 +91,7 @@ int main(void) {
             c.x[i] = (i * 7 + 3) % 11;
             c.y[i] = (i * 5 + 1) % 11;
         }
-        GradCheckOpts o = gradcheck_default_opts();
-        o.max_per_input = 12;
+        GradCheckOpts o = model_opts();
         char name[64];
         snprintf(name, sizeof name, "gpt tiny (%s) all params", acts[a]);
         int bad_grads = gradcheck(name, loss_fn, m->ps.t, (int)m->ps.n, &c, &o, NULL);
@@ -93,8 +114,7 @@ int main(void) {
                 c.x[i] = (i * 7 + 3) % 11;
                 c.y[i] = (i * 5 + 1) % 11;
             }
-            GradCheckOpts o = gradcheck_default_opts();
-            o.max_per_input = 12;
+            GradCheckOpts o = model_opts();
             CHECK(gradcheck("llama tiny (GQA, SwiGLU, untied) all params", loss_fn, lm->ps.t, (int)lm->ps.n, &c, &o, NULL) == 0,
                   "gradcheck");
             Model *gm = NULL;
@@ -121,9 +141,11 @@ int main(void) {
             c.x[i] = (i * 3) % 13;
             c.y[i] = (i * 4 + 2) % 13;
         }
-        GradCheckOpts o = gradcheck_default_opts();
-        o.max_per_input = 12;
+        GradCheckOpts o = model_opts();
         CHECK(gradcheck("gpt tiny untied, no skips", loss_fn, m->ps.t, (int)m->ps.n, &c, &o, NULL) == 0, "gradcheck");
+        GradCheckResult r;
+        CHECK(gradcheck("  final norm backward x1.01 (must FAIL)", wrong_loss_fn, m->ps.t, (int)m->ps.n, &c, &o, &r) && r.failed,
+              "a 1%% gradient error in the model went unnoticed");
         /* determinism: two forwards give the same bits */
         Tape tp;
         tape_init(&tp, 0);

@@ -1,13 +1,15 @@
 /* Finite-difference gradient check for every op, on random inputs and several shapes
- * (odd sizes and T = 1 included). Tolerances: central differences with eps = 1e-3 in float32,
- * an element passes when |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|),
- * atol = 1e-3, rtol = 1e-2 unless a case states otherwise. */
+ * (odd sizes and T = 1 included), with gradcheck's defaults: Richardson-extrapolated central
+ * differences, rtol 2e-3 plus the forward's float32 rounding bound (autodiff/gradcheck.h).
+ * Then the check itself: a backward 1% off, and one with a dropped term, must be caught. */
 #include <string.h>
 
 #include "autodiff/gradcheck.h"
 #include "autodiff/ops.h"
 #include "check.h"
+#include "kernels/blas_core.h"
 #include "kernels/util.h"
+#include "wrong_grad.h"
 
 static Rng rng;
 
@@ -65,6 +67,14 @@ static Tensor *build(Tape *tp, Tensor **in, void *user) {
     return NULL;
 }
 
+/* build() with the backward of its last op made wrong: scaled by c->e, or input c->d dropped */
+static Tensor *build_wrong(Tape *tp, Tensor **in, void *user) {
+    Case *c = user;
+    Tensor *out = build(tp, in, user);
+    wrong_grad_arm(tp, c->op == OP_LINEAR ? "linear" : "attention", c->e ? 1.01f : 1.0f, c->e ? -1 : (int)c->d);
+    return out;
+}
+
 static Tensor *rnd(int ndim, const size_t *shape, float std, float shift) {
     Tensor *t = tensor_create(ndim, shape, 1, "x");
     for (size_t i = 0; i < t->numel; i++) t->data[i] = shift + std * rng_normal(&rng);
@@ -72,11 +82,8 @@ static Tensor *rnd(int ndim, const size_t *shape, float std, float shift) {
 }
 #define S(...) ((size_t[]){__VA_ARGS__})
 
-static int run(const char *name, Case *c, Tensor **in, int nin, double atol, double rtol) {
-    GradCheckOpts o = gradcheck_default_opts();
-    o.atol = atol;
-    o.rtol = rtol;
-    int bad = gradcheck(name, build, in, nin, c, &o, NULL);
+static int run(const char *name, Case *c, Tensor **in, int nin) {
+    int bad = gradcheck(name, build, in, nin, c, NULL, NULL);
     if (bad) g_failures++;
     for (int i = 0; i < nin; i++) tensor_destroy(in[i]);
     return bad;
@@ -88,9 +95,10 @@ static void away_from_zero(Tensor *t, float margin) {
         if (fabsf(t->data[i]) < margin) t->data[i] = t->data[i] < 0 ? -margin : margin;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_core_setup(argv, 1);
     rng_seed(&rng, 7);
-    const double A = 1e-3, R = 1e-2;
     char name[96];
 
     /* elementwise + broadcast: odd shapes */
@@ -99,54 +107,54 @@ int main(void) {
         size_t *d = sh[s];
         Case c = {.op = OP_ADD};
         snprintf(name, sizeof name, "add %zux%zux%zu", d[0], d[1], d[2]);
-        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(3, d, 1, 0)}, 2, A, R);
+        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(3, d, 1, 0)}, 2);
         c.op = OP_ADD_BCAST;
         snprintf(name, sizeof name, "add bias [%zu]", d[2]);
-        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(1, S(d[2]), 1, 0)}, 2, A, R);
+        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(1, S(d[2]), 1, 0)}, 2);
         c.op = OP_ADD_SCALAR;
         snprintf(name, sizeof name, "add scalar %zux%zux%zu", d[0], d[1], d[2]);
-        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(1, S(1), 1, 0)}, 2, A, R);
+        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(1, S(1), 1, 0)}, 2);
         c.op = OP_SUB;
         snprintf(name, sizeof name, "sub %zux%zux%zu", d[0], d[1], d[2]);
-        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(3, d, 1, 0)}, 2, A, R);
+        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(3, d, 1, 0)}, 2);
         c.op = OP_SUB_BCAST;
         snprintf(name, sizeof name, "sub broadcast [%zu,%zu]", d[1], d[2]);
-        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(2, S(d[1], d[2]), 1, 0)}, 2, A, R);
+        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(2, S(d[1], d[2]), 1, 0)}, 2);
         c.op = OP_MUL;
         snprintf(name, sizeof name, "mul %zux%zux%zu", d[0], d[1], d[2]);
-        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(3, d, 1, 0)}, 2, A, R);
+        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(3, d, 1, 0)}, 2);
         c.op = OP_MUL_BCAST;
         snprintf(name, sizeof name, "mul broadcast [%zu]", d[2]);
-        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(1, S(d[2]), 1, 0)}, 2, A, R);
+        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(1, S(d[2]), 1, 0)}, 2);
         c.op = OP_SCALE;
         snprintf(name, sizeof name, "scale %zux%zux%zu", d[0], d[1], d[2]);
-        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0)}, 1, A, R);
+        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0)}, 1);
         c.op = OP_ADD_MUL;
         snprintf(name, sizeof name, "add_mul %zux%zux%zu", d[0], d[1], d[2]);
-        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(1, S(d[2]), 1, 0), rnd(3, d, 1, 0)}, 3, A, R);
+        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(1, S(d[2]), 1, 0), rnd(3, d, 1, 0)}, 3);
         c.op = OP_MIX;
         snprintf(name, sizeof name, "mix %zux%zux%zu", d[0], d[1], d[2]);
-        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(1, S(d[2]), 1, 0), rnd(3, d, 1, 0), rnd(1, S(d[2]), 1, 0)}, 4, A, R);
+        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(1, S(d[2]), 1, 0), rnd(3, d, 1, 0), rnd(1, S(d[2]), 1, 0)}, 4);
         c.op = OP_SUM;
         snprintf(name, sizeof name, "sum %zux%zux%zu", d[0], d[1], d[2]);
-        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0)}, 1, A, R);
+        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0)}, 1);
         c.op = OP_MEAN;
         snprintf(name, sizeof name, "mean %zux%zux%zu", d[0], d[1], d[2]);
-        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0)}, 1, A, R);
+        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0)}, 1);
         c.op = OP_TOKEN_SHIFT; /* [B, T, C]: T = 1 in the first shape */
         snprintf(name, sizeof name, "token_shift B%zu T%zu C%zu", d[0], d[1], d[2]);
-        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(1, S(d[2]), 1, 0)}, 2, A, R);
+        run(name, &c, (Tensor *[]){rnd(3, d, 1, 0), rnd(1, S(d[2]), 1, 0)}, 2);
     }
     {
         Case c = {.op = OP_RESHAPE, .a = 6, .b = 5};
-        run("reshape [5,2,3] -> [5,6]", &c, (Tensor *[]){rnd(3, S(5, 2, 3), 1, 0), rnd(1, S(6), 1, 0)}, 2, A, R);
+        run("reshape [5,2,3] -> [5,6]", &c, (Tensor *[]){rnd(3, S(5, 2, 3), 1, 0), rnd(1, S(6), 1, 0)}, 2);
         c.op = OP_CONCAT;
-        run("concat 3 x last dim", &c, (Tensor *[]){rnd(2, S(4, 3), 1, 0), rnd(2, S(4, 1), 1, 0), rnd(2, S(4, 5), 1, 0)}, 3, A, R);
+        run("concat 3 x last dim", &c, (Tensor *[]){rnd(2, S(4, 3), 1, 0), rnd(2, S(4, 1), 1, 0), rnd(2, S(4, 5), 1, 0)}, 3);
         c = (Case){.op = OP_SLICE, .c = 2, .d = 3};
-        run("slice [..., 2:5] of 7", &c, (Tensor *[]){rnd(3, S(2, 3, 7), 1, 0)}, 1, A, R);
+        run("slice [..., 2:5] of 7", &c, (Tensor *[]){rnd(3, S(2, 3, 7), 1, 0)}, 1);
         int32_t idx[9] = {0, 3, 3, 1, 4, 0, 3, 2, 2}; /* repeats accumulate */
         c = (Case){.op = OP_EMBEDDING, .c = 9, .idx = idx};
-        run("embedding V5 C7 N9", &c, (Tensor *[]){rnd(2, S(5, 7), 1, 0), rnd(2, S(9, 7), 1, 0)}, 2, A, R);
+        run("embedding V5 C7 N9", &c, (Tensor *[]){rnd(2, S(5, 7), 1, 0), rnd(2, S(9, 7), 1, 0)}, 2);
     }
     /* matmul: every transpose combination, odd sizes */
     for (int ta = 0; ta < 2; ta++)
@@ -154,42 +162,42 @@ int main(void) {
             size_t M = 5, K = 3, N = 7;
             Case c = {.op = OP_MATMUL, .flag = ta, .flag2 = tb};
             snprintf(name, sizeof name, "matmul M5 K3 N7 ta%d tb%d", ta, tb);
-            run(name, &c, (Tensor *[]){rnd(2, ta ? S(K, M) : S(M, K), 1, 0), rnd(2, tb ? S(N, K) : S(K, N), 1, 0)}, 2, A, R);
+            run(name, &c, (Tensor *[]){rnd(2, ta ? S(K, M) : S(M, K), 1, 0), rnd(2, tb ? S(N, K) : S(K, N), 1, 0)}, 2);
         }
     for (int bias = 0; bias < 2; bias++) {
         Case c = {.op = OP_LINEAR, .flag = bias};
         snprintf(name, sizeof name, "linear [2,3,9]->11%s", bias ? " +bias" : "");
-        run(name, &c, (Tensor *[]){rnd(3, S(2, 3, 9), 1, 0), rnd(2, S(11, 9), 0.3f, 0), rnd(1, S(11), 1, 0)}, 3, A, R);
+        run(name, &c, (Tensor *[]){rnd(3, S(2, 3, 9), 1, 0), rnd(2, S(11, 9), 0.3f, 0), rnd(1, S(11), 1, 0)}, 3);
         snprintf(name, sizeof name, "linear [1,1,1]->1%s", bias ? " +bias" : "");
-        run(name, &c, (Tensor *[]){rnd(3, S(1, 1, 1), 1, 0), rnd(2, S(1, 1), 1, 0), rnd(1, S(1), 1, 0)}, 3, A, R);
+        run(name, &c, (Tensor *[]){rnd(3, S(1, 1, 1), 1, 0), rnd(2, S(1, 1), 1, 0), rnd(1, S(1), 1, 0)}, 3);
     }
     for (int k = 0; k < ACT_COUNT; k++) {
         Case c = {.op = OP_ACT, .act = (ActKind)k};
         Tensor *x = rnd(2, S(7, 13), 1.5f, 0);
         if (k == ACT_RELU || k == ACT_RELU2 || k == ACT_LEAKY_RELU2) away_from_zero(x, 0.01f);
         snprintf(name, sizeof name, "%s 7x13", act_name((ActKind)k));
-        run(name, &c, (Tensor *[]){x}, 1, A, R);
+        run(name, &c, (Tensor *[]){x}, 1);
     }
     {
         Case c = {.op = OP_SWIGLU};
-        run("swiglu [3,5,2x9]", &c, (Tensor *[]){rnd(3, S(3, 5, 18), 1.5f, 0)}, 1, A, R);
+        run("swiglu [3,5,2x9]", &c, (Tensor *[]){rnd(3, S(3, 5, 18), 1.5f, 0)}, 1);
         for (int gain = 0; gain < 2; gain++) {
             c = (Case){.op = OP_RMSNORM, .flag = gain};
             snprintf(name, sizeof name, "rmsnorm%s [4,13]", gain ? "+gain" : "");
-            run(name, &c, (Tensor *[]){rnd(2, S(4, 13), 1, 0.2f), rnd(1, S(13), 1, 1)}, 2, A, R);
+            run(name, &c, (Tensor *[]){rnd(2, S(4, 13), 1, 0.2f), rnd(1, S(13), 1, 1)}, 2);
             snprintf(name, sizeof name, "rmsnorm%s [1,1]", gain ? "+gain" : "");
-            run(name, &c, (Tensor *[]){rnd(2, S(1, 1), 1, 1.0f), rnd(1, S(1), 1, 1)}, 2, A, R);
+            run(name, &c, (Tensor *[]){rnd(2, S(1, 1), 1, 1.0f), rnd(1, S(1), 1, 1)}, 2);
         }
         c = (Case){.op = OP_RMSNORM_HEADS, .c = 6};
-        run("rmsnorm_heads [2,3,4x6]", &c, (Tensor *[]){rnd(3, S(2, 3, 24), 1, 0.1f)}, 1, A, R);
+        run("rmsnorm_heads [2,3,4x6]", &c, (Tensor *[]){rnd(3, S(2, 3, 24), 1, 0.1f)}, 1);
         c = (Case){.op = OP_SOFTMAX};
-        run("softmax [3,11]", &c, (Tensor *[]){rnd(2, S(3, 11), 2, 0)}, 1, A, R);
-        run("softmax [1,1]", &c, (Tensor *[]){rnd(2, S(1, 1), 2, 0)}, 1, A, R);
+        run("softmax [3,11]", &c, (Tensor *[]){rnd(2, S(3, 11), 2, 0)}, 1);
+        run("softmax [1,1]", &c, (Tensor *[]){rnd(2, S(1, 1), 2, 0)}, 1);
         int32_t tg[6] = {3, 0, -1, 10, 7, 7};
         for (int cap = 0; cap < 2; cap++) {
             c = (Case){.op = OP_XENT, .idx = tg, .flag = cap};
             snprintf(name, sizeof name, "cross_entropy%s N6 V11 (1 ignored)", cap ? "+softcap5" : "");
-            run(name, &c, (Tensor *[]){rnd(2, S(6, 11), 4, 0)}, 1, A, R);
+            run(name, &c, (Tensor *[]){rnd(2, S(6, 11), 4, 0)}, 1);
         }
     }
     {
@@ -224,7 +232,7 @@ int main(void) {
             for (int cap = 0; cap < 2; cap++) {
                 Case c = {.op = OP_DISTILL, .idx = tg, .flag = cap, .dt = &dt};
                 snprintf(name, sizeof name, "distill%s N6 V11 k%zu T%.1f alpha%.1f", cap ? "+softcap5" : "", k, temps[v], alphas[v]);
-                run(name, &c, (Tensor *[]){rnd(2, S(DN, DV), 3, 0)}, 1, A, R);
+                run(name, &c, (Tensor *[]){rnd(2, S(DN, DV), 3, 0)}, 1);
             }
             /* values: alpha 0 is exactly cross-entropy; k = V, alpha 1 is T^2 KL(p || q) */
             Tape tp;
@@ -265,7 +273,25 @@ int main(void) {
         Case c = {.op = OP_ATTENTION, .rope = use_rope ? &rt : NULL, .flag2 = use_rope};
         snprintf(name, sizeof name, "attention B%zu T%zu H%zu G%zu D%zu%s", B, T, H, G, D, use_rope ? " rope+gain" : "");
         run(name, &c, (Tensor *[]){rnd(4, S(B, T, H, D), 1, 0), rnd(4, S(B, T, G, D), 1, 0), rnd(4, S(B, T, G, D), 1, 0), rnd(1, S(H), 0.3f, 1.2f)},
-            4, A, R);
+            4);
+        rope_table_free(&rt);
+    }
+    {
+        /* the check catches real bugs: linear's backward 1% too large; attention without the
+         * gradient to k (a dropped term) */
+        GradCheckResult r;
+        Case c = {.op = OP_LINEAR, .flag = 1, .e = 1};
+        Tensor *in[3] = {rnd(3, S(2, 3, 9), 1, 0), rnd(2, S(11, 9), 0.3f, 0), rnd(1, S(11), 1, 0)};
+        int caught = gradcheck("linear, backward x1.01 (must FAIL)", build_wrong, in, 3, &c, NULL, &r);
+        CHECK(caught && r.failed > 0, "a 1%% gradient error went unnoticed");
+        for (int i = 0; i < 3; i++) tensor_destroy(in[i]);
+        RopeTable rt;
+        rope_table_init(&rt, 5, 8, 10000.0f);
+        c = (Case){.op = OP_ATTENTION, .rope = &rt, .flag2 = 1, .d = 1};
+        Tensor *ain[4] = {rnd(4, S(2, 5, 4, 8), 1, 0), rnd(4, S(2, 5, 2, 8), 1, 0), rnd(4, S(2, 5, 2, 8), 1, 0), rnd(1, S(4), 0.3f, 1.2f)};
+        caught = gradcheck("attention, dk dropped (must FAIL)", build_wrong, ain, 4, &c, NULL, &r);
+        CHECK(caught && r.failed > 0, "a dropped gradient term went unnoticed");
+        for (int i = 0; i < 4; i++) tensor_destroy(ain[i]);
         rope_table_free(&rt);
     }
     return test_summary("test_gradcheck");

@@ -4,6 +4,7 @@
 #include "check.h"
 #include "kernels/act.h"
 #include "kernels/attention.h"
+#include "kernels/blas_core.h"
 #include "kernels/gemm.h"
 #include "kernels/norm.h"
 #include "kernels/quant.h"
@@ -224,7 +225,37 @@ static void test_quant(void) {
     CHECK(bad == 0, "half round trip");
 }
 
-int main(void) {
+/* The BLAS core rule (kernels/blas_core.c): a core below the CPU is replaced, never one at or
+ * above it, and names the table does not know are left alone. */
+static void test_blas_core_rule(void) {
+    static const struct {
+        const char *now;
+        CpuIsa isa;
+        const char *want; /* NULL: keep */
+    } cases[] = {{"Prescott", ISA_AVX512, "SkylakeX"}, {"Prescott", ISA_AVX2, "Haswell"}, {"PRESCOTT", ISA_AVX2, "Haswell"},
+                 {"Core2", ISA_AVX512, "SkylakeX"},    {"Nehalem", ISA_AVX2, "Haswell"},   {"Sandybridge", ISA_AVX2, "Haswell"},
+                 {"Barcelona", ISA_AVX2, "Haswell"},   {"Unknown", ISA_AVX512, "SkylakeX"}, {"Haswell", ISA_AVX512, "SkylakeX"},
+                 {"Zen", ISA_AVX512, "SkylakeX"},      {"Haswell", ISA_AVX2, NULL},        {"Zen", ISA_AVX2, NULL},
+                 {"SkylakeX", ISA_AVX512, NULL},       {"Cooperlake", ISA_AVX512, NULL},   {"SapphireRapids", ISA_AVX512, NULL},
+                 {"SkylakeX", ISA_AVX2, NULL},         {"Prescott", ISA_OLD, NULL},        {"NEOVERSEN1", ISA_OLD, NULL},
+                 {"SomeFutureCore", ISA_AVX512, NULL}};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *got = blas_core_upgrade(cases[i].now, cases[i].isa), *want = cases[i].want;
+        if (got == want || (got && want && !strcmp(got, want))) continue;
+        printf("  %s on %s: %s, expected %s\n", cases[i].now, cpu_isa_name(cases[i].isa), got ? got : "kept", want ? want : "kept");
+        bad++;
+    }
+    CpuInfo ci;
+    cpu_info_detect(&ci);
+    printf("  BLAS core rule: %zu cases, %d wrong; this CPU: %s (family %u model %u), %s, core %s\n", sizeof cases / sizeof cases[0],
+           bad, ci.brand, ci.family, ci.model, cpu_isa_name(ci.isa), blas_core_name());
+    CHECK(bad == 0, "blas_core_upgrade");
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_core_setup(argv, 1);
     rng_seed(&rng, 42);
     test_gemm();
     test_act();
@@ -232,5 +263,6 @@ int main(void) {
     test_attention();
     test_reduce();
     test_quant();
+    test_blas_core_rule();
     return test_summary("test_kernels");
 }

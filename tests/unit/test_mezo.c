@@ -8,6 +8,7 @@
 
 #include "autodiff/tape.h"
 #include "check.h"
+#include "kernels/blas_core.h"
 #include "kernels/util.h"
 #include "model/model.h"
 #include "optim/mezo.h"
@@ -28,7 +29,9 @@ static float batch_loss(Model *m, Tape *tp, const int32_t *x, const int32_t *y, 
     return l;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_core_setup(argv, 1);
     Err err = {0};
     const char *cfg = "{\"arch\":\"gpt\",\"vocab_size\":50,\"layers\":2,\"dim\":32,\"heads\":2,\"kv_heads\":1,\"seq_len\":16}";
     Model *m = make(cfg, &err);

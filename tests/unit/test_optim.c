@@ -7,12 +7,15 @@
 #include <string.h>
 
 #include "check.h"
+#include "kernels/blas_core.h"
 #include "kernels/rng.h"
 #include "kernels/util.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_core_setup(argv, 1);
     Rng rng;
     rng_seed(&rng, 3);
     printf("Muon orthogonalisation vs the double-precision reference\n");

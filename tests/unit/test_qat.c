@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "kernels/blas_core.h"
 #include "model/model.h"
 #include "model/qat.h"
 
@@ -68,7 +69,9 @@ static void ste_case(const char *name, const char *model_json, const char *quant
     model_free(b);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_core_setup(argv, 1);
     printf("QAT = the quantized model, with straight-through gradients\n");
     const char *gpt = "{\"arch\":\"gpt\",\"vocab_size\":30,\"layers\":3,\"dim\":16,\"heads\":2,\"kv_heads\":1,\"seq_len\":16,"
                       "\"zero_init_proj\":false,\"embed_init_std\":0.3}";

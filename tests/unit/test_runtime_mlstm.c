@@ -19,6 +19,7 @@
 #include "check.h"
 #include "rt_compare.h"
 #include "export/writer.h"
+#include "kernels/blas_core.h"
 #include "kernels/rng.h"
 #include "model/model.h"
 #include "model/qat.h"
@@ -205,7 +206,9 @@ static void run_cfg(const Cfg *cf, size_t ci) {
     cJSON_Delete(run), cJSON_Delete(msec), cJSON_Delete(q), cJSON_Delete(x);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_core_setup(argv, 1);
     printf("test_runtime_mlstm\n");
     for (size_t ci = 0; ci < sizeof kCfgs / sizeof kCfgs[0]; ci++) run_cfg(&kCfgs[ci], ci);
     return test_summary("test_runtime_mlstm");

@@ -17,6 +17,7 @@
 
 #include "check.h"
 #include "export/writer.h"
+#include "kernels/blas_core.h"
 #include "kernels/rng.h"
 #include "model/model.h"
 #include "model/qat.h"
@@ -170,6 +171,7 @@ static void test_generation(const TrtModel *rm) {
 }
 
 int main(int argc, char **argv) {
+    blas_core_setup(argv, 1);
     const char *fixdir = argc > 1 ? argv[1] : NULL;
     printf("test_runtime_parity\n");
     const size_t T = 40;

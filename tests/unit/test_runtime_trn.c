@@ -24,6 +24,7 @@
 #include "check.h"
 #include "rt_compare.h"
 #include "export/writer.h"
+#include "kernels/blas_core.h"
 #include "kernels/rng.h"
 #include "model/model.h"
 #include "model/qat.h"
@@ -232,6 +233,7 @@ static void test_damage(const uint8_t *art, size_t alen) {
 }
 
 int main(int argc, char **argv) {
+    blas_core_setup(argv, 1);
     const char *fixdir = argc > 1 ? argv[1] : NULL;
     printf("test_runtime_trn\n");
     const size_t T = 150; /* three prefill chunks of 64 */

@@ -5,6 +5,7 @@
 #include "autodiff/ops.h"
 #include "autodiff/params.h"
 #include "check.h"
+#include "kernels/blas_core.h"
 #include "kernels/util.h"
 
 static Tensor *model_step(Tape *tp, ParamStore *ps, const float *xin, size_t N) {
@@ -16,7 +17,9 @@ static Tensor *model_step(Tape *tp, ParamStore *ps, const float *xin, size_t N) 
     return op_mean(tp, op_mul(tp, h, h));
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_core_setup(argv, 1);
     printf("tape: accumulation across uses\n");
     {
         /* y = x*x + 3x  =>  dy/dx = 2x + 3, x used three times */
