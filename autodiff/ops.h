@@ -141,4 +141,25 @@ Tensor *op_l2norm_heads(Tape *tp, Tensor *x, size_t n, float scale);
 /* g = -exp(A_log) * softplus(a + dt_bias): a [..., H], A_log and dt_bias [H]. */
 Tensor *op_gdn_decay(Tape *tp, Tensor *a, Tensor *A_log, Tensor *dt_bias);
 
+/* ---- mLSTM block (ops_mlstm.c) -----------------------------------------------------------
+ * Added for the mlstm block kind (model/blocks/mlstm.c); equations in kernels/mlstm.h. */
+#include "kernels/mlstm.h"
+
+typedef struct MlstmCfg {
+    MlstmForm form;  /* chunkwise | parallel | recurrent */
+    size_t chunk;    /* chunk length (chunkwise) / checkpoint segment (recurrent) */
+    int exp_forget;  /* exponential forget gate (else sigmoid) */
+} MlstmCfg;
+/* The mLSTM cell: q, k, v [B, T, H, D], input / forget gate pre-activations ig, fg [B, T, H]
+ * -> h [B, T, H, D] (k scaled by 1/sqrt(D) inside). */
+Tensor *op_mlstm(Tape *tp, Tensor *q, Tensor *k, Tensor *v, Tensor *ig, Tensor *fg, const MlstmCfg *cfg);
+/* Causal depthwise convolution: x [B, T, I], w [I, K], b [I]; y_t = b + sum_j w[., j] x_{t-K+1+j}
+ * (zero before the sequence). */
+Tensor *op_causal_conv(Tape *tp, Tensor *x, Tensor *w, Tensor *b);
+/* Block-diagonal projection: x [..., I], W [I, bs]; y[g + o] = sum_i W[g + o][i] x[g + i] over
+ * blocks g of bs channels (xLSTM's LinearHeadwiseExpand). */
+Tensor *op_headwise(Tape *tp, Tensor *x, Tensor *W);
+/* Layer norm (no weight, no bias) of each group of D channels of the last dim. */
+Tensor *op_group_norm(Tape *tp, Tensor *x, size_t D, float eps);
+
 #endif

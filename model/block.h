@@ -128,7 +128,7 @@ const BlockKind *block_kind_at(size_t i);
 
 /* The block kinds (model/blocks/<name>.c). */
 extern const BlockKind kBlockAttention, kBlockMlp, kBlockSwiglu, kBlockGlu, kBlockTrn, kBlockGru, kBlockMlgru;
-extern const BlockKind kBlockGdn;
+extern const BlockKind kBlockGdn, kBlockMlstm;
 
 /* Helpers for kinds: "<prefix><name>" registered with params_add2, and the inits the backbones
  * share (torch.nn.Linear's U(-1/sqrt(in), 1/sqrt(in)) and a constant fill). */

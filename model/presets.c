@@ -37,10 +37,13 @@ static const LayerType kHgruEngineTypes[] = {{'g', &kBlockGru, NULL, 0, "GRU"}};
 /* Chimera, part 1 (issue 13; the seed "chimera-5.1" is GD XM GD TM GD XM GD SK repeated): G = Gated
  * DeltaNet + SwiGLU (fla's GatedDeltaNet model pairs the layer with a SwiGLU MLP; part 2 replaces
  * it by MoE of SwiGLU experts), S = the span knot, built as a Gated DeltaNet layer (its first
- * relaxation phase is a gated delta update; docs/ARCHITECTURE.md). One layer type per line. */
+ * relaxation phase is a gated delta update; docs/ARCHITECTURE.md), X = xLSTM's mLSTM block, which
+ * carries its own up/down projection and so no channel mixer. Until Titans (TM, part 2) lands, the
+ * default layout puts a G where the seed has TM. One layer type per line. */
 static const LayerType kChimeraTypes[] = {
     {'G', &kBlockGdn, &kBlockSwiglu, 0, "Gated DeltaNet + SwiGLU"},
     {'S', &kBlockGdn, &kBlockSwiglu, 0, "span knot (built as Gated DeltaNet) + SwiGLU"},
+    {'X', &kBlockMlstm, NULL, 0, "mLSTM (xLSTM block, own up/down projection)"},
 };
 
 static const Preset kPresets[] = {
@@ -58,7 +61,7 @@ static const Preset kPresets[] = {
      "{\"vocab_size\":50261,\"layers\":1,\"embed_dim\":256,\"dim\":1024,\"gru_variant\":\"engine\",\"tie_embeddings\":false,"
      "\"norm_gain\":false,\"emb_norm\":false,\"softcap\":0," HGRU_SCAFFOLD "}",
      kHgruEngineTypes, 1, 'g', NAMES_PGOLF, 0},
-    {"chimera", "{\"layout\":\"GGGGGGGS\"}", kChimeraTypes, sizeof kChimeraTypes / sizeof kChimeraTypes[0], 'G', NAMES_PGOLF, 0},
+    {"chimera", "{\"layout\":\"GXGGGXGS\"}", kChimeraTypes, sizeof kChimeraTypes / sizeof kChimeraTypes[0], 'G', NAMES_PGOLF, 0},
 };
 
 size_t preset_count(void) { return sizeof kPresets / sizeof kPresets[0]; }

@@ -5,8 +5,8 @@
 
 #include "model/block.h"
 
-static const BlockKind *const kKinds[] = {&kBlockAttention, &kBlockMlp, &kBlockSwiglu, &kBlockGlu, &kBlockTrn,
-                                          &kBlockGru,       &kBlockMlgru, &kBlockGdn};
+static const BlockKind *const kKinds[] = {&kBlockAttention, &kBlockMlp,   &kBlockSwiglu, &kBlockGlu,  &kBlockTrn,
+                                          &kBlockGru,       &kBlockMlgru, &kBlockGdn,    &kBlockMlstm};
 enum { N_KINDS = sizeof kKinds / sizeof kKinds[0] };
 _Static_assert(N_KINDS <= 16, "a preset places at most 16 kinds (model/stack.c STACK_MAX_KINDS)");
 

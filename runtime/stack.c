@@ -21,7 +21,7 @@
 #define RT_CHUNK 64
 
 static const RtBlockKind *const kKinds[] = {&rt_block_attention, &rt_block_mlp, &rt_block_swiglu, &rt_block_trn,
-                                            &rt_block_gru,       &rt_block_mlgru, &rt_block_gdn};
+                                            &rt_block_gru,       &rt_block_mlgru, &rt_block_gdn, &rt_block_mlstm};
 
 /* The kinds that may be a first layer reading a stack.embed_dim wide embedding (model/block.h
  * BlockKind.widens): their bind reads RtDims.Cin. */
@@ -274,6 +274,16 @@ static size_t layout_state(const RtStack *g, size_t T) {
     return off;
 }
 
+const float *rt_stack_mixer_state(const TrtSession *s, size_t layer, size_t *n) {
+    const RtStack *g = s->m->stack;
+    const RtStackState *st = s->state;
+    *n = 0;
+    if (layer >= g->L || !g->layers[layer].mk || !g->layers[layer].mk->state_floats) return NULL;
+    const RtLayer *ly = &g->layers[layer];
+    *n = ly->mk->state_floats(ly->mi, s->max_ctx);
+    return st->state + ly->mstate;
+}
+
 /* Scratch: the widest kind's, and the rt_linear scratch for the widest input. */
 static void kind_needs(const RtStack *g, size_t P, size_t T, int nt, size_t *scratch, size_t *cols) {
     *scratch = 0;
@@ -335,15 +345,6 @@ int rt_stack_position_free(const TrtModel *m) {
     return 1;
 }
 
-const float *rt_stack_mixer_state(const TrtSession *s, size_t layer, size_t *n) {
-    const RtStack *g = s->m->stack;
-    const RtStackState *st = s->state;
-    *n = 0;
-    if (layer >= g->L || !g->layers[layer].mk || !g->layers[layer].mk->state_floats) return NULL;
-    const RtLayer *ly = &g->layers[layer];
-    *n = ly->mk->state_floats(ly->mi, s->max_ctx);
-    return st->state + ly->mstate;
-}
 
 /* ---------------------------------------------------------------- forward */
 

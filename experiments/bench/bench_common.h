@@ -1,4 +1,5 @@
-/* bench_common.h — what the model benchmarks share: the best of a few timed runs, and the
+/* bench_common.h — what the benchmarks share: the best of a few timed runs, a backward pass
+ * seeded with a fixed small gradient, and the
  * training-step loop (micro-steps of forward + backward at B = 1, gradient-norm clip 0.3, one
  * optimizer step with the model's default groups) on FineWeb tokens from $TERN_BENCH_SHARD when
  * set, else random tokens. Header-only: each benchmark is one program. */
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "autodiff/tape.h"
 #include "data/shard.h"
 #include "kernels/util.h"
 #include "model/model.h"
@@ -22,6 +24,13 @@ static inline double best_of(int reps, double (*fn)(void *), void *ud) {
         if (t < best) best = t;
     }
     return best;
+}
+
+/* d(out) = 1e-3 * ((j mod 7) - 3), then every recorded backward, newest first */
+static inline void seed_backward(Tape *tp, Tensor *y) {
+    float *g = tensor_grad(tp, y);
+    for (size_t j = 0; j < y->numel; j++) g[j] = 1e-3f * (float)((int)(j % 7) - 3);
+    for (size_t e = tp->n; e-- > 0;) tp->entries[e].backward(tp, &tp->entries[e]);
 }
 
 typedef struct TrainRate {

@@ -33,12 +33,6 @@
 #define HEADS 8
 #define HD 64
 
-static void seed_backward(Tape *tp, Tensor *y) {
-    float *g = tensor_grad(tp, y);
-    for (size_t j = 0; j < y->numel; j++) g[j] = 1e-3f * (float)((int)(j % 7) - 3);
-    for (size_t e = tp->n; e-- > 0;) tp->entries[e].backward(tp, &tp->entries[e]);
-}
-
 /* ------------------------------------------------------------------ the op */
 typedef struct CoreB {
     Tensor *in[5];

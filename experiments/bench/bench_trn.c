@@ -83,12 +83,6 @@ typedef struct LayerB {
     Tensor *proj, *psi; /* core_only inputs */
 } LayerB;
 
-static void seed_backward(Tape *tp, Tensor *y) {
-    float *g = tensor_grad(tp, y);
-    for (size_t j = 0; j < y->numel; j++) g[j] = 1e-3f * (float)((int)(j % 7) - 3);
-    for (size_t e = tp->n; e-- > 0;) tp->entries[e].backward(tp, &tp->entries[e]);
-}
-
 static double layer_run(void *p) {
     LayerB *b = p;
     double t0 = now_seconds();

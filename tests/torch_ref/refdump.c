@@ -3,8 +3,9 @@
  *
  *   refdump <case> IN.h5 OUT.h5
  *
- * Cases: attention, xent, distill, model, quant, block (one block kind on its own; more are added
- * by the model tests). Inputs and attributes are
+ * Cases: attention, xent, distill, model, quant, block (one block kind on its own, with the
+ * caller's weights), block_init (one block kind on its own, initialised by tern: refdump_block.c).
+ * Inputs and attributes are
  * documented beside each case; the scripts in this folder produce them. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,8 +281,9 @@ typedef struct Case {
 
 int main(int argc, char **argv) {
     blas_core_setup(argv, 1);
-    static const Case cases[] = {{"attention", case_attention}, {"xent", case_xent}, {"distill", case_distill}, {"model", case_model}, {"quant", case_quant},
-                                 {"block", case_block}};
+    static const Case cases[] = {{"attention", case_attention}, {"xent", case_xent},     {"distill", case_distill},
+                                 {"model", case_model},         {"quant", case_quant}, {"block", case_block},
+                                 {"block_init", refdump_case_block}};
     if (argc != 4) {
         fprintf(stderr, "usage: refdump <case> IN.h5 OUT.h5\n");
         return 2;

@@ -11,4 +11,7 @@ double refdump_attr(hid_t f, const char *key, double dflt);
 
 #define REFDUMP_EXTRA_CASES
 
+/* one block kind on its own (refdump_block.c) */
+int refdump_case_block(hid_t in, hid_t out);
+
 #endif
