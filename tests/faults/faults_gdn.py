@@ -42,7 +42,7 @@ CASES = [
     ("expand_v 1.3 of 8", ["model.gdn_expand_v=1.3"], "model.gdn_expand_v (1.3) times model.gdn_head_dim (8)"),
     ("expand_v past its range", ["model.gdn_expand_v=100"], "model.gdn_expand_v must be in [0.0625, 16]"),
     ("head dim above the width", ["model.gdn_head_dim=64"], "model.gdn_heads is 0 and model.dim (32) is below"),
-    ("an unknown letter", ["model.layout=GXG"], "model.layout of chimera may only hold G"),
+    ("an unknown letter", ["model.layout=GQG"], "model.layout of chimera may only hold G"),
     ("NaN expand_v", ["model.gdn_expand_v=NaN"], "model.gdn_expand_v must be a number"),
 ]
 for what, sets, name in CASES:

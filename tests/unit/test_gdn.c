@@ -319,8 +319,8 @@ static void model_gradcheck(const char *name, const char *json, size_t B, size_t
 
 static void model_tests(void) {
     Err err = {0};
-    printf("default chimera config\n");
-    Model *m = make("{\"arch\":\"chimera\"}", &err);
+    printf("chimera at its default width, all Gated DeltaNet (GGGGGGGS)\n");
+    Model *m = make("{\"arch\":\"chimera\",\"layout\":\"GGGGGGGS\"}", &err);
     CHECK(m != NULL, "default model: %s", err.msg);
     if (m) {
         /* per gdn layer at d = 512, 8 heads of 64 (expand_v 1): q, k, v, g, o 512^2 each, a and
