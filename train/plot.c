@@ -55,6 +55,13 @@ void plot_nice_ticks(double lo, double hi, size_t target, double *step, double *
     *last = ceil(hi / *step - 1e-9) * *step;
 }
 
+double plot_ema_beta(double beta, size_t n) {
+    /* an EMA's window is about 1 / (1 - beta) rows: keep it within 1/20 of the run, or a run
+     * logged every 20 steps for 300 steps (15 rows) would be drawn lagging its whole length */
+    double cap = 1 - 20.0 / (double)(n ? n : 1);
+    return beta < cap ? beta : cap > 0 ? cap : 0;
+}
+
 void plot_ema(const double *x, size_t n, double beta, double *out) {
     double s = 0, w = 0;
     for (size_t i = 0; i < n; i++) {
@@ -263,7 +270,7 @@ static void draw_events(cairo_t *cr, const Scene *s, const PlotRect *r, size_t k
 static void draw_train_panel(cairo_t *cr, const Scene *s) {
     PlotRect r = plot_panel_rect(0);
     char title[96];
-    if (s->opt->smooth > 0) snprintf(title, sizeof title, "train loss (faint: as logged; line: EMA, beta %.2f)", s->opt->smooth);
+    if (s->opt->smooth > 0) snprintf(title, sizeof title, "train loss (faint: as logged; line: EMA, beta <= %.2f, window <= 5%% of rows)", s->opt->smooth);
     else snprintf(title, sizeof title, "train loss (as logged)");
     draw_titles(cr, s, &r, title, "train loss (nats / token)");
     draw_grid(cr, s, &r, &s->y[0]);
@@ -275,7 +282,7 @@ static void draw_train_panel(cairo_t *cr, const Scene *s) {
         const MetricsSeries *tr = &s->runs[k].train;
         double *y = xmalloc(tr->n * sizeof *y), *ema = xmalloc(tr->n * sizeof *ema);
         for (size_t i = 0; i < tr->n; i++) y[i] = tr->p[i].y;
-        plot_ema(y, tr->n, s->opt->smooth, ema);
+        plot_ema(y, tr->n, plot_ema_beta(s->opt->smooth, tr->n), ema);
         draw_series(cr, s, &r, &s->y[0], tr, y, k, 0.3, 1, 0);
         draw_series(cr, s, &r, &s->y[0], tr, ema, k, 1, 2, 0);
         draw_events(cr, s, &r, k);

@@ -48,6 +48,9 @@ void plot_nice_ticks(double lo, double hi, size_t target, double *step, double *
 /* out[i] = bias-corrected exponential moving average of x[0..i]:
  * s_i = beta s_{i-1} + (1 - beta) x_i, divided by 1 - beta^(i+1) (out[0] = x[0]). */
 void plot_ema(const double *x, size_t n, double beta, double *out);
+/* The EMA factor used for a series of n rows: beta, lowered so that the EMA's window
+ * (1 / (1 - beta) rows) stays within n / 20; 0 (no smoothing) below 21 rows. */
+double plot_ema_beta(double beta, size_t n);
 
 /* Draws the runs and writes the picture to path (format from its extension) atomically: a
  * failure leaves what was there. */

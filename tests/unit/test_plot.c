@@ -45,6 +45,9 @@ static void test_ema(void) {
     CHECK(fabs(out[0] - 1) < 1e-15 && fabs(out[2] - 1) < 1e-15, "ema of a constant: %g %g", out[0], out[2]);
     plot_ema(x, 4, 0, out);
     CHECK(out[1] == 1 && out[0] == 0, "beta 0 leaves the rows as they are");
+    CHECK(plot_ema_beta(0.9, 1000) == 0.9 && fabs(plot_ema_beta(0.9, 100) - 0.8) < 1e-12 && plot_ema_beta(0.9, 15) == 0 &&
+              plot_ema_beta(0.9, 0) == 0,
+          "ema factor capped by the run length: %g %g %g", plot_ema_beta(0.9, 1000), plot_ema_beta(0.9, 100), plot_ema_beta(0.9, 15));
     printf("  ema: known answers\n");
 }
 
