@@ -9,10 +9,12 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "autodiff/tape.h"
 #include "data/shard.h"
 #include "kernels/util.h"
+#include "model/block.h"
 #include "model/model.h"
 #include "optim/optimizer.h"
 
@@ -31,6 +33,58 @@ static inline void seed_backward(Tape *tp, Tensor *y) {
     float *g = tensor_grad(tp, y);
     for (size_t j = 0; j < y->numel; j++) g[j] = 1e-3f * (float)((int)(j % 7) - 3);
     for (size_t e = tp->n; e-- > 0;) tp->entries[e].backward(tp, &tp->entries[e]);
+}
+
+/* One block kind alone on a [B, T, C] input: forward + backward timed by best_of(block_bench_run).
+ * block_bench_init reads the kind's keys from cfg_json over the caller's stack config sc. */
+typedef struct BlockBench {
+    const BlockKind *k;
+    void *cfg, *inst;
+    StackConfig sc;
+    ParamStore ps;
+    Tensor *h;
+    Tape tp;
+} BlockBench;
+
+static inline void block_bench_init(BlockBench *b, const char *kind, const char *cfg_json, const StackConfig *sc,
+                                    const char *prefix, size_t B, size_t T, Rng *rng) {
+    Err err = {0};
+    memset(b, 0, sizeof *b);
+    b->k = block_kind_find(kind);
+    b->sc = *sc;
+    b->cfg = xcalloc(1, b->k->cfg_bytes);
+    b->inst = xcalloc(1, b->k->inst_bytes);
+    b->k->defaults(b->cfg);
+    cJSON *c = cJSON_Parse(cfg_json);
+    if (cfg_read(c, "model", b->k->fields, b->k->nfields, b->cfg, &err) || b->k->resolve(b->cfg, &b->sc, 1, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+    cJSON_Delete(c);
+    params_init(&b->ps);
+    b->k->add_params(b->inst, b->cfg, &b->sc, &b->ps, prefix);
+    params_finalize(&b->ps);
+    b->k->init(b->inst, b->cfg, &b->sc, rng);
+    for (size_t i = 0; i < b->ps.n; i++) b->ps.t[i]->requires_grad = 1;
+    b->h = tensor_create(3, (size_t[]){B, T, b->sc.dim}, 1, "h");
+    rng_fill_normal(rng, b->h->data, b->h->numel, 0, 1);
+    tape_init(&b->tp, 0);
+}
+
+static inline double block_bench_run(void *p) {
+    BlockBench *b = p;
+    double t0 = now_seconds();
+    tape_reset(&b->tp);
+    BlockCtx ctx = {NULL, &b->tp, b->h->shape[0], b->h->shape[1], 1, &b->sc, NULL};
+    seed_backward(&b->tp, b->k->forward(b->inst, b->cfg, &ctx, b->h));
+    return now_seconds() - t0;
+}
+
+static inline void block_bench_free(BlockBench *b) {
+    tape_free(&b->tp);
+    tensor_destroy(b->h);
+    params_free(&b->ps);
+    xfree(b->cfg), xfree(b->inst);
 }
 
 typedef struct TrainRate {

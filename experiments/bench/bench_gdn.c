@@ -85,59 +85,19 @@ static void bench_core(int threads, Rng *rng) {
 }
 
 /* ------------------------------------------------------------------ one layer */
-typedef struct LayerB {
-    const BlockKind *k;
-    void *cfg, *inst;
-    StackConfig sc;
-    ParamStore ps;
-    Tensor *h;
-    Tape tp;
-} LayerB;
-
-static double layer_run(void *p) {
-    LayerB *b = p;
-    double t0 = now_seconds();
-    tape_reset(&b->tp);
-    BlockCtx ctx = {NULL, &b->tp, B_, T_, 1, &b->sc, NULL};
-    seed_backward(&b->tp, b->k->forward(b->inst, b->cfg, &ctx, b->h));
-    return now_seconds() - t0;
-}
-
 static void bench_layer(int threads, Rng *rng) {
     const char *kernels[2] = {"chunked", "recurrent"};
     for (int r = 0; r < 2; r++) {
-        Err err = {0};
-        LayerB b = {.k = block_kind_find("gdn")};
-        b.sc.dim = DIM;
-        b.sc.norm_eps = 1e-5;
-        b.cfg = xcalloc(1, b.k->cfg_bytes);
-        b.inst = xcalloc(1, b.k->inst_bytes);
-        b.k->defaults(b.cfg);
+        BlockBench b;
         char js[128];
         snprintf(js, sizeof js, "{\"gdn_kernel\":\"%s\"}", kernels[r]);
-        cJSON *c = cJSON_Parse(js);
-        if (cfg_read(c, "model", b.k->fields, b.k->nfields, b.cfg, &err) || b.k->resolve(b.cfg, &b.sc, 1, &err)) {
-            fprintf(stderr, "bench_gdn: %s\n", err.msg);
-            exit(1);
-        }
-        cJSON_Delete(c);
-        params_init(&b.ps);
-        b.k->add_params(b.inst, b.cfg, &b.sc, &b.ps, "");
-        params_finalize(&b.ps);
-        b.k->init(b.inst, b.cfg, &b.sc, rng);
-        for (size_t i = 0; i < b.ps.n; i++) b.ps.t[i]->requires_grad = 1;
-        b.h = tensor_create(3, (size_t[]){B_, T_, DIM}, 1, "h");
-        rng_fill_normal(rng, b.h->data, b.h->numel, 0, 1);
-        tape_init(&b.tp, 0);
-        double t = best_of(3, layer_run, &b);
+        block_bench_init(&b, "gdn", js, &(StackConfig){.dim = DIM, .norm_eps = 1e-5}, "", B_, T_, rng);
+        double t = best_of(3, block_bench_run, &b);
         printf("{\"bench\":\"gdn_layer\",\"impl\":\"tern\",\"kernel\":\"%s\",\"B\":%d,\"T\":%d,\"d\":%d,\"H\":%d,\"dk\":%d,"
                "\"threads\":%d,\"fwd_bwd_ms\":%.2f}\n",
                kernels[r], B_, T_, DIM, HEADS, HD, threads, t * 1e3);
         fflush(stdout);
-        tape_free(&b.tp);
-        tensor_destroy(b.h);
-        params_free(&b.ps);
-        xfree(b.cfg), xfree(b.inst);
+        block_bench_free(&b);
     }
 }
 

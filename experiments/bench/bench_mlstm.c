@@ -64,60 +64,20 @@ static void bench_cell(int threads, Rng *rng) {
 }
 
 /* ------------------------------------------------------------------ one block */
-typedef struct LayerB {
-    const BlockKind *k;
-    void *cfg, *inst;
-    StackConfig sc;
-    ParamStore ps;
-    Tensor *h;
-    Tape tp;
-} LayerB;
-
-static double layer_run(void *p) {
-    LayerB *b = p;
-    double t0 = now_seconds();
-    tape_reset(&b->tp);
-    BlockCtx ctx = {NULL, &b->tp, b->h->shape[0], b->h->shape[1], 1, &b->sc, NULL};
-    seed_backward(&b->tp, b->k->forward(b->inst, b->cfg, &ctx, b->h));
-    return now_seconds() - t0;
-}
-
 static void bench_layer(int threads, Rng *rng) {
     size_t B = 4, T = 1024, C = 512;
     const char *forms[] = {"chunkwise", "parallel", "recurrent"};
     for (int f = 0; f < 3; f++) {
-        LayerB b = {.k = block_kind_find("mlstm")};
-        Err err = {0};
-        b.cfg = xcalloc(1, b.k->cfg_bytes);
-        b.k->defaults(b.cfg);
+        BlockBench b;
         char js[96];
         snprintf(js, sizeof js, "{\"mlstm_form\":\"%s\"}", forms[f]);
-        cJSON *sec = cJSON_Parse(js);
-        b.sc.dim = C;
-        b.sc.layers = 1;
-        if (cfg_read(sec, "model", b.k->fields, b.k->nfields, b.cfg, &err) || b.k->resolve(b.cfg, &b.sc, 1, &err)) {
-            fprintf(stderr, "bench_mlstm: %s\n", err.msg);
-            exit(1);
-        }
-        cJSON_Delete(sec);
-        params_init(&b.ps);
-        b.inst = xcalloc(1, b.k->inst_bytes);
-        b.k->add_params(b.inst, b.cfg, &b.sc, &b.ps, "blocks.0.");
-        params_finalize(&b.ps);
-        b.k->init(b.inst, b.cfg, &b.sc, rng);
-        for (size_t i = 0; i < b.ps.n; i++) b.ps.t[i]->requires_grad = 1;
-        b.h = tensor_create(3, (size_t[]){B, T, C}, 1, "h");
-        rng_fill_normal(rng, b.h->data, b.h->numel, 0, 1);
-        tape_init(&b.tp, 0);
-        double t = best_of(3, layer_run, &b);
+        block_bench_init(&b, "mlstm", js, &(StackConfig){.dim = C, .layers = 1}, "blocks.0.", B, T, rng);
+        double t = best_of(3, block_bench_run, &b);
         printf("{\"bench\":\"mlstm_layer\",\"impl\":\"tern\",\"form\":\"%s\",\"B\":%zu,\"T\":%zu,\"dim\":%zu,\"params\":%zu,"
                "\"threads\":%d,\"fwd_bwd_ms\":%.2f}\n",
                forms[f], B, T, C, b.ps.total, threads, t * 1e3);
         fflush(stdout);
-        tape_free(&b.tp);
-        tensor_destroy(b.h);
-        params_free(&b.ps);
-        xfree(b.inst), xfree(b.cfg);
+        block_bench_free(&b);
     }
 }
 
