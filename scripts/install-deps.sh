@@ -36,6 +36,30 @@ fetch_gpt2_vocab() {
   return 0
 }
 
+# llama.cpp's prebuilt CPU binaries (npm: node-llama-cpp and @node-llama-cpp/linux-x64, MIT), for
+# the test that loads tern's GGUF exports in llama.cpp (tests/e2e/gguf_llamacpp.py), installed
+# into the folder scripts/llama-cpp-dir names. --ignore-scripts: its postinstall would try to
+# download or build llama.cpp; the prebuilt binaries come in the linux-x64 package. Optional like
+# the GPT-2 vocabulary: without npm or the registry it is skipped with a note.
+fetch_llama_cpp() {
+  local dir ver
+  dir="$(bash "$(dirname "$0")/llama-cpp-dir")"
+  ver="$(bash "$(dirname "$0")/llama-cpp-dir" --version)"
+  [ -f "$dir/node_modules/@node-llama-cpp/linux-x64/package.json" ] &&
+    grep -q "\"version\": \"$ver\"" "$dir/node_modules/node-llama-cpp/package.json" 2>/dev/null && return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install-deps: no npm: llama.cpp (node-llama-cpp) is skipped" >&2
+    return 0
+  fi
+  mkdir -p "$dir"
+  if (cd "$dir" && timeout 300 npm install --prefix . --ignore-scripts --omit=optional --no-audit --no-fund --silent \
+        "node-llama-cpp@$ver" "@node-llama-cpp/linux-x64@$ver" >/dev/null 2>&1); then
+    return 0
+  fi
+  echo "install-deps: could not install node-llama-cpp from the npm registry: the llama.cpp GGUF test will fail" >&2
+  return 0
+}
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -47,6 +71,7 @@ if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   fetch_gpt2_vocab
+  fetch_llama_cpp
   exit 0
 fi
 
@@ -63,3 +88,4 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done" >&2
 fetch_gpt2_vocab
+fetch_llama_cpp

@@ -22,3 +22,7 @@ set_tests_properties(e2e_blas_core PROPERTIES LABELS e2e)
 add_library(fake_corename MODULE e2e/fake_corename.c)
 target_link_libraries(fake_corename PRIVATE ${CMAKE_DL_LIBS})
 set_property(TEST e2e_blas_core APPEND PROPERTY ENVIRONMENT "TERN_FAKE_CORENAME=$<TARGET_FILE:fake_corename>")
+# tern's GGUF export in a real llama.cpp (node-llama-cpp's prebuilt CPU binaries, installed by
+# scripts/install-deps.sh; SKIP only without npm)
+tern_py_test(e2e_gguf_llamacpp e2e/gguf_llamacpp.py)
+set_tests_properties(e2e_gguf_llamacpp PROPERTIES LABELS e2e TIMEOUT 300)

@@ -7,6 +7,8 @@
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+/* tern export --format gguf (train/export_gguf.c) */
+int cmd_export_gguf(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
 int cmd_logits(int argc, char **argv);

@@ -20,6 +20,8 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tern export --ckpt CKPT.h5 -o OUT.tern [options]\n"
+            "       tern export --format gguf --ckpt CKPT.h5 -o OUT.gguf [--quant f32|f16|q8_0|tq2_0|tq1_0]\n"
+            "       (a llama-preset checkpoint for llama.cpp: see tern export --format gguf --help)\n"
             "Quantization comes from the checkpoint's quant/export config; these override it:\n"
             "  --quant KIND         quant.weights: none | int4 | int5 | int6 | int8 | ternary\n"
             "  --group G            quant.group (ternary weights per scale; 0 = per tensor)\n"
@@ -99,6 +101,18 @@ int cmd_export(int argc, char **argv) {
               {"ternary-packing", "export.ternary_packing", 1, NULL}, {"passthrough", "export.passthrough", 1, NULL},
               {"zstd-level", "export.zstd_level", 0, NULL}};
     const size_t nov = sizeof ov / sizeof ov[0];
+    /* --format gguf: a llama.cpp model file instead (train/export_gguf.c) */
+    for (int i = 1; i < argc; i++) {
+        const char *fmt = NULL;
+        if (!strcmp(argv[i], "--format") && i + 1 < argc) fmt = argv[i + 1];
+        else if (!strncmp(argv[i], "--format=", 9)) fmt = argv[i] + 9;
+        if (!fmt) continue;
+        if (!strcmp(fmt, "gguf")) return cmd_export_gguf(argc, argv);
+        if (strcmp(fmt, "tern")) {
+            fprintf(stderr, "tern export: --format %s: the formats are tern (the default) and gguf\n", fmt);
+            return 2;
+        }
+    }
     for (int i = 1; i < argc; i++) {
         const char *v;
         int matched = 0;
@@ -112,6 +126,7 @@ int cmd_export(int argc, char **argv) {
                 matched = 1;
             }
         if (matched) continue;
+        if ((v = cli_value(argc, argv, &i, "format"))) continue; /* tern */
         if ((v = cli_value(argc, argv, &i, "ckpt"))) ckpt = v;
         else if (!strcmp(argv[i], "-o") && i + 1 < argc) outp = argv[++i];
         else if ((v = cli_value(argc, argv, &i, "out"))) outp = v;

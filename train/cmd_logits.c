@@ -12,6 +12,7 @@
 #include "data/shard.h"
 #include "data/teacher.h"
 #include "kernels/gemm.h"
+#include "model/qat.h"
 #include "train/cli.h"
 #include "train/model_io.h"
 #include "train/progress.h"
@@ -25,14 +26,16 @@ static void usage(FILE *f) {
             "  --seq-len T       teacher context window (default: the checkpoint's data.seq_len)\n"
             "  --max-tokens N    stop after N positions\n"
             "  --batch B         windows per forward (default 4)\n"
-            "  --threads N       OpenMP/BLAS threads\n");
+            "  --threads N       OpenMP/BLAS threads\n"
+            "  --quantized       the logits of the model as exported: quantized tensors fake-quantized per the\n"
+            "                    checkpoint's quant plan, fp16 tensors rounded (as tern eval --quantized)\n");
 }
 
 int cmd_logits(int argc, char **argv) {
     const char *ckpt = NULL, *data = NULL, *out = NULL, *dtype = "f16";
     size_t k = 32, T = 0, max_tokens = 0, B = 4;
     double temp = 1.0;
-    int threads = 0;
+    int threads = 0, quantized = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (cli_is_flag(argv[i], "help")) {
@@ -49,6 +52,7 @@ int cmd_logits(int argc, char **argv) {
         else if ((v = cli_value(argc, argv, &i, "max-tokens"))) max_tokens = strtoull(v, NULL, 10);
         else if ((v = cli_value(argc, argv, &i, "batch"))) B = strtoull(v, NULL, 10);
         else if ((v = cli_value(argc, argv, &i, "threads"))) threads = atoi(v);
+        else if (cli_is_flag(argv[i], "quantized")) quantized = 1;
         else {
             fprintf(stderr, "tern logits: unknown option %s (see --help)\n", argv[i]);
             return 2;
@@ -72,6 +76,13 @@ int cmd_logits(int argc, char **argv) {
     int32_t *x = NULL, *idx = NULL;
     float *val = NULL, *lse = NULL;
     if (model_load_checkpoint(ckpt, 0, &m, &cfg, &err)) goto out;
+    if (quantized) {
+        if (quant_plan_attach(m, cJSON_GetObjectItemCaseSensitive(cfg, "quant"), cJSON_GetObjectItemCaseSensitive(cfg, "export"),
+                              NULL, NULL, &err))
+            goto out;
+        m->qat_active = 1;
+        quant_plan_round_passthrough(m);
+    }
     if (k > m->vocab) {
         err_set(&err, "--k %zu exceeds the teacher's vocabulary %zu", k, m->vocab);
         goto out;
