@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "data/protobuf.h"
+#include "kernels/ggml_blocks.h"
 #include "kernels/quant.h"
 
 typedef struct Cur {
@@ -193,8 +194,9 @@ int gguf_open(Gguf *g, const char *path, Err *err) {
     base = (base + alignment - 1) / alignment * alignment;
     for (size_t i = 0; i < g->ntensors; i++) {
         GgufTensor *t = &g->tensors[i];
-        uint64_t esz = t->type == GGML_F32 ? 4 : t->type == GGML_F16 ? 2 : 0;
-        uint64_t bytes = t->numel * esz;
+        /* F32, F16 and the block types tern writes (kernels/ggml_blocks.h); others stay unread */
+        uint64_t be = ggml_block_elems((int)t->type), esz = be && t->dims[0] % be == 0 ? ggml_block_bytes((int)t->type) : 0;
+        uint64_t bytes = esz ? t->numel / be * esz : 0;
         if (esz && (base + offs[i] < base || base + offs[i] > g->size || bytes > g->size - (base + offs[i]))) {
             char name[128];
             snprintf(name, sizeof name, "%s", t->name);
@@ -295,8 +297,16 @@ int gguf_tensor_f32(const Gguf *g, const GgufTensor *t, float *out, size_t numel
             memcpy(&h, t->data + 2 * i, 2);
             out[i] = f16_to_f32(h);
         }
+    } else if (t->data && (t->type == GGML_TYPE_Q8_0 || t->type == GGML_TYPE_TQ2_0 || t->type == GGML_TYPE_TQ1_0)) {
+        size_t n0 = (size_t)t->dims[0], rb = ggml_row_bytes((int)t->type, n0);
+        for (size_t r = 0; r < numel / n0; r++) {
+            if (t->type == GGML_TYPE_Q8_0) ggml_dequantize_q8_0(out + r * n0, t->data + r * rb, n0);
+            else if (t->type == GGML_TYPE_TQ2_0) ggml_dequantize_tq2_0(out + r * n0, t->data + r * rb, n0);
+            else ggml_dequantize_tq1_0(out + r * n0, t->data + r * rb, n0);
+        }
     } else {
-        return err_set(err, "%s: tensor %s has ggml type %u; only F32 and F16 can be imported", g->path, t->name, t->type);
+        return err_set(err, "%s: tensor %s has ggml type %u; only F32, F16, Q8_0, TQ1_0 and TQ2_0 can be imported", g->path,
+                       t->name, t->type);
     }
     return 0;
 }
@@ -354,7 +364,10 @@ int gguf_sentencepiece_model(const Gguf *g, uint8_t **out, size_t *len, Err *err
         pb_writer_free(&t);
         PbWriter nz = {0}; /* NormalizerSpec */
         pb_put_bytes(&nz, 1, "identity", 8);
-        pb_put_varint(&nz, 3, 1);          /* add_dummy_prefix */
+        double prefix = 1; /* llama.cpp's default; tern's exports say (tokenizer.ggml.add_space_prefix) */
+        const GgufKv *sp = gguf_find(g, "tokenizer.ggml.add_space_prefix");
+        if (sp && sp->type == GGUF_BOOL) num_at(GGUF_BOOL, sp->data, &prefix);
+        pb_put_varint(&nz, 3, prefix != 0); /* add_dummy_prefix */
         pb_put_varint(&nz, 4, 0);          /* remove_extra_whitespaces */
         pb_put_varint(&nz, 5, 1);          /* escape_whitespaces */
         pb_put_bytes(&w, 3, nz.buf, nz.n);

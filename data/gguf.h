@@ -65,12 +65,13 @@ int gguf_array_strings(const Gguf *g, const GgufKv *kv, const char **s, size_t *
 int gguf_array_num(const Gguf *g, const GgufKv *kv, uint64_t i, double *out, Err *err);
 
 const GgufTensor *gguf_tensor(const Gguf *g, const char *name);
-/* Copies a tensor (F32 or F16) into out as float32; numel must match. */
+/* Copies a tensor (F32, F16; Q8_0, TQ1_0, TQ2_0 dequantized) into out as float32; numel must match. */
 int gguf_tensor_f32(const Gguf *g, const GgufTensor *t, float *out, size_t numel, Err *err);
 
 /* The tokenizer a llama-family GGUF carries (tokenizer.ggml.model "llama": tokens, scores,
  * token types, bos / eos / unknown / padding ids) as a serialized SentencePiece ModelProto (BPE,
- * byte fallback, identity normalization, a dummy "\u2581" prefix, whitespace kept as is — how
+ * byte fallback, identity normalization, a dummy "\u2581" prefix unless tokenizer.ggml.add_space_prefix
+ * is false, whitespace kept as is — how
  * llama.cpp tokenizes such models), so the SentencePiece encoder and the official tools can use
  * it. *out is malloc'd. */
 int gguf_sentencepiece_model(const Gguf *g, uint8_t **out, size_t *len, Err *err);

@@ -8,13 +8,14 @@
 #include <string.h>
 
 #include "data/gguf.h"
+#include "kernels/ggml_blocks.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/cli.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: tern import MODEL.gguf -o DIR [--json]\n"
-               "  Converts a llama-architecture GGUF (F32 or F16 tensors; e.g. karpathy's tinyllamas) into\n"
+               "  Converts a llama-architecture GGUF (F32, F16, Q8_0, TQ1_0 or TQ2_0 tensors; e.g. karpathy's tinyllamas) into\n"
                "  DIR/model.h5 (a tern checkpoint, arch \"llama\") and DIR/tokenizer.model (its SentencePiece\n"
                "  tokenizer). Then: tern eval / tern logits --ckpt DIR/model.h5, tern prepare --tokenizer\n"
                "  DIR/tokenizer.model, train.init_from=DIR/model.h5.\n");
@@ -137,7 +138,7 @@ static int do_import(const char *in, const char *dir, int json, Err *err) {
     }
     uint64_t vocab = emb->dims[1];
     int tied = !outw || (outw->type == emb->type && outw->numel == emb->numel && outw->data && emb->data &&
-                         memcmp(outw->data, emb->data, emb->numel * (emb->type == GGML_F32 ? 4 : 2)) == 0);
+                         memcmp(outw->data, emb->data, ggml_row_bytes((int)emb->type, (size_t)emb->dims[0]) * (size_t)emb->dims[1]) == 0);
     if (check_block_tensors(&g, dim, layers, hidden, heads, kv_heads, err)) goto fail;
     cJSON *ms = cJSON_CreateObject();
     cJSON_AddStringToObject(ms, "arch", "llama");
