@@ -53,7 +53,7 @@ V_OF = {}
 def llama_cpp(model, n_vocab, texts=(), sequences=(), greedy=None):
     req = {"model": model, "n_vocab": n_vocab, "texts": list(texts), "sequences": [list(map(int, s)) for s in sequences]}
     if greedy:
-        req["greedy"] = {"prompt": list(map(int, greedy[0])), "n": greedy[1]}
+        req["greedy"] = {"text": greedy[0], "n": greedy[1]}
     path = os.path.join(d, "req.json")
     with open(path, "w") as f:
         json.dump(req, f)
@@ -130,19 +130,17 @@ with open(TEXT, encoding="utf-8") as f:
     lines = [ln for ln in f.read(6000).split("\n") if ln.strip()][:60]
 p = subprocess.run([T, "tokenizer", "encode", tok, "--json"], input="\n".join(lines) + "\n", capture_output=True, text=True)
 tern_ids = json.loads(p.stdout)["ids"] if p.returncode == 0 else None
-o = llama_cpp(g32, 512, texts=lines)
+prompt = "Once upon a time"
+r = must_run([T, "generate", "--ckpt", ck, "--prompt", prompt, "-n", "32", "--temp", "0", "--ids"], "tern generate")
+gen = [int(x) for x in r.stdout.strip().splitlines()[-1].split()]
+o = llama_cpp(g32, 512, texts=lines, greedy=(prompt, 32))
 if check("err" not in o, f"llama.cpp loads the f32 export {o.get('err', '')}"):
     same = tern_ids is not None and o["tokens"] == tern_ids
     check(same, f"llama.cpp's tokenizer gives tern's ids on {len(lines)} lines of tinyshakespeare "
           f"({sum(map(len, tern_ids or []))} tokens); bos {o['bos']}, eos {o['eos']}")
     check(o["bos"] == 1 and o["eos"] == 2, "bos / eos ids 1 / 2 carried over")
-
-prompt = "Once upon a time"
-r = must_run([T, "generate", "--ckpt", ck, "--prompt", prompt, "-n", "32", "--temp", "0", "--ids"], "tern generate")
-gen = [int(x) for x in r.stdout.strip().splitlines()[-1].split()]
-pids = [1] + llama_cpp(g32, 512, texts=[prompt])["tokens"][0]
-o = llama_cpp(g32, 512, greedy=(pids, 32))
-check(len(gen) == 32 and o.get("greedy") == gen, f"greedy continuation of {prompt!r}: llama.cpp's 32 tokens equal tern generate --temp 0's")
+    check(len(gen) == 32 and o["greedy"] == gen,
+          f"greedy continuation of {prompt!r} ({o['greedy_prompt']}): llama.cpp's 32 tokens equal tern generate --temp 0's")
 
 flat = [i for ln in tern_ids for i in ln]
 story = [[1] + flat[:127]]                                  # one 128-token sequence

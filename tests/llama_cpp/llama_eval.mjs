@@ -4,10 +4,11 @@
 //
 //   node llama_eval.mjs NLC_DIR REQUEST.json
 // NLC_DIR: the folder node-llama-cpp was installed into (node_modules/ inside it).
-// REQUEST: {"model": path, "n_vocab": V, "texts": [str], "sequences": [[id]], "greedy": {"prompt": [id], "n": N}}
+// REQUEST: {"model": path, "n_vocab": V, "texts": [str], "sequences": [[id]], "greedy": {"prompt": [id] | "text": str, "n": N}}
 // Reply:   {"n_vocab", "bos", "eos", "tokens": [[id] per text, no BOS added],
 //           "logits": [[[float] per position] per sequence]  (raw logits after each token),
-//           "greedy": [id]  (argmax continuation of the prompt, one token at a time)}
+//           "greedy": [id]  (argmax continuation of the prompt, one token at a time),
+//           "greedy_prompt": [id]}
 // The KV cache is kept in float32 (llama.cpp's default is f16) and flash attention off, so
 // that an f32 model file is computed in f32 throughout.
 import fs from "node:fs";
@@ -22,7 +23,7 @@ const { getLlama, LlamaLogLevel } = await import(pathToFileURL(entry).href);
 const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error, progressLogs: false, skipDownload: true });
 const model = await llama.loadModel({ modelPath: req.model, gpuLayers: 0 });
 const nVocab = req.n_vocab; // the caller knows it (the model's token_embd rows)
-const ctxSize = Math.max(64, ...(req.sequences || []).map(s => s.length + 8), req.greedy ? req.greedy.prompt.length + req.greedy.n + 8 : 0);
+const ctxSize = Math.max(64, ...(req.sequences || []).map(s => s.length + 8), req.greedy ? (req.greedy.prompt || req.greedy.text).length + req.greedy.n + 8 : 0);
 const ctx = await model.createContext({
   contextSize: ctxSize, batchSize: ctxSize, threads: 2, flashAttention: false,
   experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32",
@@ -44,7 +45,9 @@ for (const s of req.sequences || []) {
 }
 if (req.greedy) {
   await seq.clearHistory();
-  const p = req.greedy.prompt;
+  // the prompt as ids, or as text tokenized by llama.cpp after its BOS
+  const p = req.greedy.text !== undefined ? [model.tokens.bos, ...model.tokenize(req.greedy.text, false)] : req.greedy.prompt;
+  out.greedy_prompt = Array.from(p);
   let res = await seq.controlledEvaluate(p.map((t, i) => (i === p.length - 1 ? [t, { generateNext: { logits: true } }] : t)));
   let z = row(res[p.length - 1].next.logits);
   for (let k = 0; k < req.greedy.n; k++) {
