@@ -81,6 +81,9 @@ static int read_dims(const Model *m, LlamaDims *d, Err *err) {
 
 /* ---- the tokenizer: a SentencePiece BPE model, as llama.cpp's "llama" vocabulary */
 static int put_tokenizer(GgufWriter *w, const char *path, size_t vocab, Err *err) {
+    if (!strcmp(path, "byte"))
+        return err_set(err, "the byte tokenizer cannot be embedded: llama.cpp's \"llama\" vocabulary is a SentencePiece model "
+                            "(--tokenizer names one)");
     FILE *f = fopen(path, "rb");
     if (!f) return err_set(err, "%s: cannot open the tokenizer (--tokenizer names another)", path);
     GgufBuf b = {0};
@@ -379,6 +382,19 @@ int cmd_export_gguf(int argc, char **argv) {
         if (quant_plan_attach(m, cJSON_GetObjectItemCaseSensitive(cfg, "quant"), cJSON_GetObjectItemCaseSensitive(cfg, "export"), NULL,
                               NULL, &err))
             goto out;
+        const ParamPlan *first = NULL;
+        int any = 0;
+        for (size_t i = 0; i < m->qplan->n; i++) {
+            const ParamPlan *pp = &m->qplan->p[i];
+            if (pp->store == STORE_QUANT && !first) first = pp;
+            any |= pp->store == STORE_QUANT && pp->spec.kind == QUANT_TERNARY;
+        }
+        if (!any) {
+            char buf[48];
+            err_set(&err, "%s: --quant %s needs a checkpoint trained with ternary QAT (quant.weights = ternary); its quant plan "
+                          "stores %s", a.ckpt, kQuantNames[a.quant], first ? store_name(first, buf, sizeof buf) : "no tensor quantized");
+            goto out;
+        }
     }
     if (!a.tokenizer) {
         const cJSON *tp = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cfg, "data"), "tokenizer");
@@ -392,11 +408,6 @@ int cmd_export_gguf(int argc, char **argv) {
     put_hparams(&w, &d, cJSON_IsString(nm) ? nm->valuestring : "tern");
     if (put_tokenizer(&w, a.tokenizer, d.vocab, &err)) goto out;
     if (add_tensors(&w, m, &d, a.quant, &st, &err)) goto out;
-    if ((a.quant == GQ_TQ2_0 || a.quant == GQ_TQ1_0) && !st.nternary) {
-        err_set(&err, "%s: --quant %s needs a checkpoint trained with ternary QAT (its quant plan quantizes no tensor as ternary)",
-                a.ckpt, kQuantNames[a.quant]);
-        goto out;
-    }
     uint8_t *bytes = NULL;
     size_t n = 0;
     gguf_writer_bytes(&w, &bytes, &n);
