@@ -151,6 +151,38 @@ static size_t rope_src_row(size_t r, size_t D, float *sign) {
     return h * D + ((j & 1) ? j / 2 + D / 2 : j / 2);
 }
 
+/* A ternary matrix as TQ2_0 / TQ1_0 rows at out: the plan's own trits and scales (computed on
+ * tern's row order, as its evaluation does), moved with their rows (and negated with them) into
+ * GGUF order, one scale per 256-block. Refuses groups that straddle the blocks. */
+static int pack_ternary(uint8_t *out, const char *name, const Tensor *t, size_t rope, int type, const QuantSpec *s,
+                        int *ternary_inexact, Err *err) {
+    size_t rows = t->shape[0], cols = t->shape[1], G = s->group;
+    if (cols % GGML_QK_K || (G && (G % GGML_QK_K || cols % G)))
+        return err_set(err, "%s: %zu x %zu with ternary groups of %zu: %s needs rows that are a multiple of 256 and one scale "
+                            "per 256-block (quant.group 0, 256 or a multiple of 256 dividing the row)",
+                       name, rows, cols, G, type == GGML_TYPE_TQ2_0 ? "tq2_0" : "tq1_0");
+    int8_t *codes = xmalloc(t->numel);
+    float *scales = xmalloc(quant_num_scales(s, rows, cols) * sizeof(float));
+    quantize_weights(codes, scales, t->data, rows, cols, s);
+    size_t nb = cols / GGML_QK_K;
+    int8_t *crow = xmalloc(cols);
+    float *bs = xmalloc(nb * sizeof(float));
+    for (size_t r = 0; r < rows; r++) {
+        float sign = 1.0f;
+        size_t src = rope ? rope_src_row(r, rope, &sign) : r;
+        for (size_t c = 0; c < cols; c++) crow[c] = (int8_t)(sign < 0 ? -codes[src * cols + c] : codes[src * cols + c]);
+        for (size_t b = 0; b < nb; b++) {
+            bs[b] = G ? scales[src * (cols / G) + b * GGML_QK_K / G] : scales[0];
+            if (f16_to_f32(f32_to_f16(bs[b])) != bs[b]) *ternary_inexact = 1;
+        }
+        uint8_t *dst = out + r * ggml_row_bytes(type, cols);
+        if (type == GGML_TYPE_TQ2_0) ggml_pack_tq2_0(dst, crow, bs, cols);
+        else ggml_pack_tq1_0(dst, crow, bs, cols);
+    }
+    xfree(codes), xfree(scales), xfree(crow), xfree(bs);
+    return 0;
+}
+
 /* One tensor in the chosen type. w: tern's values [rows, cols]; rope: D for Wq / Wk, else 0;
  * pp: its plan (tq types only). Returns the GGUF type written, or -1 with err set. */
 static int add_tensor(GgufWriter *w, const char *name, const Tensor *t, size_t rope, GgufQuant q, const ParamPlan *pp,
@@ -184,36 +216,9 @@ static int add_tensor(GgufWriter *w, const char *name, const Tensor *t, size_t r
         }
     } else if (type == GGML_TYPE_Q8_0) {
         for (size_t r = 0; r < rows; r++) ggml_quantize_q8_0(out + r * ggml_row_bytes(type, cols), x + r * cols, cols);
-    } else { /* ternary: the plan's own trits and scales, one scale per 256-block */
-        const QuantSpec *s = &pp->spec;
-        size_t G = s->group;
-        if (cols % GGML_QK_K || (G && (G % GGML_QK_K || cols % G))) {
-            xfree(x), xfree(out);
-            return err_set(err, "%s: %zu x %zu with ternary groups of %zu: %s needs rows that are a multiple of 256 and one scale "
-                                "per 256-block (quant.group 0, 256 or a multiple of 256 dividing the row)",
-                           name, rows, cols, G, kQuantNames[q]);
-        }
-        /* tern's trits and scales, computed on tern's own row order (as its evaluation does),
-         * then moved with their rows (and negated with them) into GGUF order */
-        int8_t *codes = xmalloc(t->numel);
-        float *scales = xmalloc(quant_num_scales(s, rows, cols) * sizeof(float));
-        quantize_weights(codes, scales, t->data, rows, cols, s);
-        size_t nb = cols / GGML_QK_K;
-        int8_t *crow = xmalloc(cols);
-        float *bs = xmalloc(nb * sizeof(float));
-        for (size_t r = 0; r < rows; r++) {
-            float sign = 1.0f;
-            size_t src = rope ? rope_src_row(r, rope, &sign) : r;
-            for (size_t c = 0; c < cols; c++) crow[c] = (int8_t)(sign < 0 ? -codes[src * cols + c] : codes[src * cols + c]);
-            for (size_t b = 0; b < nb; b++) {
-                bs[b] = G ? scales[src * (cols / G) + b * GGML_QK_K / G] : scales[0];
-                if (f16_to_f32(f32_to_f16(bs[b])) != bs[b]) *ternary_inexact = 1;
-            }
-            uint8_t *dst = out + r * ggml_row_bytes(type, cols);
-            if (type == GGML_TYPE_TQ2_0) ggml_pack_tq2_0(dst, crow, bs, cols);
-            else ggml_pack_tq1_0(dst, crow, bs, cols);
-        }
-        xfree(codes), xfree(scales), xfree(crow), xfree(bs);
+    } else if (pack_ternary(out, name, t, rope, type, &pp->spec, ternary_inexact, err)) {
+        xfree(x), xfree(out);
+        return -1;
     }
     xfree(x);
     gguf_add_tensor(w, name, t->ndim == 2 ? 2 : 1, dims, (uint32_t)type, out, bytes);
