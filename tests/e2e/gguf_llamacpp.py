@@ -23,7 +23,7 @@ import tempfile
 import h5py
 import numpy as np
 
-from e2e_common import Checks, must_run, synthetic_language, tern, write_shard
+from e2e_common import Checks, must_run, synthetic_language, write_shard
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -50,17 +50,25 @@ T = os.path.join(os.environ.get("TERN_BIN", "build/bin"), "tern")
 V_OF = {}
 
 
-def llama_cpp(model, n_vocab, texts=(), sequences=(), greedy=None):
+JOBS = []  # (llama.cpp request, what to check in its reply): all run by one node process at the end
+
+
+def ask(handler, model, n_vocab, texts=(), sequences=(), greedy=None):
     req = {"model": model, "n_vocab": n_vocab, "texts": list(texts), "sequences": [list(map(int, s)) for s in sequences]}
     if greedy:
         req["greedy"] = {"text": greedy[0], "n": greedy[1]}
+    JOBS.append((req, handler))
+
+
+def run_jobs():
+    """One node process for every queued request (loading llama.cpp once), then the checks."""
     path = os.path.join(d, "req.json")
     with open(path, "w") as f:
-        json.dump(req, f)
-    r = subprocess.run(["node", EVAL_JS, NLC, path], capture_output=True, text=True, timeout=300)
-    if r.returncode != 0:
-        return {"err": r.stderr[-1500:]}
-    return json.loads(r.stdout)
+        json.dump([j[0] for j in JOBS], f)
+    r = subprocess.run(["node", EVAL_JS, NLC, path], capture_output=True, text=True, timeout=600)
+    replies = json.loads(r.stdout) if r.returncode == 0 else [{"err": r.stderr[-1500:]}] * len(JOBS)
+    for (_, handler), o in zip(JOBS, replies):
+        handler(o)
 
 
 def tern_logprobs(ck, seqs, quantized=False):
@@ -84,24 +92,26 @@ def log_softmax(z):
     return z - m - np.log(np.exp(z - m).sum(-1, keepdims=True))
 
 
-def compare(name, ck, gguf, seqs, tol, quantized=False):
-    """llama.cpp's per-token log-probabilities of the sequences against tern's: tol = (mean, max)
-    bounds on |difference| over the predicted tokens; returns the differences."""
+def compare(name, ck, gguf, seqs, tol, quantized=False, then=None):
+    """Queues llama.cpp's per-token log-probabilities of the sequences, checked against tern's:
+    tol = (mean, max) bounds on |difference| over the predicted tokens; then(diff) runs after."""
     ref = tern_logprobs(ck, seqs, quantized)
-    o = llama_cpp(gguf, V_OF[ck], sequences=seqs)
-    if not check("err" not in o, f"{name}: llama.cpp loads and evaluates it {o.get('err', '')}"):
-        return None
-    got = log_softmax(np.array(o["logits"]))
     L = len(seqs[0])
     nxt = np.array([s[1:] for s in seqs])
     pick = lambda a: np.take_along_axis(a[:, : L - 1], nxt[:, :, None], axis=2)[:, :, 0]  # noqa: E731
-    diff = np.abs(pick(got) - pick(ref)).ravel()
-    full = np.abs(got[:, : L - 1] - ref[:, : L - 1]).max()
-    check(diff.mean() <= tol[0] and diff.max() <= tol[1],
-          f"{name}: per-token log-probs of {diff.size} tokens: |diff| mean {diff.mean():.2e} <= {tol[0]:g}, "
-          f"median {np.median(diff):.2e}, max {diff.max():.2e} <= {tol[1]:g} (whole rows: max {full:.2e})")
-    return diff
 
+    def handler(o):
+        if not check("err" not in o, f"{name}: llama.cpp loads and evaluates it {o.get('err', '')}"):
+            return
+        got = log_softmax(np.array(o["logits"]))
+        diff = np.abs(pick(got) - pick(ref)).ravel()
+        full = np.abs(got[:, : L - 1] - ref[:, : L - 1]).max()
+        check(diff.mean() <= tol[0] and diff.max() <= tol[1],
+              f"{name}: per-token log-probs of {diff.size} tokens: |diff| mean {diff.mean():.2e} <= {tol[0]:g}, "
+              f"median {np.median(diff):.2e}, max {diff.max():.2e} <= {tol[1]:g} (whole rows: max {full:.2e})")
+        if then:
+            then(diff)
+    ask(handler, gguf, V_OF[ck], sequences=seqs)
 
 
 # ---- 1. the teacher: import, export f32, round trip
@@ -110,8 +120,8 @@ imp = os.path.join(d, "imp")
 must_run([T, "import", TEACHER, "-o", imp], "tern import")
 ck, tok = os.path.join(imp, "model.h5"), os.path.join(imp, "tokenizer.model")
 V_OF[ck] = 512
-o = llama_cpp(TEACHER, 512)
-check("err" in o and "version 1" in o["err"], "llama.cpp refuses the original file (GGUF v1), hence the round trip through tern's logits")
+ask(lambda o: check("err" in o and "version 1" in o["err"],
+                    "llama.cpp refuses the original file (GGUF v1), hence the round trip through tern's logits"), TEACHER, 512)
 g32 = os.path.join(d, "s260_f32.gguf")
 must_run([T, "export", "--format", "gguf", "--ckpt", ck, "-o", g32], "tern export --format gguf")
 with open(g32, "rb") as f:
@@ -133,14 +143,20 @@ tern_ids = json.loads(p.stdout)["ids"] if p.returncode == 0 else None
 prompt = "Once upon a time"
 r = must_run([T, "generate", "--ckpt", ck, "--prompt", prompt, "-n", "32", "--temp", "0", "--ids"], "tern generate")
 gen = [int(x) for x in r.stdout.strip().splitlines()[-1].split()]
-o = llama_cpp(g32, 512, texts=lines, greedy=(prompt, 32))
-if check("err" not in o, f"llama.cpp loads the f32 export {o.get('err', '')}"):
+
+
+def check_f32(o):
+    if not check("err" not in o, f"llama.cpp loads the f32 export {o.get('err', '')}"):
+        return
     same = tern_ids is not None and o["tokens"] == tern_ids
     check(same, f"llama.cpp's tokenizer gives tern's ids on {len(lines)} lines of tinyshakespeare "
           f"({sum(map(len, tern_ids or []))} tokens); bos {o['bos']}, eos {o['eos']}")
     check(o["bos"] == 1 and o["eos"] == 2, "bos / eos ids 1 / 2 carried over")
     check(len(gen) == 32 and o["greedy"] == gen,
           f"greedy continuation of {prompt!r} ({o['greedy_prompt']}): llama.cpp's 32 tokens equal tern generate --temp 0's")
+
+
+ask(check_f32, g32, 512, texts=lines, greedy=(prompt, 32))
 
 flat = [i for ln in tern_ids for i in ln]
 story = [[1] + flat[:127]]                                  # one 128-token sequence
@@ -183,9 +199,11 @@ for q in ("tq2_0", "tq1_0"):
     # the same trits and scales on both sides, int8 activations per 256-block on both (llama.cpp's q8_K):
     # float summation order aside, equal, except after an activation that the two round to
     # different int8 codes (docs/GGUF.md): short windows keep one such event from reaching far
-    diff = compare(f"{q} vs tern --quantized", sck, gq, windows, (2e-3, 2e-2), quantized=True)
-    if diff is not None:
-        check(np.mean(diff <= 1e-4) >= 0.5, f"{q}: {np.mean(diff <= 1e-4):.0%} of the tokens agree within 1e-4 (>= 50%)")
+    compare(f"{q} vs tern --quantized", sck, gq, windows, (2e-3, 2e-2), quantized=True,
+            then=lambda diff, q=q: check(np.mean(diff <= 1e-4) >= 0.5,
+                                         f"{q}: {np.mean(diff <= 1e-4):.0%} of the tokens agree within 1e-4 (>= 50%)"))
 
+print(f"llama.cpp: {len(JOBS)} requests in one process")
+run_jobs()
 shutil.rmtree(d, ignore_errors=True)
 check.finish("gguf_llamacpp")
