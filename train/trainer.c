@@ -211,7 +211,6 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
 
     ema_init(&rc->ema, &t->model->ps);
     tape_init(&t->tape, 0);
-    tape_init(&t->eval_tape, 0);
     /* MeZO scores every micro-batch of a step twice per perturbation: it keeps them all */
     size_t ntok = t->use_mezo ? per_micro * t->accum : per_micro;
     t->x = xmalloc(ntok * sizeof(int32_t));
@@ -279,7 +278,6 @@ void trainer_free(Trainer *t) {
     xfree(t->x);
     xfree(t->y);
     tape_free(&t->tape);
-    tape_free(&t->eval_tape);
     ema_free(&t->rc->ema);
     if (t->have_bc) bpb_free(&t->bc);
     tokenizer_free(t->tok);
@@ -308,7 +306,9 @@ static int validate(Trainer *t) {
     if (e->enabled && e->started) ema_swap(e, &t->model->ps);
     EvalResult r;
     size_t B = eval_batch(t->T);
-    eval_standard(t->model, &t->eval_tape, &t->val, t->T, B, t->have_bc ? &t->bc : NULL, t->rc->train.val_tokens, &t->dist, &r);
+    /* between steps the training tape is free: one arena, so validation adds no second set of
+     * activation pages to the run's peak */
+    eval_standard(t->model, &t->tape, &t->val, t->T, B, t->have_bc ? &t->bc : NULL, t->rc->train.val_tokens, &t->dist, &r);
     if (e->enabled && e->started) ema_swap(e, &t->model->ps);
     t->last_val_loss = r.val_loss;
     t->last_val_bpb = r.val_bpb;
