@@ -162,7 +162,8 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     cJSON_AddItemToObject(optim, "groups", cJSON_DetachItemFromObject(resolved_opt, "groups"));
     cJSON_AddItemToObject(optim, "rules", cJSON_DetachItemFromObject(resolved_opt, "rules"));
     cJSON_Delete(resolved_opt);
-    memplan_add_optimizer(&t->mem, t->opt.work_floats * sizeof(float));
+    /* Muon's scratch is written by optimizer steps only, which a MeZO run never takes */
+    if (!rc->mezo.enabled) memplan_add_optimizer(&t->mem, t->opt.work_floats * sizeof(float));
 
     if (rc->mezo.enabled) {
         if (mezo_init(&t->mezo, &rc->mezo, &t->model->ps, err)) return -1;
