@@ -18,7 +18,7 @@ void params_free(ParamStore *ps) {
     }
     xfree(ps->t);
     xfree(ps->values);
-    xfree(ps->grads);
+    xfree_lazy(ps->grads, ps->total ? ps->total : 1, sizeof(float));
     memset(ps, 0, sizeof *ps);
 }
 
@@ -56,14 +56,15 @@ int params_finalize_checked(ParamStore *ps, Err *err) {
     /* each tensor starts on a 16-float (64-byte) boundary so SIMD loops stay aligned */
     for (size_t i = 0; i < ps->n; i++) total += (ps->t[i]->numel + 15) & ~(size_t)15;
     ps->total = total;
-    /* values and grads are both zeroed, hence resident: a model the machine cannot hold is
-     * refused here, before the allocator or the OOM killer meets it mid-way (the shapes come
-     * from a config or a file) */
+    /* a model the machine cannot hold with its gradients is refused here, before the allocator
+     * or the OOM killer meets it mid-way (the shapes come from a config or a file). The values
+     * are zeroed, hence resident; the gradients are mapped lazily and cost nothing until a
+     * backward writes them, so forward-only work (evaluation, MeZO, generation) never pays them. */
     char what[96];
     snprintf(what, sizeof what, "the model's %zu parameters (values + gradients)", total);
     if (mem_check(2 * total * sizeof(float), what, err)) return -1;
     ps->values = xcalloc(total ? total : 1, sizeof(float));
-    ps->grads = xcalloc(total ? total : 1, sizeof(float));
+    ps->grads = xcalloc_lazy(total ? total : 1, sizeof(float));
     size_t off = 0;
     for (size_t i = 0; i < ps->n; i++) {
         ps->t[i]->data = ps->values + off;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -96,6 +97,24 @@ char *xstrdup_at(const char *s, const char *where) {
 }
 
 void xfree(void *p) { free(p); }
+
+/* below this, a mapping's page rounding costs more than the laziness saves */
+#define LAZY_MIN_BYTES ((size_t)1 << 20)
+
+void *xcalloc_lazy_at(size_t n, size_t size, const char *where) {
+    if (size && n > SIZE_MAX / size) oom((double)SIZE_MAX, where);
+    size_t bytes = n * size;
+    if (bytes < LAZY_MIN_BYTES) return xcalloc_at(n, size, where);
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) oom((double)bytes, where);
+    return p;
+}
+
+void xfree_lazy(void *p, size_t n, size_t size) {
+    if (!p) return;
+    if (n * size < LAZY_MIN_BYTES) xfree(p);
+    else munmap(p, n * size);
+}
 
 double now_seconds(void) {
     struct timespec ts;

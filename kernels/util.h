@@ -37,6 +37,13 @@ void *xcalloc_at(size_t n, size_t size, const char *where);
 void *xrealloc_at(void *p, size_t bytes, const char *where);
 char *xstrdup_at(const char *s, const char *where);
 void xfree(void *p);
+/* Zeroed memory whose pages become resident only when first written: large sizes are anonymous
+ * mappings, which the kernel fills with zero pages on demand (xcalloc writes every byte). For
+ * buffers a run may never touch: the gradients of a forward-only run (evaluation, MeZO,
+ * generation), optimizer state. Free with xfree_lazy and the same n and size. */
+#define xcalloc_lazy(n, size) xcalloc_lazy_at((n), (size), TERN_HERE)
+void *xcalloc_lazy_at(size_t n, size_t size, const char *where);
+void xfree_lazy(void *p, size_t n, size_t size);
 /* "12.5 TiB", "312.0 MiB", "512 B" (binary units) */
 void format_bytes(double bytes, char *buf, size_t n);
 

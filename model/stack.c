@@ -463,10 +463,31 @@ int model_create(Model **out, const cJSON *section, uint64_t seed, Err *err) {
 
 /* ---------------------------------------------------------------- forward */
 
-static Tensor *layer_forward(const Stack *s, const Layer *ly, const BlockCtx *ctx, Tensor *x, Tensor *x0) {
+/* Forward-only work keeps nothing for a backward, so each sub-layer's scratch (norm outputs,
+ * projections, fake-quantized weights, ...) is dropped as soon as the residual stream holds its
+ * result: `stream` is a [B, T, C] buffer below the mark, the sub-layer's result is copied into it
+ * and the arena is released back to the mark. Peak memory is then one sub-layer's scratch plus
+ * the kept tensors (x0, the stream, U-Net skips), instead of every layer's activations. */
+typedef struct Settle {
+    Tape *tp;
+    Tensor *stream; /* NULL: gradients are being recorded, keep everything */
+    ArenaMark mark;
+} Settle;
+
+static void settle_begin(Settle *st) {
+    if (st->stream) st->mark = arena_mark(&st->tp->arena);
+}
+
+static Tensor *settle_end(Settle *st, Tensor *x) {
+    if (!st->stream) return x;
+    if (x != st->stream) memcpy(st->stream->data, x->data, x->numel * sizeof(float));
+    arena_release(&st->tp->arena, st->mark);
+    return st->stream;
+}
+
+static Tensor *mixer_forward(const Stack *s, const Layer *ly, const BlockCtx *ctx, Tensor *x, Tensor *x0) {
     Tape *tp = ctx->tp;
     size_t C = s->sc.dim;
-    float eps = (float)s->sc.norm_eps;
     if (ly->resid_mix) {
         Tensor *m0 = tensor_view(tp, ly->resid_mix, 0, 1, &C);
         Tensor *m1 = tensor_view(tp, ly->resid_mix, C, 1, &C);
@@ -479,15 +500,35 @@ static Tensor *layer_forward(const Stack *s, const Layer *ly, const BlockCtx *ct
         Tensor *y = ly->type->mixer->forward(ly->mixer, ly->mixer_cfg, &c0, x);
         x = ly->attn_scale ? op_mul(tp, y, ly->attn_scale) : y;
     } else if (ly->type->mixer) {
-        Tensor *h = op_rmsnorm(tp, x, ly->mixer_norm, eps);
+        Tensor *h = op_rmsnorm(tp, x, ly->mixer_norm, (float)s->sc.norm_eps);
         if (ly->mu) h = op_token_shift(tp, h, op_sigmoid(tp, ly->mu));
         Tensor *y = ly->type->mixer->forward(ly->mixer, ly->mixer_cfg, ctx, h);
         x = ly->attn_scale ? op_add_mul(tp, x, ly->attn_scale, y) : op_add(tp, x, y);
     }
+    return x;
+}
+
+static Tensor *channel_forward(const Stack *s, const Layer *ly, const BlockCtx *ctx, Tensor *x) {
+    Tape *tp = ctx->tp;
+    Tensor *h = op_rmsnorm(tp, x, ly->channel_norm, (float)s->sc.norm_eps);
+    Tensor *u = ly->type->channel->forward(ly->channel, ly->channel_cfg, ctx, h);
+    return ly->mlp_scale ? op_add_mul(tp, x, ly->mlp_scale, u) : op_add(tp, x, u);
+}
+
+/* A copy of x that outlives the next release (allocated outside any settle region). */
+static Tensor *keep_copy(Tape *tp, const Tensor *x) {
+    Tensor *k = tensor_new(tp, x->ndim, x->shape);
+    memcpy(k->data, x->data, x->numel * sizeof(float));
+    return k;
+}
+
+/* x: the layer's input, already computed inside the open settle region (skip add) or kept. */
+static Tensor *layer_forward(const Stack *s, const Layer *ly, const BlockCtx *ctx, Tensor *x, Tensor *x0,
+                             Settle *st) {
+    x = settle_end(st, mixer_forward(s, ly, ctx, x, x0));
     if (ly->type->channel) {
-        Tensor *h = op_rmsnorm(tp, x, ly->channel_norm, eps);
-        Tensor *u = ly->type->channel->forward(ly->channel, ly->channel_cfg, ctx, h);
-        x = ly->mlp_scale ? op_add_mul(tp, x, ly->mlp_scale, u) : op_add(tp, x, u);
+        settle_begin(st);
+        x = settle_end(st, channel_forward(s, ly, ctx, x));
     }
     return x;
 }
@@ -509,13 +550,15 @@ Tensor *model_forward(Model *m, Tape *tp, const int32_t *idx, size_t B, size_t T
     Tensor *x0 = x;
     size_t nenc = L / 2, nskip = 0;
     Tensor *skips[STACK_MAX_LAYERS];
+    Settle st = {tp, tp->no_grad > 0 ? tensor_new3(tp, B, T, C) : NULL, {0}};
     for (size_t i = 0; i < L; i++) {
+        settle_begin(&st);
         if (i >= nenc && nskip) {
             Tensor *w = tensor_view(tp, s->skip_weights, (i - nenc) * C, 1, &C);
             x = op_add_mul(tp, x, w, skips[--nskip]);
         }
-        x = layer_forward(s, &s->layers[i], &ctx, x, x0);
-        if (i < nenc && c->skips) skips[nskip++] = x;
+        x = layer_forward(s, &s->layers[i], &ctx, x, x0, &st);
+        if (i < nenc && c->skips) skips[nskip++] = st.stream ? keep_copy(tp, x) : x;
     }
     x = op_rmsnorm(tp, x, s->norm_w, eps);
     x = op_reshape(tp, x, 2, (size_t[]){B * T, C});

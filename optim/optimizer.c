@@ -161,8 +161,9 @@ int optimizer_init(Optimizer *o, ParamStore *ps, const cJSON *optim, const char 
     cJSON_Delete(dflt);
     if (rc) return rc;
 
-    o->state_a = xcalloc(ps->total ? ps->total : 1, sizeof(float));
-    o->state_b = xcalloc(ps->total ? ps->total : 1, sizeof(float));
+    o->state_floats = ps->total ? ps->total : 1;
+    o->state_a = xcalloc_lazy(o->state_floats, sizeof(float));
+    o->state_b = xcalloc_lazy(o->state_floats, sizeof(float));
     size_t work = 0;
     for (size_t p = 0; p < ps->n; p++)
         if (o->groups[o->group_of[p]].kind == OPT_MUON) {
@@ -179,8 +180,8 @@ void optimizer_free(Optimizer *o) {
     xfree(o->upd);
     xfree(o->groups);
     xfree(o->group_of);
-    xfree(o->state_a);
-    xfree(o->state_b);
+    xfree_lazy(o->state_a, o->state_floats, sizeof(float));
+    xfree_lazy(o->state_b, o->state_floats, sizeof(float));
     xfree(o->work);
     memset(o, 0, sizeof *o);
 }

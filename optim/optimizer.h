@@ -41,7 +41,9 @@ typedef struct Optimizer {
     OptGroup *groups;
     size_t ngroups;
     int *group_of;            /* per parameter index */
-    float *state_a, *state_b; /* flat, same offsets as params */
+    float *state_a, *state_b; /* flat, same offsets as params; mapped lazily (xcalloc_lazy): a
+                               * forward-only run (MeZO) never makes them resident */
+    size_t state_floats;
     float *work;              /* Newton–Schulz scratch */
     size_t work_floats;
     uint64_t step;            /* optimizer steps taken */

@@ -72,15 +72,19 @@ static size_t plan_arena(Model *m, size_t B, size_t T, int backward) {
 void memplan_measure(MemPlan *p, Model *m, const MemPlanShape *s) {
     memset(p, 0, sizeof *p);
     size_t n = m->ps.total;
-    p->params = 2 * n * sizeof(float); /* n itself passed params_finalize's memory check */
-    p->optimizer = (2 + (s->world > 1) + 2 * (s->ema != 0)) * n * sizeof(float);
+    /* n itself passed params_finalize's memory check. Gradients and optimizer state are mapped
+     * lazily: a forward-only run (MeZO) never makes them resident. */
+    p->params = (s->forward_only ? 1 : 2) * n * sizeof(float);
+    p->optimizer = ((s->forward_only ? 0 : 2 + (s->world > 1)) + 2 * (s->ema != 0)) * n * sizeof(float);
     uint64_t forwards = m->train_forwards;
     int qat = m->qat_active;
     p->activations = plan_arena(m, s->B, s->T, !s->forward_only);
     if (s->eval_B) p->activations = add_sat(p->activations, plan_arena(m, s->eval_B, s->T, 0));
     m->qat_active = qat;
     m->train_forwards = forwards;
-    params_zero_grad(&m->ps);
+    /* only a backward probe wrote gradients; zeroing untouched ones would make them resident,
+     * which a forward-only run (MeZO) never needs */
+    if (!s->forward_only) params_zero_grad(&m->ps);
     p->data = to_size(8.0 * (double)s->tokens + 12.0 * (double)s->eval_B * (double)s->T); /* x, y (+ per-token loss) */
     size_t rss = current_rss_bytes();
     p->base = rss > p->params ? rss - p->params : 0;

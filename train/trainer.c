@@ -162,7 +162,8 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     cJSON_AddItemToObject(optim, "groups", cJSON_DetachItemFromObject(resolved_opt, "groups"));
     cJSON_AddItemToObject(optim, "rules", cJSON_DetachItemFromObject(resolved_opt, "rules"));
     cJSON_Delete(resolved_opt);
-    memplan_add_optimizer(&t->mem, t->opt.work_floats * sizeof(float));
+    /* Muon's scratch is written by optimizer steps only, which a MeZO run never takes */
+    if (!rc->mezo.enabled) memplan_add_optimizer(&t->mem, t->opt.work_floats * sizeof(float));
 
     if (rc->mezo.enabled) {
         if (mezo_init(&t->mezo, &rc->mezo, &t->model->ps, err)) return -1;
@@ -211,7 +212,6 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
 
     ema_init(&rc->ema, &t->model->ps);
     tape_init(&t->tape, 0);
-    tape_init(&t->eval_tape, 0);
     /* MeZO scores every micro-batch of a step twice per perturbation: it keeps them all */
     size_t ntok = t->use_mezo ? per_micro * t->accum : per_micro;
     t->x = xmalloc(ntok * sizeof(int32_t));
@@ -279,7 +279,6 @@ void trainer_free(Trainer *t) {
     xfree(t->x);
     xfree(t->y);
     tape_free(&t->tape);
-    tape_free(&t->eval_tape);
     ema_free(&t->rc->ema);
     if (t->have_bc) bpb_free(&t->bc);
     tokenizer_free(t->tok);
@@ -308,7 +307,9 @@ static int validate(Trainer *t) {
     if (e->enabled && e->started) ema_swap(e, &t->model->ps);
     EvalResult r;
     size_t B = eval_batch(t->T);
-    eval_standard(t->model, &t->eval_tape, &t->val, t->T, B, t->have_bc ? &t->bc : NULL, t->rc->train.val_tokens, &t->dist, &r);
+    /* between steps the training tape is free: one arena, so validation adds no second set of
+     * activation pages to the run's peak */
+    eval_standard(t->model, &t->tape, &t->val, t->T, B, t->have_bc ? &t->bc : NULL, t->rc->train.val_tokens, &t->dist, &r);
     if (e->enabled && e->started) ema_swap(e, &t->model->ps);
     t->last_val_loss = r.val_loss;
     t->last_val_bpb = r.val_bpb;

@@ -35,7 +35,7 @@ typedef struct Trainer {
     Tokenizer *tok;
     ByteCounter bc;
     int have_bc;
-    Tape tape, eval_tape;
+    Tape tape;          /* training steps and validation (between steps) */
     int32_t *x, *y;
     size_t B, T, accum;
     uint64_t total_steps;       /* 0 when only a time budget bounds the run */

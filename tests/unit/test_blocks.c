@@ -225,8 +225,78 @@ static void test_buffer_export(void) {
     printf("  an exported buffer is an fp32 tensor of the artifact; train_forwards is not exported\n");
 }
 
+/* Forward-only work drops each sub-layer's scratch as soon as the residual stream holds its result
+ * (model/stack.c, Settle): the per-token losses must equal, bit for bit, those of the same forward
+ * with the tape recording (which keeps everything), on every preset's letters, the U-Net skips,
+ * resid_mix, the widening first layer and a long enough sequence that layers dominate the peak;
+ * and the forward-only arena peak must be lower. */
+static void forward_only_case(const char *name, const char *json, size_t B, size_t T) {
+    Err err = {0};
+    Model *m = make(json, &err);
+    CHECK(m != NULL, "%s: %s", name, err.msg);
+    if (!m) return;
+    size_t n = B * T;
+    int32_t *x = xmalloc(n * sizeof(int32_t)), *y = xmalloc(n * sizeof(int32_t));
+    float *rec = xmalloc(n * sizeof(float)), *fwd = xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        x[i] = (int32_t)((i * 7 + 3) % 11);
+        y[i] = (int32_t)((i * 5 + 1) % 11);
+    }
+    Tape tp;
+    tape_init(&tp, 0);
+    model_loss(m, &tp, x, y, B, T, rec, 0); /* recorded: parameters require grad */
+    size_t hw_rec = tp.arena.high_water;
+    tape_free(&tp);
+    tape_init(&tp, 0);
+    tape_no_grad_begin(&tp);
+    model_loss(m, &tp, x, y, B, T, fwd, 0);
+    tape_no_grad_end(&tp);
+    size_t hw_fwd = tp.arena.high_water;
+    /* a second forward on the same tape reuses the consolidated block and gives the same losses */
+    tape_reset(&tp);
+    size_t allocs = tp.arena.block_allocs;
+    tape_no_grad_begin(&tp);
+    model_loss(m, &tp, x, y, B, T, rec, 0);
+    tape_no_grad_end(&tp);
+    CHECK(memcmp(rec, fwd, n * sizeof(float)) == 0, "%s: repeated forward-only losses differ", name);
+    CHECK(tp.arena.block_allocs == allocs, "%s: the second forward-only pass allocated", name);
+    tape_free(&tp);
+    tape_init(&tp, 0);
+    model_loss(m, &tp, x, y, B, T, rec, 0);
+    tape_free(&tp);
+    CHECK(memcmp(rec, fwd, n * sizeof(float)) == 0, "%s: forward-only losses differ from the recorded forward", name);
+    CHECK(hw_fwd < hw_rec, "%s: forward-only arena peak %zu not below the recorded %zu", name, hw_fwd, hw_rec);
+    printf("  %-44s arena peak: recorded %8zu B, forward-only %8zu B (%.2fx)\n", name, hw_rec, hw_fwd,
+           (double)hw_rec / (double)hw_fwd);
+    xfree(x);
+    xfree(y);
+    xfree(rec);
+    xfree(fwd);
+    model_free(m);
+}
+
+static void test_forward_only(void) {
+    printf("forward-only: bit-identical losses, lower arena peak\n");
+    forward_only_case("gpt, 6 layers, U-Net skips, resid_mix, softcap",
+                      "{\"arch\":\"gpt\",\"vocab_size\":11,\"layers\":6,\"dim\":16,\"heads\":2,\"kv_heads\":1,\"seq_len\":64,"
+                      "\"zero_init_proj\":false,\"bigram_rows\":5,\"bigram_dim\":4,\"softcap\":4}", 2, 64);
+    forward_only_case("trn_hybrid TTA", "{\"arch\":\"trn_hybrid\",\"vocab_size\":11,\"layout\":\"TTA\",\"dim\":16,\"heads\":2,"
+                      "\"kv_heads\":1,\"seq_len\":64,\"oscillators\":3,\"zero_init_proj\":false}", 2, 64);
+    forward_only_case("llama, 3 layers", "{\"arch\":\"llama\",\"vocab_size\":11,\"layers\":3,\"dim\":16,\"heads\":2,"
+                      "\"kv_heads\":1,\"hidden\":24,\"seq_len\":64}", 2, 64);
+    forward_only_case("hgru GgMm", "{\"arch\":\"hgru\",\"layout\":\"GgMm\",\"dim\":12,\"mlp_hidden\":16,\"vocab_size\":11,"
+                      "\"seq_len\":64,\"zero_init_proj\":false,\"layers\":0}", 2, 64);
+    forward_only_case("hgru_engine, widening first layer (E 6 -> C 12)",
+                      "{\"arch\":\"hgru_engine\",\"layout\":\"gg\",\"embed_dim\":6,\"dim\":12,\"vocab_size\":11,\"seq_len\":64,"
+                      "\"layers\":0}", 2, 64);
+    forward_only_case("chimera GXGS", "{\"arch\":\"chimera\",\"layout\":\"GXGS\",\"vocab_size\":11,\"dim\":16,\"seq_len\":64,"
+                      "\"swiglu_hidden\":24,\"gdn_heads\":2,\"gdn_chunk\":16,\"mlstm_head_dim\":8,\"mlstm_chunk\":16,"
+                      "\"zero_init_proj\":false}", 2, 64);
+}
+
 int main(void) {
     printf("test_blocks\n");
+    test_forward_only();
     test_registry();
     test_bad_configs();
     test_scaffold_options();
