@@ -210,6 +210,24 @@ void quant_plan_round_passthrough(Model *m) {
         }
 }
 
+void quant_plan_bake(Model *m) {
+    if (!m->qplan) return;
+    size_t most = 0;
+    for (size_t i = 0; i < m->ps.n; i++)
+        if (m->qplan->p[i].store == STORE_QUANT && m->ps.t[i]->numel > most) most = m->ps.t[i]->numel;
+    float *tmp = xmalloc((most ? most : 1) * sizeof(float));
+    for (size_t i = 0; i < m->ps.n; i++) {
+        const ParamPlan *pp = &m->qplan->p[i];
+        Tensor *t = m->ps.t[i];
+        if (pp->store != STORE_QUANT) continue;
+        fake_quantize_weights(tmp, t->data, t->shape[0], t->shape[1], &pp->spec);
+        memcpy(t->data, tmp, t->numel * sizeof(float));
+    }
+    xfree(tmp);
+    m->qplan->qat = 0; /* baked: the forward needs no fake quantization of its own */
+    m->qat_active = 0;
+}
+
 const char *store_name(const ParamPlan *pp, char *buf, size_t n) {
     if (pp->store == STORE_F32) snprintf(buf, n, "fp32");
     else if (pp->store == STORE_F16) snprintf(buf, n, "fp16");

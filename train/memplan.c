@@ -73,6 +73,10 @@ void memplan_measure(MemPlan *p, Model *m, const MemPlanShape *s) {
     memset(p, 0, sizeof *p);
     size_t n = m->ps.total;
     p->params = 2 * n * sizeof(float); /* n itself passed params_finalize's memory check */
+    if (s->train && s->train != &m->ps) { /* frozen values + the trained store's values and grads */
+        p->params = (n + 2 * s->train->total) * sizeof(float);
+        n = s->train->total;
+    }
     p->optimizer = (2 + (s->world > 1) + 2 * (s->ema != 0)) * n * sizeof(float);
     uint64_t forwards = m->train_forwards;
     int qat = m->qat_active;
@@ -81,6 +85,7 @@ void memplan_measure(MemPlan *p, Model *m, const MemPlanShape *s) {
     m->qat_active = qat;
     m->train_forwards = forwards;
     params_zero_grad(&m->ps);
+    if (s->train) params_zero_grad(s->train);
     p->data = to_size(8.0 * (double)s->tokens + 12.0 * (double)s->eval_B * (double)s->T); /* x, y (+ per-token loss) */
     size_t rss = current_rss_bytes();
     p->base = rss > p->params ? rss - p->params : 0;
