@@ -112,6 +112,16 @@ Tensor *lora_delta(Model *m, Tape *tp, Tensor *x, const Tensor *W) {
     return adapter(tp, x, L->A[k], L->B[k], L->scale, p, key);
 }
 
+Tensor *lora_apply(Model *m, Tape *tp, Tensor *x, Tensor *W, Tensor *b) {
+    Lora *L = m->lora;
+    if (!L || !W->is_param || (size_t)W->param_index >= m->ps.n) return NULL;
+    int32_t k = L->pair_of[W->param_index];
+    if (k < 0) return NULL;
+    uint64_t key;
+    float p = drop_of(L, (size_t)k, &key);
+    return op_lora_linear(tp, x, W, b, L->A[k], L->B[k], L->scale, p, key);
+}
+
 Tensor *model_head(Model *m, Tape *tp, Tensor *x, Tensor *W) {
     Tensor *y = op_linear(tp, x, W, NULL);
     Lora *L = m->lora;

@@ -33,8 +33,11 @@ void lora_detach(Model *m);
 void lora_reset(Model *m, Rng *rng);
 /* The adapter's contribution for weight W applied to x, or NULL when W has none. */
 Tensor *lora_delta(Model *m, Tape *tp, Tensor *x, const Tensor *W);
-/* The adapted linear on its own: x W^T (+ b) + scale * (dropout(x) A^T) B^T. x [.., in], W [out,
- * in], A [r, in], B [out, r]; dropout p in [0, 1) with mask key `key` (p = 0: none). */
+/* x W^T (+ b) plus W's adapter as one op (op_lora_linear), or NULL when W has none. */
+Tensor *lora_apply(Model *m, Tape *tp, Tensor *x, Tensor *W, Tensor *b);
+/* The adapted linear on its own as a composition of ops, the reference of op_lora_linear:
+ * x W^T (+ b) + scale * (dropout(x) A^T) B^T. x [.., in], W [out, in], A [r, in], B [out, r];
+ * dropout p in [0, 1) with mask key `key` (p = 0: none). */
 Tensor *lora_linear(Tape *tp, Tensor *x, Tensor *W, Tensor *b, Tensor *A, Tensor *B, float scale, float p, uint64_t key);
 /* Scaling and dropout of every adapter (lora_attach sets 1 and 0). */
 void lora_configure(Model *m, float scale, float dropout, uint64_t seed);

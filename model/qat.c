@@ -254,6 +254,8 @@ Tensor *model_weight(Model *m, Tape *tp, Tensor *W) {
 
 Tensor *model_linear(Model *m, Tape *tp, Tensor *x, Tensor *W, Tensor *b) {
     const ParamPlan *pp = plan_of(m, W);
+    Tensor *fused = !pp && m && m->lora ? lora_apply(m, tp, x, W, b) : NULL; /* one op, [N, r] saved */
+    if (fused) return fused;
     Tensor *delta = m && m->lora ? lora_delta(m, tp, x, W) : NULL; /* adapters see the float input */
     if (pp) {
         if (pp->spec.act_bits == 8) x = op_fake_quant_act(tp, x, pp->spec.act_block);

@@ -1,5 +1,5 @@
 /* LoRA fine-tuning (model/lora.h, train.lora): the adapted linear and its dropout against finite
- * differences; a step on the frozen base (no gradient buffer) equals the full model's step —
+ * differences, the fused op against its composition of ops; a step on the frozen base (no gradient buffer) equals the full model's step —
  * every parameter differentiated — restricted to the adapters, through two AdamW steps; merging
  * the adapters into the weights leaves the forward unchanged within 1e-5; the base hash sees
  * one changed value; baking the QAT plan into a frozen base gives what fake quantization on the
@@ -62,7 +62,56 @@ typedef struct {
 
 static Tensor *build_lin(Tape *tp, Tensor **in, void *user) {
     const LinCase *c = user;
-    return lora_linear(tp, in[0], in[1], in[2], in[3], in[4], 2.0f, c->p, 1234);
+    return op_lora_linear(tp, in[0], in[1], in[2], in[3], in[4], 2.0f, c->p, 1234);
+}
+
+/* the fused op against its reference composition (lora_linear): outputs and every gradient */
+static void test_fused_vs_composition(void) {
+    printf("op_lora_linear == the composition of ops (forward, every gradient)\n");
+    const size_t N = 150, in = 24, out = 20, r = 3; /* N > 2 row blocks of the dropout */
+    const size_t sx[2] = {N, in}, sw[2] = {out, in}, sb[1] = {out}, sa[2] = {r, in}, sbb[2] = {out, r};
+    Tensor *t[5] = {tensor_create(2, sx, 1, "x"), tensor_create(2, sw, 1, "W"), tensor_create(1, sb, 1, "b"),
+                    tensor_create(2, sa, 1, "A"), tensor_create(2, sbb, 1, "B")};
+    Rng rng;
+    rng_seed(&rng, 8);
+    for (int i = 0; i < 5; i++) rng_fill_uniform(&rng, t[i]->data, t[i]->numel, -1.0f, 1.0f);
+    float *seed = xmalloc(N * out * sizeof(float));
+    rng_fill_uniform(&rng, seed, N * out, -1.0f, 1.0f);
+    float *ref[5], *got;
+    for (int k = 0; k < 2; k++) {
+        float p = k ? 0.3f : 0.0f;
+        Tensor *bias = k ? NULL : t[2];
+        Tape tp;
+        tape_init(&tp, 0);
+        for (int i = 0; i < 5; i++) memset(t[i]->grad, 0, t[i]->numel * sizeof(float));
+        Tensor *y1 = lora_linear(&tp, t[0], t[1], bias, t[3], t[4], 1.5f, p, 77);
+        tape_backward_seed(&tp, y1, seed);
+        float *yref = xmalloc(N * out * sizeof(float));
+        memcpy(yref, y1->data, N * out * sizeof(float));
+        for (int i = 0; i < 5; i++) {
+            ref[i] = xmalloc(t[i]->numel * sizeof(float));
+            memcpy(ref[i], t[i]->grad, t[i]->numel * sizeof(float));
+            memset(t[i]->grad, 0, t[i]->numel * sizeof(float));
+        }
+        tape_reset(&tp);
+        Tensor *y2 = op_lora_linear(&tp, t[0], t[1], bias, t[3], t[4], 1.5f, p, 77);
+        tape_backward_seed(&tp, y2, seed);
+        got = y2->data;
+        char what[64];
+        snprintf(what, sizeof what, "p %.1f%s: y", (double)p, bias ? " + bias" : "");
+        compare_arrays(what, got, yref, N * out, 1e-5, 1e-5);
+        const char *names[5] = {"dx", "dW", "db", "dA", "dB"};
+        for (int i = 0; i < 5; i++) {
+            if (i == 2 && !bias) continue;
+            snprintf(what, sizeof what, "p %.1f%s: %s", (double)p, bias ? " + bias" : "", names[i]);
+            compare_arrays(what, t[i]->grad, ref[i], t[i]->numel, 1e-4, 1e-5);
+        }
+        for (int i = 0; i < 5; i++) xfree(ref[i]);
+        xfree(yref);
+        tape_free(&tp);
+    }
+    xfree(seed);
+    for (int i = 0; i < 5; i++) tensor_destroy(t[i]);
 }
 
 static void test_gradcheck(void) {
@@ -76,13 +125,13 @@ static void test_gradcheck(void) {
     for (int k = 0; k < 2; k++) {
         LinCase c = {k ? 0.3f : 0.0f};
         char name[64];
-        snprintf(name, sizeof name, "lora_linear (dropout %.1f)", (double)c.p);
+        snprintf(name, sizeof name, "op_lora_linear (dropout %.1f)", (double)c.p);
         CHECK(gradcheck(name, build_lin, in, 5, &c, NULL, NULL) == 0, "%s", name);
     }
     /* the frozen base: W and b without grad, A and B still checked */
     in[1]->requires_grad = in[2]->requires_grad = 0;
     LinCase c = {0.25f};
-    CHECK(gradcheck("lora_linear, W and b frozen", build_lin, in, 5, &c, NULL, NULL) == 0, "frozen W");
+    CHECK(gradcheck("op_lora_linear, W and b frozen", build_lin, in, 5, &c, NULL, NULL) == 0, "frozen W");
     for (int i = 0; i < 5; i++) tensor_destroy(in[i]);
 }
 
@@ -264,6 +313,7 @@ static void test_bake(void) {
 int main(void) {
     test_gradcheck();
     test_dropout();
+    test_fused_vs_composition();
     test_step_equals_full();
     test_merge();
     test_hash();
