@@ -4,7 +4,7 @@
 # 5% held out) by full fine-tuning (AdamW on every parameter), LoRA (rank 8 on every attention
 # and feed-forward matrix, base frozen) and MeZO (forward passes only, every parameter), from the
 # same start, for the same tokens; then the peak resident set of full vs LoRA fine-tuning of a
-# larger model (a 25 M-parameter GPT) where the optimizer state dominates.
+# larger model (a 19 M-parameter GPT) where the optimizer state dominates.
 # Usage: experiments/finetune/run.sh [BUILD] [OUT]   (needs ../shared/data); STEPS, THREADS override
 set -euo pipefail
 BUILD=${1:-build}
@@ -43,7 +43,7 @@ LORA='{"rank":8,"alpha":16,"dropout":0.0,"base":"'$T'","targets":["*.attn.w?.wei
   --set optim.mezo.enabled=true --set optim.mezo.lr=0.0001 --set optim.mezo.eps=0.001 --json > "$OUT/mezo.json"
 "$TERN" export --ckpt "$OUT/lora/ckpt/latest.h5" --merge-lora -o "$OUT/lora_merged.tern" --json > "$OUT/lora_export.json"
 
-# peak RSS: a 25 M-parameter GPT (dim 512, 8 layers, vocab 8192) saved after one step, then 3 steps
+# peak RSS: a 19 M-parameter GPT (dim 512, 8 layers, vocab 8192) saved after one step, then 3 steps
 # of full fine-tuning and of LoRA (rank 8 on q and v) on the same data, 1 x 256 tokens a step
 "$TERN" train "$OUT/ft.json" --overwrite --set name=big_base --set train.max_steps=1 --set train.eval_at_end=false \
   --set 'model={"arch":"gpt","vocab_size":8192,"layers":8,"dim":512,"heads":8,"kv_heads":4,"seq_len":256}' \
@@ -71,7 +71,7 @@ for m in ("full", "lora", "mezo"):
     print(f"| {m} | {tp:,} | {s['steps']} | {s['tokens']:,} | {s['val_loss']:.4f} | {s['val_bpb']:.4f} | {s['tok_per_s']:.0f} | {s['peak_rss_mb']:.1f} |")
 e = last(f"{out}/lora_export.json")
 print(f"lora merged + exported: {e['bytes']:,} bytes")
-print("| 25 M GPT, 3 steps | trained params | peak RSS (MB) | estimate (MB) | tok/s |")
+print("| 19 M GPT, 3 steps | trained params | peak RSS (MB) | estimate (MB) | tok/s |")
 print("| --- | ---: | ---: | ---: | ---: |")
 for m in ("full", "lora"):
     s = last(f"{out}/big_{m}.json")
