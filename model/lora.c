@@ -96,7 +96,7 @@ Tensor *lora_linear(Tape *tp, Tensor *x, Tensor *W, Tensor *b, Tensor *A, Tensor
     return op_add(tp, op_linear(tp, x, W, b), adapter(tp, x, A, B, scale, p, key));
 }
 
-/* the dropout key of adapter k in the current forward (0 = no dropout) */
+/* the dropout rate and mask key of adapter k in the current forward (rate 0 outside training) */
 static float drop_of(const Lora *L, size_t k, uint64_t *key) {
     *key = rng_hash(L->seed ^ 0x6c6f7261ull, L->forward_id * 1048573ull + k);
     return L->training ? L->dropout : 0.0f;
@@ -160,23 +160,23 @@ void lora_merge(Model *m) {
     lora_detach(m);
 }
 
+/* FNV-1a, 64-bit, over n bytes */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
 uint64_t lora_params_hash(const ParamStore *ps) {
     uint64_t h = 0xcbf29ce484222325ull;
-    const uint64_t prime = 0x100000001b3ull;
-#define FNV_BYTES(p, n)                                                          \
-    do {                                                                         \
-        const unsigned char *b_ = (const unsigned char *)(p);                    \
-        for (size_t i_ = 0; i_ < (n); i_++) h = (h ^ b_[i_]) * prime;            \
-    } while (0)
     for (size_t i = 0; i < ps->n; i++) {
         const Tensor *t = ps->t[i];
-        FNV_BYTES(t->name, strlen(t->name) + 1);
+        h = fnv1a(h, t->name, strlen(t->name) + 1);
         for (int d = 0; d < t->ndim; d++) {
             uint64_t s = t->shape[d];
-            FNV_BYTES(&s, sizeof s);
+            h = fnv1a(h, &s, sizeof s);
         }
-        FNV_BYTES(t->data, t->numel * sizeof(float));
+        h = fnv1a(h, t->data, t->numel * sizeof(float));
     }
-#undef FNV_BYTES
     return h;
 }
