@@ -19,6 +19,12 @@ Tensor *op_add(Tape *tp, Tensor *a, Tensor *b);
 Tensor *op_sub(Tape *tp, Tensor *a, Tensor *b);
 Tensor *op_mul(Tape *tp, Tensor *a, Tensor *b);
 Tensor *op_scale(Tape *tp, Tensor *a, float s);
+/* Inverted dropout with rate p in [0, 1): each element kept (scaled by 1 / (1 - p)) or zeroed,
+ * drawn from (key, index); p = 0 returns a itself. */
+Tensor *op_dropout(Tape *tp, Tensor *a, float p, uint64_t key);
+/* The LoRA-adapted linear in one op (autodiff/ops_lora.c): x W^T (+ b) + scale (drop(x) A^T) B^T,
+ * A [r, in], B [out, r], dropout p with op_dropout's mask for `key`; saves only [N, r]. */
+Tensor *op_lora_linear(Tape *tp, Tensor *x, Tensor *W, Tensor *b, Tensor *A, Tensor *B, float scale, float p, uint64_t key);
 /* x + s * y (s broadcast over x's trailing dims): the scaled residual update */
 Tensor *op_add_mul(Tape *tp, Tensor *x, Tensor *s, Tensor *y);
 /* m0 * x + m1 * x0 (m0, m1 broadcast): the parameter-golf residual mix */

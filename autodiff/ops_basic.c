@@ -4,6 +4,7 @@
 #include "autodiff/ops.h"
 #include "kernels/norm.h"
 #include "kernels/reduce.h"
+#include "kernels/rng.h"
 #include "kernels/util.h"
 
 #define PAR_MIN 32768
@@ -165,6 +166,43 @@ Tensor *op_scale(Tape *tp, Tensor *a, float s) {
     if (tape_wants_grad(tp, &a, 1)) {
         TapeEntry *e = tape_record(tp, "scale", scale_backward, out, &a, 1);
         e->farg[0] = s;
+    }
+    return out;
+}
+
+/* ------------------------------------------------------------------ dropout
+ * Inverted dropout (Srivastava et al. 2014): out = x * keep / (1 - p), keep ~ Bernoulli(1 - p)
+ * drawn statelessly from (key, element index), so a step's mask is reproducible from its key and
+ * the backward multiplies by the same factors (saved in the arena). */
+static void dropout_backward(Tape *tp, TapeEntry *e) {
+    Tensor *a = e->in[0];
+    if (!a->requires_grad) return;
+    const float *g = tensor_grad(tp, e->out), *f = e->ctx;
+    float *ga = tensor_grad(tp, a);
+    size_t n = a->numel;
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
+    for (size_t i = 0; i < n; i++) ga[i] += f[i] * g[i];
+}
+
+Tensor *op_dropout(Tape *tp, Tensor *a, float p, uint64_t key) {
+    TERN_CHECK(p >= 0.0f && p < 1.0f, "op_dropout: p must be in [0, 1), got %g", (double)p);
+    if (p == 0.0f) return a;
+    Tensor *out = like(tp, a);
+    size_t n = a->numel;
+    float *f = arena_alloc(&tp->arena, (n ? n : 1) * sizeof(float));
+    const float keep = 1.0f / (1.0f - p);
+    /* keep when the top 24 bits of the hash, read as a fraction, are >= p */
+    const uint64_t thresh = (uint64_t)((double)p * 16777216.0);
+    const float *x = a->data;
+    float *o = out->data;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        f[i] = (rng_hash(key, i) >> 40) >= thresh ? keep : 0.0f;
+        o[i] = f[i] * x[i];
+    }
+    if (tape_wants_grad(tp, &a, 1)) {
+        TapeEntry *e = tape_record(tp, "dropout", dropout_backward, out, &a, 1);
+        e->ctx = f;
     }
     return out;
 }

@@ -86,11 +86,23 @@ Tensor *params_find(const ParamStore *ps, const char *name) {
     return i < 0 ? NULL : ps->t[i];
 }
 
-void params_zero_grad(ParamStore *ps) { memset(ps->grads, 0, ps->total * sizeof(float)); }
+void params_zero_grad(ParamStore *ps) {
+    if (ps->grads) memset(ps->grads, 0, ps->total * sizeof(float));
+}
 
-double params_grad_norm(const ParamStore *ps) { return sqrt(reduce_sumsq(ps->grads, ps->total)); }
+double params_grad_norm(const ParamStore *ps) { return ps->grads ? sqrt(reduce_sumsq(ps->grads, ps->total)) : 0.0; }
 
-int params_grads_finite(const ParamStore *ps) { return reduce_all_finite(ps->grads, ps->total); }
+int params_grads_finite(const ParamStore *ps) { return ps->grads ? reduce_all_finite(ps->grads, ps->total) : 1; }
+
+void params_freeze(ParamStore *ps) {
+    TERN_CHECK(ps->finalized, "params_freeze before params_finalize");
+    for (size_t i = 0; i < ps->n; i++) {
+        ps->t[i]->grad = NULL;
+        ps->t[i]->requires_grad = 0;
+    }
+    xfree_lazy(ps->grads, ps->total ? ps->total : 1, sizeof(float));
+    ps->grads = NULL;
+}
 
 int params_values_finite(const ParamStore *ps) { return reduce_all_finite(ps->values, ps->total); }
 

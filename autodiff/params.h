@@ -37,6 +37,9 @@ static inline size_t params_offset(const ParamStore *ps, const Tensor *t) {
     return (size_t)(t->data - ps->values);
 }
 void params_zero_grad(ParamStore *ps);
+/* Frozen store (LoRA's base): the grad buffer is freed and no tensor requires grad, so ops
+ * record no backward into it; zero_grad / grad_norm / grads_finite see no gradients. */
+void params_freeze(ParamStore *ps);
 double params_grad_norm(const ParamStore *ps); /* global L2 norm of all grads (double sums) */
 int params_grads_finite(const ParamStore *ps);
 int params_values_finite(const ParamStore *ps);

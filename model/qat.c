@@ -210,6 +210,24 @@ void quant_plan_round_passthrough(Model *m) {
         }
 }
 
+void quant_plan_bake(Model *m) {
+    if (!m->qplan) return;
+    size_t most = 0;
+    for (size_t i = 0; i < m->ps.n; i++)
+        if (m->qplan->p[i].store == STORE_QUANT && m->ps.t[i]->numel > most) most = m->ps.t[i]->numel;
+    float *tmp = xmalloc((most ? most : 1) * sizeof(float));
+    for (size_t i = 0; i < m->ps.n; i++) {
+        const ParamPlan *pp = &m->qplan->p[i];
+        Tensor *t = m->ps.t[i];
+        if (pp->store != STORE_QUANT) continue;
+        fake_quantize_weights(tmp, t->data, t->shape[0], t->shape[1], &pp->spec);
+        memcpy(t->data, tmp, t->numel * sizeof(float));
+    }
+    xfree(tmp);
+    m->qplan->qat = 0; /* baked: the forward needs no fake quantization of its own */
+    m->qat_active = 0;
+}
+
 const char *store_name(const ParamPlan *pp, char *buf, size_t n) {
     if (pp->store == STORE_F32) snprintf(buf, n, "fp32");
     else if (pp->store == STORE_F16) snprintf(buf, n, "fp16");
@@ -236,6 +254,8 @@ Tensor *model_weight(Model *m, Tape *tp, Tensor *W) {
 
 Tensor *model_linear(Model *m, Tape *tp, Tensor *x, Tensor *W, Tensor *b) {
     const ParamPlan *pp = plan_of(m, W);
+    Tensor *fused = !pp && m && m->lora ? lora_apply(m, tp, x, W, b) : NULL; /* one op, [N, r] saved */
+    if (fused) return fused;
     Tensor *delta = m && m->lora ? lora_delta(m, tp, x, W) : NULL; /* adapters see the float input */
     if (pp) {
         if (pp->spec.act_bits == 8) x = op_fake_quant_act(tp, x, pp->spec.act_block);

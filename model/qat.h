@@ -48,6 +48,10 @@ void quant_plan_free(QuantPlan *qp);
  * multiplier (the decay part of the schedule, warm-up excluded) drops below start_lr_frac or the
  * step reaches start_step. Returns 1 when it just turned on. */
 int qat_update(Model *m, unsigned long long step, double lr_mult);
+/* A frozen base (LoRA, train/lora_ft.h): every parameter the plan quantizes is replaced, in place
+ * and once, by its quantize-dequantize values; QAT is switched off (the weights are on the grid
+ * already; int8 activations are then not fake-quantized). */
+void quant_plan_bake(Model *m);
 /* Rounds the parameters stored in fp16 to fp16, in place (evaluating "as exported"). */
 void quant_plan_round_passthrough(Model *m);
 const char *store_name(const ParamPlan *pp, char *buf, size_t n);

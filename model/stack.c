@@ -539,6 +539,10 @@ Tensor *model_forward(Model *m, Tape *tp, const int32_t *idx, size_t B, size_t T
     size_t C = c->dim, L = s->L;
     TERN_CHECK(T <= c->seq_len, "%s: sequence length %zu exceeds model.seq_len %zu", m->arch, T, c->seq_len);
     if (training) m->train_forwards++;
+    if (m->lora) { /* adapter dropout: training forwards only, a fresh mask per forward */
+        m->lora->training = training;
+        m->lora->forward_id = m->train_forwards;
+    }
     float eps = (float)c->norm_eps;
     BlockCtx ctx = {m, tp, B, T, training, c, s->have_rope ? &s->rope : NULL};
     /* the tied table is quantized once per forward (QAT) and used for both lookup and logits */

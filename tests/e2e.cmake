@@ -26,3 +26,6 @@ set_property(TEST e2e_blas_core APPEND PROPERTY ENVIRONMENT "TERN_FAKE_CORENAME=
 # scripts/install-deps.sh; SKIP only without npm)
 tern_py_test(e2e_gguf_llamacpp e2e/gguf_llamacpp.py)
 set_tests_properties(e2e_gguf_llamacpp PROPERTIES LABELS e2e TIMEOUT 300)
+tern_py_test(e2e_lora_train e2e/lora_train.py)
+set_property(TEST e2e_lora_train APPEND PROPERTY ENVIRONMENT "TERN_MPIEXEC=${_mpiexec}")
+set_tests_properties(e2e_lora_train PROPERTIES LABELS e2e)

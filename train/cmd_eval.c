@@ -11,6 +11,7 @@
 #include "train/cli.h"
 #include "train/eval.h"
 #include "train/model_io.h"
+#include "model/lora.h"
 #include "model/qat.h"
 
 static void usage(FILE *f) {
@@ -79,6 +80,9 @@ int cmd_eval(int argc, char **argv) {
     TokenStream s;
     memset(&s, 0, sizeof s);
     if (model_load_checkpoint(ckpt, use_ema, &m, &cfg, &err)) goto out;
+    /* a LoRA run's adapters: folded in first when the weights are quantized as exported (export
+     * --merge-lora quantizes the merged weights) or when test-time training adds its own */
+    if (m->lora && (quantized || ttt)) lora_merge(m);
     if (quantized) {
         if (quant_plan_attach(m, cJSON_GetObjectItemCaseSensitive(cfg, "quant"), cJSON_GetObjectItemCaseSensitive(cfg, "export"),
                               NULL, NULL, &err))

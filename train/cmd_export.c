@@ -1,4 +1,5 @@
-/* tern export --ckpt F -o model.tern [overrides] [--json]: the checkpoint's parameters stored as
+/* tern export --ckpt F -o model.tern [overrides] [--json] [--merge-lora [--base B]]: the
+ * checkpoint's parameters (a LoRA run's: its base with the adapters folded in) stored as
  * its quantization plan says (model/qat.h, from the quant/export sections of its config, with
  * command-line overrides), packed and zstd-compressed by export/writer.c, plus a size table
  * against the parameter-golf limit (compressed model bytes + runtime code bytes <= 16,000,000). */
@@ -11,6 +12,7 @@
 #include "export/format.h"
 #include "export/writer.h"
 #include "kernels/jsoncfg.h"
+#include "model/lora.h"
 #include "model/qat.h"
 #include "train/cli.h"
 #include "train/model_io.h"
@@ -37,6 +39,10 @@ static void usage(FILE *f) {
             "  --tokenizer FILE     embed this tokenizer (default: the checkpoint's data.tokenizer)\n"
             "  --no-tokenizer       embed none (tern-run then cannot encode text or count bytes)\n"
             "  --ema                export the checkpoint's EMA weights when it has them\n"
+            "  --merge-lora         CKPT is a LoRA run's (train.lora): fold its adapters into its base,\n"
+            "                       W += (alpha/r) B A, then quantize as the plan says\n"
+            "  --base B.h5          the base checkpoint, when not at the path the LoRA run stored (its\n"
+            "                       hash must match the run's train.lora.base_hash either way)\n"
             "  --threads N          zstd worker threads (default 0: single-threaded, reproducible bytes)\n"
             "  --json               one JSON object on stdout (size table included)\n"
             "Writes OUT atomically (temporary file + rename). Prints bytes per tensor (raw fp32 and\n"
@@ -87,8 +93,8 @@ static void fmt_thousands(char *buf, size_t n, size_t v) {
 }
 
 int cmd_export(int argc, char **argv) {
-    const char *ckpt = NULL, *outp = NULL, *tokpath = NULL;
-    int json = 0, use_ema = 0, no_tok = 0, threads = 0;
+    const char *ckpt = NULL, *outp = NULL, *tokpath = NULL, *base = NULL;
+    int json = 0, use_ema = 0, no_tok = 0, threads = 0, merge_lora = 0;
     const char *sets[64];
     int nsets = 0;
     struct {
@@ -140,6 +146,8 @@ int cmd_export(int argc, char **argv) {
         } else if ((v = cli_value(argc, argv, &i, "threads"))) threads = atoi(v);
         else if (cli_is_flag(argv[i], "no-tokenizer")) no_tok = 1;
         else if (cli_is_flag(argv[i], "ema")) use_ema = 1;
+        else if (cli_is_flag(argv[i], "merge-lora")) merge_lora = 1;
+        else if ((v = cli_value(argc, argv, &i, "base"))) base = v;
         else if (cli_is_flag(argv[i], "json")) json = 1;
         else {
             fprintf(stderr, "tern export: unknown option %s (see --help)\n", argv[i]);
@@ -159,7 +167,20 @@ int cmd_export(int argc, char **argv) {
     ExportReport rep;
     memset(&rep, 0, sizeof rep);
     int status = 1;
-    if (model_load_checkpoint(ckpt, use_ema, &m, &cfg, &err)) goto out;
+    if (base && !merge_lora) {
+        err_set(&err, "--base is the base of a LoRA checkpoint: it goes with --merge-lora");
+        goto out;
+    }
+    if (model_load_checkpoint_base(ckpt, use_ema, base, &m, &cfg, &err)) goto out;
+    if (m->lora && !merge_lora) {
+        err_set(&err, "%s is a LoRA checkpoint (adapters only): export it with --merge-lora", ckpt);
+        goto out;
+    }
+    if (merge_lora && !m->lora) {
+        err_set(&err, "--merge-lora: %s is not a LoRA checkpoint (its config has no train.lora)", ckpt);
+        goto out;
+    }
+    if (m->lora) lora_merge(m);
     if (!strcmp(m->arch, "llama")) {
         /* the artifact format runs Llama blocks as GPT blocks with the norm gains folded in */
         Model *gm = NULL;

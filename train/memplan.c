@@ -74,7 +74,12 @@ void memplan_measure(MemPlan *p, Model *m, const MemPlanShape *s) {
     size_t n = m->ps.total;
     /* n itself passed params_finalize's memory check. Gradients and optimizer state are mapped
      * lazily: a forward-only run (MeZO) never makes them resident. */
-    p->params = (s->forward_only ? 1 : 2) * n * sizeof(float);
+    size_t copies = s->forward_only ? 1 : 2; /* values (+ grads) */
+    p->params = copies * n * sizeof(float);
+    if (s->train && s->train != &m->ps) { /* frozen values + the trained store's values (and grads) */
+        p->params = (n + copies * s->train->total) * sizeof(float);
+        n = s->train->total;
+    }
     p->optimizer = ((s->forward_only ? 0 : 2 + (s->world > 1)) + 2 * (s->ema != 0)) * n * sizeof(float);
     uint64_t forwards = m->train_forwards;
     int qat = m->qat_active;
@@ -84,7 +89,10 @@ void memplan_measure(MemPlan *p, Model *m, const MemPlanShape *s) {
     m->train_forwards = forwards;
     /* only a backward probe wrote gradients; zeroing untouched ones would make them resident,
      * which a forward-only run (MeZO) never needs */
-    if (!s->forward_only) params_zero_grad(&m->ps);
+    if (!s->forward_only) {
+        params_zero_grad(&m->ps);
+        if (s->train) params_zero_grad(s->train);
+    }
     p->data = to_size(8.0 * (double)s->tokens + 12.0 * (double)s->eval_B * (double)s->T); /* x, y (+ per-token loss) */
     size_t rss = current_rss_bytes();
     p->base = rss > p->params ? rss - p->params : 0;

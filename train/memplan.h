@@ -32,6 +32,8 @@ typedef struct MemPlanShape {
     size_t eval_B;     /* validation batch (0 = no validation) */
     int forward_only;  /* MeZO: training scores without a backward pass */
     int ema, world;
+    ParamStore *train;       /* the trained store when not the model's (LoRA: the adapters; the
+                                model's own are frozen, values only); NULL = the model's */
 } MemPlanShape;
 
 typedef struct MemPlan {

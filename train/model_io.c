@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "train/checkpoint.h"
+#include "train/lora_ft.h"
 
 /* The run-level numbers the commands take from a stored config (the model section is checked by
  * model_create): integers in range when present, so that a damaged file cannot turn into an
@@ -22,6 +23,10 @@ static int check_stored_numbers(const char *path, const cJSON *root, Err *err) {
 }
 
 int model_load_checkpoint(const char *path, int use_ema, Model **out, cJSON **config, Err *err) {
+    return model_load_checkpoint_base(path, use_ema, NULL, out, config, err);
+}
+
+int model_load_checkpoint_base(const char *path, int use_ema, const char *base, Model **out, cJSON **config, Err *err) {
     *out = NULL;
     char *text = checkpoint_read_config(path, err);
     if (!text) return -1;
@@ -44,6 +49,27 @@ int model_load_checkpoint(const char *path, int use_ema, Model **out, cJSON **co
     if (model_create(&m, cJSON_GetObjectItemCaseSensitive(root, "model"), (uint64_t)(int64_t)sv, err)) {
         cJSON_Delete(root);
         return err_prefix(err, "%s", path);
+    }
+    LoraConfig lc;
+    int is_lora = 0;
+    if (lora_config_of(root, &lc, &is_lora, err)) {
+        model_free(m);
+        cJSON_Delete(root);
+        return err_prefix(err, "%s: stored config", path);
+    }
+    if (is_lora || base) {
+        int bad = !is_lora ? err_set(err, "%s: not a LoRA checkpoint (its config has no train.lora), a base makes no sense", path)
+                           : lora_load_checkpoint(m, path, root, base, use_ema, err);
+        int have = 0;
+        if (bad || checkpoint_load_buffers(path, &m->bs, &have, err)) {
+            model_free(m);
+            cJSON_Delete(root);
+            return -1;
+        }
+        *out = m;
+        if (config) *config = root;
+        else cJSON_Delete(root);
+        return 0;
     }
     int have_buffers = 0;
     if (checkpoint_load(path, &m->ps, NULL, NULL, NULL, NULL, err) || checkpoint_load_buffers(path, &m->bs, &have_buffers, err)) {

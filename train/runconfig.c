@@ -11,6 +11,7 @@
  * again, jointly, by the memory estimate (train/memplan.h). */
 #define kMaxCount 1125899906842624.0 /* 2^50 */
 #define kMaxSeqLen 1048576.0         /* 2^20 tokens */
+#define N(a) (sizeof a / sizeof a[0])
 
 #define D(type, m, h) CFG_F(type, DataConfig, m, h)
 #define DR(type, m, lo, hi, h) CFG_R(type, DataConfig, m, lo, hi, h)
@@ -40,9 +41,62 @@ static const CfgField kTrainFields[] = {
     T(CFG_BOOL, eval_at_end, "validate after the last step"),
     T(CFG_BOOL, plot, "draw RUN_DIR/loss.png at the end of the run (as tern plot RUN_DIR does)"),
     T(CFG_STRING, init_from, "checkpoint whose parameters initialise a fresh run (fine-tuning); names and shapes must match"),
+    CFG_CHILD("lora", CFG_SECTION, "LoRA fine-tuning: rank, alpha, dropout, targets, base, base_hash"),
 };
 #undef T
 #undef TR
+#define LO(type, m, h) CFG_F(type, LoraConfig, m, h)
+#define LOR(type, m, lo, hi, h) CFG_R(type, LoraConfig, m, lo, hi, h)
+static const CfgField kLoraFields[] = {
+    LOR(CFG_SIZE, rank, 1, 65536, "adapter rank r"),
+    LOR(CFG_FLOAT, alpha, 1e-6, 1e6, "the adapters' output is scaled by alpha / rank"),
+    LOR(CFG_FLOAT, dropout, 0, 0.99, "dropout on the adapters' input (training only)"),
+    LO(CFG_STRING, base, "the base checkpoint (frozen; the run's checkpoints hold the adapters only)"),
+    LO(CFG_STRING, base_hash, "the base parameters' hash; empty = recorded at the start, then checked on resume and export"),
+    CFG_CHILD("targets", CFG_ARRAY, "globs over 2-D parameter names, e.g. \"*.attn.c_q.weight\""),
+};
+#undef LO
+#undef LOR
+static const char *kLoraDefaultTargets[] = {"*.attn.c_q.weight", "*.attn.c_v.weight", "*.attn.wq.weight", "*.attn.wv.weight"};
+
+/* train.lora: every key checked; targets default to the attention's query and value projections
+ * (the original LoRA paper's choice) under both naming schemes. */
+int runconfig_read_lora(const cJSON *sec, LoraConfig *lc, Err *err) {
+    memset(lc, 0, sizeof *lc);
+    lc->rank = 8;
+    lc->alpha = 16;
+    if (!sec) return 0;
+    lc->enabled = 1;
+    if (cfg_read(sec, "train.lora", kLoraFields, N(kLoraFields), lc, err)) return -1;
+    if (!lc->base[0]) return err_set(err, "config: train.lora.base (the base checkpoint) is required");
+    if (lc->base_hash[0] && strspn(lc->base_hash, "0123456789abcdef") != 16)
+        return err_set(err, "config: train.lora.base_hash must be 16 lowercase hex digits, got \"%s\"", lc->base_hash);
+    const cJSON *tg = cJSON_GetObjectItemCaseSensitive(sec, "targets");
+    if (!tg) {
+        for (size_t i = 0; i < N(kLoraDefaultTargets); i++) snprintf(lc->targets[i], CFG_STR_MAX, "%s", kLoraDefaultTargets[i]);
+        lc->ntargets = N(kLoraDefaultTargets);
+        return 0;
+    }
+    int i = 0;
+    for (const cJSON *g = tg->child; g; g = g->next, i++) {
+        if (!cJSON_IsString(g) || !g->valuestring[0] || strlen(g->valuestring) >= CFG_STR_MAX)
+            return err_set(err, "config: train.lora.targets[%d] must be a non-empty glob string", i);
+        if (lc->ntargets == LORA_MAX_TARGETS) return err_set(err, "config: train.lora.targets: at most %d globs", LORA_MAX_TARGETS);
+        snprintf(lc->targets[lc->ntargets++], CFG_STR_MAX, "%s", g->valuestring);
+    }
+    if (!lc->ntargets) return err_set(err, "config: train.lora.targets is empty (give at least one glob)");
+    return 0;
+}
+
+static void write_lora(cJSON *train, const LoraConfig *lc) {
+    if (!lc->enabled) return;
+    cJSON *sec = cfg_section(train, "lora");
+    cfg_write(sec, kLoraFields, N(kLoraFields) - 1, lc);
+    cJSON_DeleteItemFromObjectCaseSensitive(sec, "targets");
+    cJSON *arr = cJSON_AddArrayToObject(sec, "targets");
+    for (size_t i = 0; i < lc->ntargets; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(lc->targets[i]));
+}
+
 #define DI(type, m, h) CFG_F(type, DistillConfig, m, h)
 #define DIR(type, m, lo, hi, h) CFG_R(type, DistillConfig, m, lo, hi, h)
 static const CfgField kDistillFields[] = {
@@ -68,7 +122,6 @@ static const CfgField kRunFields[] = {
 };
 #undef R
 #undef RR
-#define N(a) (sizeof a / sizeof a[0])
 
 static void defaults(RunConfig *rc) {
     memset(rc, 0, sizeof *rc);
@@ -97,6 +150,9 @@ int runconfig_from_json(RunConfig *rc, cJSON *root, Err *err) {
     if (cfg_read(root, "config", kRunFields, N(kRunFields), rc, err)) return -1;
     if (cfg_read(get(root, "data"), "data", kDataFields, N(kDataFields), &rc->data, err)) return -1;
     if (cfg_read(get(root, "train"), "train", kTrainFields, N(kTrainFields), &rc->train, err)) return -1;
+    if (runconfig_read_lora(get(get(root, "train"), "lora"), &rc->lora, err)) return -1;
+    if (rc->lora.enabled && rc->train.init_from[0])
+        return err_set(err, "config: train.init_from with train.lora: the base checkpoint is train.lora.base");
     /* optim: schedule / ema / grad_clip live here; groups and rules are read by the optimizer */
     const cJSON *optim = get(root, "optim");
     if (optim) {
@@ -146,7 +202,8 @@ void runconfig_resolve(RunConfig *rc) {
     cJSON *root = rc->root;
     cfg_write(root, kRunFields, 4, rc); /* name, out_dir, seed, threads */
     cfg_write(cfg_section(root, "data"), kDataFields, N(kDataFields), &rc->data);
-    cfg_write(cfg_section(root, "train"), kTrainFields, N(kTrainFields), &rc->train);
+    cfg_write(cfg_section(root, "train"), kTrainFields, N(kTrainFields) - 1, &rc->train);
+    write_lora(cfg_section(root, "train"), &rc->lora);
     cJSON *optim = cfg_section(root, "optim");
     cfg_write(cfg_section(optim, "schedule"), kScheduleFields, kScheduleFieldCount, &rc->schedule);
     cfg_write(cfg_section(optim, "ema"), kEmaFields, kEmaFieldCount, &rc->ema);

@@ -37,6 +37,18 @@ typedef struct TrainConfig {
     char init_from[CFG_STR_MAX]; /* checkpoint whose parameters start a fresh run (fine-tuning) */
 } TrainConfig;
 
+/* train.lora: LoRA fine-tuning (train/README.md). Enabled when the section is present. */
+#define LORA_MAX_TARGETS 16
+typedef struct LoraConfig {
+    int enabled;
+    size_t rank;
+    double alpha, dropout;
+    char base[CFG_STR_MAX];      /* the frozen base checkpoint */
+    char base_hash[CFG_STR_MAX]; /* its parameters' hash (16 hex digits); "" = recorded by the run */
+    char targets[LORA_MAX_TARGETS][CFG_STR_MAX]; /* globs over 2-D parameter names */
+    size_t ntargets;
+} LoraConfig;
+
 typedef struct DistillConfig {
     char teacher[CFG_STR_MAX]; /* teacher-logit files (glob / comma list), one per training shard; "" = off */
     double alpha;              /* weight of the soft (teacher) loss; 1 - alpha on the labels */
@@ -53,6 +65,7 @@ typedef struct RunConfig {
     Ema ema;
     MezoConfig mezo;
     DistillConfig distill;
+    LoraConfig lora;
     struct cJSON *root;     /* the whole (resolved) tree; sections model/optim/quant/export kept as given */
 } RunConfig;
 
@@ -63,6 +76,8 @@ int runconfig_load(RunConfig *rc, const char *path, char **sets, int nsets, Err 
 /* Same from an already-parsed tree (takes ownership). */
 int runconfig_from_json(RunConfig *rc, struct cJSON *root, Err *err);
 void runconfig_free(RunConfig *rc);
+/* Reads a train.lora section (NULL: LoRA off, lc->enabled = 0) with every key checked. */
+int runconfig_read_lora(const struct cJSON *sec, LoraConfig *lc, Err *err);
 /* Writes the resolved values of the run-level sections back into rc->root. */
 void runconfig_resolve(RunConfig *rc);
 

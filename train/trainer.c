@@ -13,7 +13,9 @@
 #include "kernels/gemm.h"
 #include "kernels/softmax.h"
 #include "kernels/util.h"
+#include "model/lora.h"
 #include "model/qat.h"
+#include "train/lora_ft.h"
 #include "train/resume.h"
 #include "train/run_dir.h"
 
@@ -34,7 +36,7 @@ static int plan_memory(Trainer *t, Err *err) {
     size_t T = rc->data.seq_len, micro_tokens = rc->train.micro_batch * T;
     int validates = rc->data.val[0] && (rc->train.val_every || rc->train.eval_at_end);
     MemPlanShape s = {.B = rc->train.micro_batch, .T = T, .eval_B = validates ? eval_batch(T) : 0, .tokens = micro_tokens,
-                      .forward_only = rc->mezo.enabled, .ema = rc->ema.enabled, .world = t->dist.world};
+                      .forward_only = rc->mezo.enabled, .ema = rc->ema.enabled, .world = t->dist.world, .train = t->tps};
     /* MeZO keeps every micro-batch of a step */
     if (rc->mezo.enabled) s.tokens = TERN_MAX(micro_tokens, rc->train.batch_tokens / (size_t)t->dist.world);
     memplan_measure(&t->mem, t->model, &s);
@@ -108,6 +110,30 @@ static int open_teachers(Trainer *t, Err *err) {
     return 0;
 }
 
+/* train.lora: the base loaded and frozen (no gradient buffer, no optimizer state), its hash
+ * recorded in the resolved config (or checked against the one there: a resumed run), quantized
+ * once when QAT is on, the adapters attached and checked; they become the trained store. The
+ * optimizer defaults to one AdamW group "lora" over every adapter. */
+static int setup_lora(Trainer *t, Err *err) {
+    RunConfig *rc = t->rc;
+    LoraConfig *lc = &rc->lora;
+    Model *m = t->model;
+    char hash[17];
+    if (lora_open_base(m, lc->base, lc->base_hash, hash, err)) return -1;
+    snprintf(lc->base_hash, sizeof lc->base_hash, "%s", hash);
+    if (m->qplan && m->qplan->qat) quant_plan_bake(m);
+    if (lora_setup(m, lc, (uint64_t)rc->seed, err)) return -1;
+    params_freeze(&m->ps);
+    t->tps = &m->lora->ps;
+    if (lora_check_targets(m, err)) return -1;
+    cJSON *optim = cfg_section(rc->root, "optim");
+    if (!cJSON_GetObjectItemCaseSensitive(optim, "rules")) {
+        cJSON *groups = cfg_section(optim, "groups");
+        if (!cJSON_GetObjectItemCaseSensitive(groups, "lora")) cJSON_AddItemToObject(groups, "lora", cJSON_CreateObject());
+    }
+    return 0;
+}
+
 static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt, int dry, const Dist *dist, Err *err) {
     memset(t, 0, sizeof *t);
     t->rc = rc;
@@ -145,13 +171,16 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     cJSON_DeleteItemFromObjectCaseSensitive(root, "export");
     cJSON_AddItemToObject(root, "quant", rq);
     cJSON_AddItemToObject(root, "export", rx);
+    t->tps = &t->model->ps;
+    if (rc->lora.enabled && setup_lora(t, err)) return -1;
 
     /* the memory the run will take, before the optimizer state and the arenas are allocated */
     if (plan_memory(t, err)) return -1;
 
     cJSON *optim = cfg_section(root, "optim");
     cJSON *resolved_opt = cJSON_CreateObject();
-    int rcode = optimizer_init(&t->opt, &t->model->ps, optim, t->model->default_groups, resolved_opt, err);
+    const char *rules = rc->lora.enabled ? "[{\"match\":\"*\",\"group\":\"lora\"}]" : t->model->default_groups;
+    int rcode = optimizer_init(&t->opt, t->tps, optim, rules, resolved_opt, err);
     if (rcode) {
         cJSON_Delete(resolved_opt);
         return -1;
@@ -166,7 +195,7 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     if (!rc->mezo.enabled) memplan_add_optimizer(&t->mem, t->opt.work_floats * sizeof(float));
 
     if (rc->mezo.enabled) {
-        if (mezo_init(&t->mezo, &rc->mezo, &t->model->ps, err)) return -1;
+        if (mezo_init(&t->mezo, &rc->mezo, t->tps, err)) return -1;
         t->use_mezo = 1;
     }
     /* data parallelism: each Muon matrix is orthogonalised on one rank and broadcast */
@@ -210,7 +239,7 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     rc->schedule.total_steps = t->total_steps;
     rc->schedule.max_seconds = t->total_steps ? 0 : rc->train.max_seconds;
 
-    ema_init(&rc->ema, &t->model->ps);
+    ema_init(&rc->ema, t->tps);
     tape_init(&t->tape, 0);
     /* MeZO scores every micro-batch of a step twice per perturbation: it keeps them all */
     size_t ntok = t->use_mezo ? per_micro * t->accum : per_micro;
@@ -224,7 +253,7 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     /* resume */
     if (resume_ckpt) {
         /* MeZO keeps no optimizer state: its checkpoints have none */
-        if (checkpoint_load(resume_ckpt, &t->model->ps, t->use_mezo ? NULL : t->opt.state_a, t->use_mezo ? NULL : t->opt.state_b,
+        if (checkpoint_load(resume_ckpt, t->tps, t->use_mezo ? NULL : t->opt.state_a, t->use_mezo ? NULL : t->opt.state_b,
                             rc->ema.enabled ? rc->ema.shadow : NULL, &t->st, err) ||
             resume_check_state(&t->st, &t->loader, resume_ckpt, err))
             return -1;
@@ -304,13 +333,13 @@ static void log_json(Trainer *t, cJSON *o) {
 static int validate(Trainer *t) {
     if (!t->have_val) return 0;
     Ema *e = &t->rc->ema;
-    if (e->enabled && e->started) ema_swap(e, &t->model->ps);
+    if (e->enabled && e->started) ema_swap(e, t->tps);
     EvalResult r;
     size_t B = eval_batch(t->T);
     /* between steps the training tape is free: one arena, so validation adds no second set of
      * activation pages to the run's peak */
     eval_standard(t->model, &t->tape, &t->val, t->T, B, t->have_bc ? &t->bc : NULL, t->rc->train.val_tokens, &t->dist, &r);
-    if (e->enabled && e->started) ema_swap(e, &t->model->ps);
+    if (e->enabled && e->started) ema_swap(e, t->tps);
     t->last_val_loss = r.val_loss;
     t->last_val_bpb = r.val_bpb;
     cJSON *o = cJSON_CreateObject();
@@ -351,7 +380,7 @@ static int link_latest(const char *run_dir, const char *step_path, Err *err) {
  * across ranks can make them drift by rounding). When they differ, rank 0's copy is broadcast. */
 static void sync_check(Trainer *t) {
     if (t->dist.world <= 1) return;
-    ParamStore *ps = &t->model->ps;
+    ParamStore *ps = t->tps;
     uint64_t fp = dist_fingerprint(ps->values, ps->total) + 3 * dist_fingerprint(t->opt.state_a, ps->total) +
                   5 * dist_fingerprint(t->opt.state_b, ps->total);
     uint64_t lo, hi;
@@ -399,7 +428,7 @@ static const char *last_checkpoint(const Trainer *t, char *buf, size_t size) {
  * rank 0's parameters after sync_check, so all refuse alike. */
 int trainer_save(Trainer *t, Err *err) {
     sync_check(t);
-    if (!params_values_finite(&t->model->ps)) {
+    if (!params_values_finite(t->tps)) {
         char last[1300];
         return err_set(err, "training failed: the parameters are not finite at step %llu (an update overflowed; lower the "
                             "learning rate or set train.grad_clip); not saved, %s", (unsigned long long)t->st.step,
@@ -424,12 +453,12 @@ static int trainer_save_rank0(Trainer *t, Err *err) {
     t->st.bad_steps = t->bad_in_row;
     t->st.qat_active = (uint64_t)t->model->qat_active;
     char *cfg = cJSON_PrintUnformatted(t->rc->root);
-    CheckpointData cd = {.ps = &t->model->ps,
+    CheckpointData cd = {.ps = t->tps,
                          .state_a = t->use_mezo ? NULL : t->opt.state_a,
                          .state_b = t->use_mezo ? NULL : t->opt.state_b,
                          .ema = t->rc->ema.enabled ? t->rc->ema.shadow : NULL,
                          .bs = &t->model->bs,
-                         .total = t->model->ps.total,
+                         .total = t->tps->total,
                          .st = t->st,
                          .config_json = cfg};
     int rc = checkpoint_save(path, &cd, err);
@@ -474,7 +503,7 @@ static double mezo_batch_loss(Trainer *t) {
  * -1 when not (the parameters are restored and nothing is updated). */
 static int mezo_train_step(Trainer *t, double lr_mult, double *step_loss) {
     Mezo *mz = &t->mezo;
-    float *theta = t->model->ps.values;
+    float *theta = t->tps->values;
     size_t n = mz->c.samples;
     uint64_t keys[MEZO_MAX_SAMPLES];
     double g[MEZO_MAX_SAMPLES];
@@ -499,7 +528,7 @@ static int mezo_train_step(Trainer *t, double lr_mult, double *step_loss) {
 
 int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
     RunConfig *rc = t->rc;
-    ParamStore *ps = &t->model->ps;
+    ParamStore *ps = t->tps;
     double t_start = now_seconds() - t->st.elapsed_seconds;
     double t_log = now_seconds();
     uint64_t tokens_log = t->st.tokens;
@@ -699,6 +728,11 @@ int trainer_summary(Trainer *t, int json, int outcome, const char *error, Err *e
     cJSON_AddStringToObject(o, "run_dir", t->run_dir);
     cJSON_AddStringToObject(o, "arch", t->model->arch);
     cJSON_AddNumberToObject(o, "params", (double)model_num_params(t->model));
+    if (t->model->lora) {
+        size_t n = 0;
+        for (size_t i = 0; i < t->model->lora->ps.n; i++) n += t->model->lora->ps.t[i]->numel;
+        cJSON_AddNumberToObject(o, "lora_params", (double)n);
+    }
     cJSON_AddNumberToObject(o, "steps", (double)t->st.step);
     cJSON_AddNumberToObject(o, "tokens", (double)t->st.tokens);
     cJSON_AddNumberToObject(o, "elapsed_s", t->st.elapsed_seconds);
@@ -711,6 +745,7 @@ int trainer_summary(Trainer *t, int json, int outcome, const char *error, Err *e
     cJSON_AddNumberToObject(o, "mem_estimate_mb", (double)t->mem.total / 1048576.0);
     if (t->use_mezo) cJSON_AddStringToObject(o, "method", "mezo");
     if (t->nteachers) cJSON_AddStringToObject(o, "method", "distill");
+    if (t->model->lora) cJSON_AddStringToObject(o, "finetune", "lora");
     if (t->resyncs) cJSON_AddNumberToObject(o, "rank_resyncs", (double)t->resyncs);
     if (isfinite(t->last_val_loss)) cJSON_AddNumberToObject(o, "val_loss", t->last_val_loss);
     if (t->last_val_bpb >= 0) cJSON_AddNumberToObject(o, "val_bpb", t->last_val_bpb);

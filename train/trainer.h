@@ -28,6 +28,7 @@
 typedef struct Trainer {
     RunConfig *rc;
     Model *model;
+    ParamStore *tps;          /* the trained parameters: the model's, or its LoRA adapters' (base frozen) */
     Optimizer opt;
     Loader loader;
     TokenStream val;
