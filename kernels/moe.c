@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "kernels/act.h"
+#include "kernels/moe_math.h"
+#include "kernels/quant.h"
 
 size_t moe_saved_floats(const MoeShape *s) {
     size_t R = s->N * s->K;
@@ -29,33 +31,10 @@ void moe_saved_bind(MoeSaved *sv, const MoeShape *s, float *f, int32_t *i, size_
 
 /* ------------------------------------------------------------------ routing */
 
-/* the K largest of v[E] (ties: lower index first), by K passes of a max-scan */
-static void topk_scan(const float *v, size_t E, size_t K, int32_t *out) {
-    for (size_t k = 0; k < K; k++) {
-        int32_t best = -1;
-        for (size_t e = 0; e < E; e++) {
-            int taken = 0;
-            for (size_t j = 0; j < k && !taken; j++) taken = out[j] == (int32_t)e;
-            if (!taken && (best < 0 || v[e] > v[best])) best = (int32_t)e;
-        }
-        out[k] = best;
-    }
-}
-
 void moe_route(const MoeShape *s, const float *scores, const float *bias, float gamma, int32_t *sel, float *w, float *ssum) {
-    size_t E = s->E, K = s->K;
-#pragma omp parallel for schedule(static) if (s->N * E >= 16384)
-    for (size_t n = 0; n < s->N; n++) {
-        float v[256];
-        const float *sc = scores + n * E;
-        for (size_t e = 0; e < E; e++) v[e] = sc[e] + (bias ? bias[e] : 0.0f);
-        int32_t *sl = sel + n * K;
-        topk_scan(v, E, K, sl);
-        float S = 0.0f;
-        for (size_t k = 0; k < K; k++) S += sc[sl[k]];
-        ssum[n] = S;
-        for (size_t k = 0; k < K; k++) w[n * K + k] = gamma * sc[sl[k]] / S;
-    }
+#pragma omp parallel for schedule(static) if (s->N * s->E >= 16384)
+    for (size_t n = 0; n < s->N; n++)
+        ssum[n] = moe_route_token(scores + n * s->E, bias, s->E, s->K, gamma, sel + n * s->K, w + n * s->K);
 }
 
 void moe_plan(const MoeShape *s, const int32_t *sel, size_t *offset, int32_t *perm, int32_t *inv) {
@@ -80,6 +59,7 @@ static void expert_forward(const MoeShape *s, size_t r0, size_t m, const float *
     float *U = sv->U + r0 * 2 * H, *A = sv->A + r0 * H;
     gemm(0, 1, m, 2 * H, C, 1.0f, sv->Xs + r0 * C, C, gu, C, 0.0f, U, 2 * H); /* [m, 2H] = Xs gu^T */
     swiglu_forward(A, U, m, H);
+    if (s->act_q) fake_quantize_act_int8(A, A, m, H, s->act_block);
     gemm(0, 1, m, C, H, 1.0f, A, H, dn, H, 0.0f, sv->Ys + r0 * C, C); /* [m, C] = A dn^T */
 }
 
@@ -204,6 +184,7 @@ void moe_forward_ref(const MoeShape *s, float *y, const float *h, const float *s
             if (w) w[n * K + k] = wk;
             gemm(0, 1, 1, 2 * H, C, 1.0f, h + n * C, C, gu[e], C, 0.0f, u, 2 * H);
             swiglu_forward(a, u, 1, H);
+            if (s->act_q) fake_quantize_act_int8(a, a, 1, H, s->act_block);
             gemm(0, 1, 1, C, H, 1.0f, a, H, dn[e], H, 0.0f, out, C);
             for (size_t c = 0; c < C; c++) yn[c] += wk * out[c];
         }

@@ -117,6 +117,11 @@ static void moe_free_inst(void *inst) {
     xfree(a->bias);
 }
 
+static int same_act(const QuantSpec *a, const QuantSpec *b) {
+    int ab = a ? a->act_bits : 0, bb = b ? b->act_bits : 0;
+    return ab == bb && (!ab || a->act_block == b->act_block);
+}
+
 static Tensor *moe_kind_forward(const void *inst, const void *cfg, const BlockCtx *c, Tensor *h) {
     const MoeInst *a = inst;
     const MoeCfg *mc = cfg;
@@ -125,13 +130,31 @@ static Tensor *moe_kind_forward(const void *inst, const void *cfg, const BlockCt
     Tensor *s = op_sigmoid(tp, model_linear(c->m, tp, h, a->router, NULL));
     Tensor **w = arena_alloc(&tp->arena, 2 * E * sizeof(Tensor *));
     for (size_t e = 0; e < E; e++) w[e] = model_weight(c->m, tp, a->gu[e]), w[E + e] = model_weight(c->m, tp, a->dn[e]);
-    MoeOpCfg oc = {E, mc->moe_topk, mc->moe_hidden, (float)mc->moe_route_scale, a->bias, c->training ? a->load : NULL};
-    Tensor *y = op_moe(tp, h, s, w, w + E, &oc);
+    MoeOpCfg oc = {E, mc->moe_topk, mc->moe_hidden, (float)mc->moe_route_scale, a->bias, c->training ? a->load : NULL, 0, 0};
+    /* int8 activations (QAT) as model_linear gives them: the experts' input once (per token, the
+     * same for every expert), their hidden rows inside op_moe */
+    const QuantSpec *qi = model_quant_spec(c->m, a->gu[0]), *qh = model_quant_spec(c->m, a->dn[0]);
+    for (size_t e = 1; e < E; e++)
+        TERN_CHECK(same_act(qi, model_quant_spec(c->m, a->gu[e])) && same_act(qh, model_quant_spec(c->m, a->dn[e])),
+                   "moe: quant rules must give every routed expert of a layer the same activation quantization");
+    Tensor *hx = qi && qi->act_bits == 8 ? op_fake_quant_act(tp, h, qi->act_block) : h;
+    if (qh && qh->act_bits == 8) oc.act_q = 1, oc.act_block = qh->act_block;
+    Tensor *y = op_moe(tp, hx, s, w, w + E, &oc);
     for (size_t e = E; e < n; e++) {
         Tensor *u = op_swiglu(tp, model_linear(c->m, tp, h, a->gu[e], NULL));
         y = op_add(tp, y, model_linear(c->m, tp, u, a->dn[e], NULL));
     }
     return y;
+}
+
+static int moe_export_keys(const void *cfg, const StackConfig *sc, KvList *kv, Err *err) {
+    const MoeCfg *c = cfg;
+    kv_add_u32(kv, "moe.experts", c->moe_experts);
+    kv_add_u32(kv, "moe.shared", c->moe_shared);
+    kv_add_u32(kv, "moe.topk", c->moe_topk);
+    kv_add_u32(kv, "moe.hidden", c->moe_hidden);
+    kv_add_f32(kv, "moe.route_scale", c->moe_route_scale);
+    return 0;
 }
 
 const BlockKind kBlockMoe = {
@@ -148,6 +171,7 @@ const BlockKind kBlockMoe = {
     .forward = moe_kind_forward,
     /* the router is Adam's (as DeepSeek-V3 trains it), not Muon's: its rows are per-expert logits */
     .group_rules = "{\"match\":\"*moe.router.weight\",\"group\":\"scalar\"}",
+    .export_keys = moe_export_keys,
     .step_floats = moe_step_floats,
     .add_buffers = moe_add_buffers,
     .after_step = moe_after_step,
