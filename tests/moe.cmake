@@ -2,3 +2,9 @@
 # per-token reference, determinism, gradient checks of op_moe and of tiny chimera models with MoE
 # layers, the routing-bias buffer and its update (unit).
 tern_unit_test(test_moe tern_model)
+# The moe kind in the artifact format and the runtime (runtime/blocks/moe.c): the routing bias in
+# the artifact, trainer vs runtime logits, decode vs prefill, damaged key/values (unit).
+add_executable(test_runtime_moe unit/test_runtime_moe.c)
+target_link_libraries(test_runtime_moe PRIVATE ternrt tern_export tern_model)
+add_test(NAME test_runtime_moe COMMAND test_runtime_moe)
+set_tests_properties(test_runtime_moe PROPERTIES LABELS unit ENVIRONMENT "OMP_NUM_THREADS=1")
