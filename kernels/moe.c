@@ -112,6 +112,7 @@ static void expert_backward(const MoeShape *s, size_t r0, size_t m, const MoeSav
 /* dscores of token n from its slot gradients dw (normalised sigmoid gate, moe.h) */
 static void gate_backward(const MoeShape *s, size_t n, const MoeSaved *sv, const float *dw, float gamma, float *dscores) {
     size_t K = s->K;
+    if (K == 1) return; /* w = gamma whatever s: no gradient (the formula below leaves rounding) */
     float S = sv->ssum[n], dot = 0.0f;
     for (size_t k = 0; k < K; k++) dot += dw[k] * sv->w[n * K + k];
     for (size_t k = 0; k < K; k++) dscores[n * s->E + sv->sel[n * K + k]] += gamma / S * (dw[k] - dot / gamma);

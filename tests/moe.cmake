@@ -8,3 +8,5 @@ add_executable(test_runtime_moe unit/test_runtime_moe.c)
 target_link_libraries(test_runtime_moe PRIVATE ternrt tern_export tern_model)
 add_test(NAME test_runtime_moe COMMAND test_runtime_moe)
 set_tests_properties(test_runtime_moe PROPERTIES LABELS unit ENVIRONMENT "OMP_NUM_THREADS=1")
+# PyTorch parity of the layer against tests/torch_ref/moe_ref.py (float64, dense masks) (reference).
+tern_py_test(torch_moe torch_ref/moe.py)
