@@ -172,8 +172,7 @@ typedef struct MoeOpCfg {
     float gamma;        /* routed scaling factor */
     const float *bias;  /* [E] routing bias (picks experts only; no gradient), or NULL */
     float *load;        /* [E] += tokens routed to each expert, or NULL */
-    int act_q;          /* QAT: int8 fake-quantized hidden activations (MoeShape.act_q) */
-    size_t act_block;
+    const long *act_in, *act_hid; /* QAT: per expert int8 activations (MoeShape), or NULL */
 } MoeOpCfg;
 /* y [.., C] = sum over each token's top-K experts (by scores + bias) of the normalised gate
  * weight times the expert's SwiGLU FFN: h [.., C], scores [.., E] (the router's sigmoid

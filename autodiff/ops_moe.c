@@ -39,7 +39,13 @@ Tensor *op_moe(Tape *tp, Tensor *h, Tensor *scores, Tensor *const *gu, Tensor *c
     for (size_t x = 0; x < E; x++)
         TERN_CHECK(gu[x]->numel == 2 * H * C && dn[x]->numel == C * H, "moe: expert %zu weights must be [%zu, %zu] and [%zu, %zu]", x,
                    2 * H, C, C, H);
-    MoeShape s = {N, C, E, cfg->K, H, cfg->act_q, cfg->act_block};
+    MoeShape s = {N, C, E, cfg->K, H, NULL, NULL};
+    if (cfg->act_in) { /* the context outlives cfg: keep copies */
+        long *q = arena_alloc(&tp->arena, 2 * E * sizeof(long));
+        memcpy(q, cfg->act_in, E * sizeof(long));
+        memcpy(q + E, cfg->act_hid, E * sizeof(long));
+        s.act_in = q, s.act_hid = q + E;
+    }
     MoeCtx *c = arena_alloc(&tp->arena, sizeof *c);
     c->s = s;
     c->gamma = cfg->gamma;

@@ -54,12 +54,13 @@ void moe_plan(const MoeShape *s, const int32_t *sel, size_t *offset, int32_t *pe
 /* ------------------------------------------------------------------ forward */
 
 /* Ys[rows] = FFN_e(Xs[rows]) for the rows of one expert; U and A kept for the backward */
-static void expert_forward(const MoeShape *s, size_t r0, size_t m, const float *gu, const float *dn, MoeSaved *sv, MoeGemm gemm) {
+static void expert_forward(const MoeShape *s, size_t e, size_t r0, size_t m, const float *gu, const float *dn, MoeSaved *sv, MoeGemm gemm) {
     size_t C = s->C, H = s->H;
-    float *U = sv->U + r0 * 2 * H, *A = sv->A + r0 * H;
-    gemm(0, 1, m, 2 * H, C, 1.0f, sv->Xs + r0 * C, C, gu, C, 0.0f, U, 2 * H); /* [m, 2H] = Xs gu^T */
+    float *U = sv->U + r0 * 2 * H, *A = sv->A + r0 * H, *X = sv->Xs + r0 * C;
+    if (s->act_in && s->act_in[e] >= 0) fake_quantize_act_int8(X, X, m, C, (size_t)s->act_in[e]);
+    gemm(0, 1, m, 2 * H, C, 1.0f, X, C, gu, C, 0.0f, U, 2 * H); /* [m, 2H] = Xs gu^T */
     swiglu_forward(A, U, m, H);
-    if (s->act_q) fake_quantize_act_int8(A, A, m, H, s->act_block);
+    if (s->act_hid && s->act_hid[e] >= 0) fake_quantize_act_int8(A, A, m, H, (size_t)s->act_hid[e]);
     gemm(0, 1, m, C, H, 1.0f, A, H, dn, H, 0.0f, sv->Ys + r0 * C, C); /* [m, C] = A dn^T */
 }
 
@@ -75,7 +76,7 @@ void moe_forward(const MoeShape *s, float *y, MoeSaved *sv, const float *h, cons
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t e = 0; e < E; e++) {
         size_t m = sv->offset[e + 1] - sv->offset[e];
-        if (m) expert_forward(s, sv->offset[e], m, gu[e], dn[e], sv, gemm);
+        if (m) expert_forward(s, e, sv->offset[e], m, gu[e], dn[e], sv, gemm);
     }
 #pragma omp parallel for schedule(static) if (N * C >= 16384)
     for (size_t n = 0; n < N; n++) { /* combine in slot order */
@@ -168,7 +169,7 @@ static void sort_experts(const float *v, size_t E, int32_t *order) {
 void moe_forward_ref(const MoeShape *s, float *y, const float *h, const float *scores, const float *bias, float gamma,
                      const float *const *gu, const float *const *dn, int32_t *sel, float *w, MoeGemm gemm) {
     size_t C = s->C, E = s->E, K = s->K, H = s->H;
-    float v[256], u[2 * 4096], a[4096], out[4096];
+    float v[256], x[4096], u[2 * 4096], a[4096], out[4096];
     int32_t order[256];
     for (size_t n = 0; n < s->N; n++) {
         const float *sc = scores + n * E;
@@ -183,9 +184,11 @@ void moe_forward_ref(const MoeShape *s, float *y, const float *h, const float *s
             float wk = gamma * sc[e] / S;
             if (sel) sel[n * K + k] = e;
             if (w) w[n * K + k] = wk;
-            gemm(0, 1, 1, 2 * H, C, 1.0f, h + n * C, C, gu[e], C, 0.0f, u, 2 * H);
+            memcpy(x, h + n * C, C * sizeof(float));
+            if (s->act_in && s->act_in[e] >= 0) fake_quantize_act_int8(x, x, 1, C, (size_t)s->act_in[e]);
+            gemm(0, 1, 1, 2 * H, C, 1.0f, x, C, gu[e], C, 0.0f, u, 2 * H);
             swiglu_forward(a, u, 1, H);
-            if (s->act_q) fake_quantize_act_int8(a, a, 1, H, s->act_block);
+            if (s->act_hid && s->act_hid[e] >= 0) fake_quantize_act_int8(a, a, 1, H, (size_t)s->act_hid[e]);
             gemm(0, 1, 1, C, H, 1.0f, a, H, dn[e], H, 0.0f, out, C);
             for (size_t c = 0; c < C; c++) yn[c] += wk * out[c];
         }

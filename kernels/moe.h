@@ -27,10 +27,10 @@
 
 typedef struct MoeShape {
     size_t N, C, E, K, H; /* tokens, width, routed experts, experts per token, expert hidden */
-    int act_q;            /* QAT: the hidden activations int8 fake-quantized before the down
-                           * projection (per row, or per block of act_block; the backward passes
-                           * straight through, as op_fake_quant_act) */
-    size_t act_block;
+    /* QAT (NULL: none): per expert, its input (act_in) and hidden (act_hid) activations int8
+     * fake-quantized before its gate_up / down product: -1 = float, else per block of that many
+     * values (0 = per row), as op_fake_quant_act; the backward passes straight through */
+    const long *act_in, *act_hid;
 } MoeShape;
 
 typedef void (*MoeGemm)(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,

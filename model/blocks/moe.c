@@ -117,10 +117,8 @@ static void moe_free_inst(void *inst) {
     xfree(a->bias);
 }
 
-static int same_act(const QuantSpec *a, const QuantSpec *b) {
-    int ab = a ? a->act_bits : 0, bb = b ? b->act_bits : 0;
-    return ab == bb && (!ab || a->act_block == b->act_block);
-}
+/* -1: float activations; else int8 per block of this many values (0 = per token) */
+static long act_block_of(const QuantSpec *q) { return q && q->act_bits == 8 ? (long)q->act_block : -1; }
 
 static Tensor *moe_kind_forward(const void *inst, const void *cfg, const BlockCtx *c, Tensor *h) {
     const MoeInst *a = inst;
@@ -130,16 +128,18 @@ static Tensor *moe_kind_forward(const void *inst, const void *cfg, const BlockCt
     Tensor *s = op_sigmoid(tp, model_linear(c->m, tp, h, a->router, NULL));
     Tensor **w = arena_alloc(&tp->arena, 2 * E * sizeof(Tensor *));
     for (size_t e = 0; e < E; e++) w[e] = model_weight(c->m, tp, a->gu[e]), w[E + e] = model_weight(c->m, tp, a->dn[e]);
-    MoeOpCfg oc = {E, mc->moe_topk, mc->moe_hidden, (float)mc->moe_route_scale, a->bias, c->training ? a->load : NULL, 0, 0};
-    /* int8 activations (QAT) as model_linear gives them: the experts' input once (per token, the
-     * same for every expert), their hidden rows inside op_moe */
-    const QuantSpec *qi = model_quant_spec(c->m, a->gu[0]), *qh = model_quant_spec(c->m, a->dn[0]);
-    for (size_t e = 1; e < E; e++)
-        TERN_CHECK(same_act(qi, model_quant_spec(c->m, a->gu[e])) && same_act(qh, model_quant_spec(c->m, a->dn[e])),
-                   "moe: quant rules must give every routed expert of a layer the same activation quantization");
-    Tensor *hx = qi && qi->act_bits == 8 ? op_fake_quant_act(tp, h, qi->act_block) : h;
-    if (qh && qh->act_bits == 8) oc.act_q = 1, oc.act_block = qh->act_block;
-    Tensor *y = op_moe(tp, hx, s, w, w + E, &oc);
+    MoeOpCfg oc = {E, mc->moe_topk, mc->moe_hidden, (float)mc->moe_route_scale, a->bias, c->training ? a->load : NULL, NULL, NULL};
+    /* int8 activations (QAT) as model_linear gives them, per expert inside op_moe (its rows are
+     * whole tokens, so per-row quantization there is model_linear's per-token) */
+    long *q = arena_alloc(&tp->arena, 2 * E * sizeof(long));
+    int any = 0;
+    for (size_t e = 0; e < E; e++) {
+        q[e] = act_block_of(model_quant_spec(c->m, a->gu[e]));
+        q[E + e] = act_block_of(model_quant_spec(c->m, a->dn[e]));
+        any |= q[e] >= 0 || q[E + e] >= 0;
+    }
+    if (any) oc.act_in = q, oc.act_hid = q + E;
+    Tensor *y = op_moe(tp, h, s, w, w + E, &oc);
     for (size_t e = E; e < n; e++) {
         Tensor *u = op_swiglu(tp, model_linear(c->m, tp, h, a->gu[e], NULL));
         y = op_add(tp, y, model_linear(c->m, tp, u, a->dn[e], NULL));

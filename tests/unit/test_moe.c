@@ -76,7 +76,9 @@ static void saved_free(Saved *o) { xfree(o->f), xfree(o->i), xfree(o->z); }
 /* sort-based == dense per-token: routing exactly, outputs bit for bit with sgemm_ref and within
  * rounding with OpenBLAS; the sort is stable and the loads are the selection counts */
 static void dispatch_vs_dense(size_t N, size_t C, size_t E, size_t K, size_t H, float gamma, int act_q) {
-    MoeShape s = {.N = N, .C = C, .E = E, .K = K, .H = H, .act_q = act_q, .act_block = 4};
+    long qa[2 * 16]; /* QAT: expert e's input per token or per block of 3, its hidden per block of 4 or float */
+    for (size_t e = 0; e < E && act_q; e++) qa[e] = e % 2 ? 0 : 3, qa[E + e] = e % 3 ? 4 : -1;
+    MoeShape s = {.N = N, .C = C, .E = E, .K = K, .H = H, .act_in = act_q ? qa : NULL, .act_hid = act_q ? qa + E : NULL};
     Experts x = make_experts(E, C, H);
     float *h = rand_arr(N * C, -1, 1), *sc = rand_arr(N * E, 0.02f, 0.98f), *bias = rand_arr(E, -0.3f, 0.3f);
     if (N > 2) sc[E + 1] = sc[E] + bias[0] - bias[1]; /* a near tie of biased scores */
@@ -87,7 +89,7 @@ static void dispatch_vs_dense(size_t N, size_t C, size_t E, size_t K, size_t H, 
     moe_forward(&s, y, &sv.sv, h, sc, bias, gamma, (const float *const *)x.gu, (const float *const *)x.dn, load, sgemm_ref);
     moe_forward_ref(&s, yr, h, sc, bias, gamma, (const float *const *)x.gu, (const float *const *)x.dn, selr, wr, sgemm_ref);
     char what[96];
-    snprintf(what, sizeof what, "N%zu C%zu E%zu K%zu H%zu%s", N, C, E, K, H, act_q ? " int8 hidden" : "");
+    snprintf(what, sizeof what, "N%zu C%zu E%zu K%zu H%zu%s", N, C, E, K, H, act_q ? " int8 act" : "");
     CHECK(!memcmp(sv.sv.sel, selr, N * K * sizeof(int32_t)), "%s: selections differ", what);
     CHECK(!memcmp(sv.sv.w, wr, N * K * sizeof(float)), "%s: gate weights differ", what);
     CHECK(!memcmp(y, yr, N * C * sizeof(float)), "%s: sort-based output != dense reference (naive GEMM)", what);
@@ -345,7 +347,7 @@ int main(void) {
     dispatch_vs_dense(200, 16, 16, 2, 24, 1.0f, 0);
     dispatch_vs_dense(13, 7, 4, 4, 5, 1.0f, 0); /* K = E: every expert */
     dispatch_vs_dense(50, 8, 9, 1, 6, 1.0f, 0);
-    dispatch_vs_dense(41, 6, 5, 2, 10, 1.0f, 1); /* QAT: int8 hidden activations in blocks of 4 */
+    dispatch_vs_dense(41, 6, 5, 2, 10, 1.0f, 1); /* QAT: int8 activations, per expert its own blocks */
     printf("determinism\n");
     determinism();
     printf("op gradients\n");

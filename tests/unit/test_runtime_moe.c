@@ -32,6 +32,12 @@ static const ParityCfg kCfgs[] = {
      "{\"vocab_size\":280,\"layout\":\"XE\",\"dim\":64,\"seq_len\":160,\"moe_experts\":5,\"moe_topk\":1,\"moe_shared\":0,"
      "\"moe_hidden\":64,\"moe_route_scale\":2.5,\"tie_embeddings\":false}",
      "{\"weights\":\"int5\",\"min_numel\":1000}", "{}", 0, NULL},
+    {"per-expert rules: ternary + int8 act, expert 1 int6 float act, expert 2's down int8 act per token", "chimera",
+     "{\"vocab_size\":260,\"layout\":\"GE\",\"dim\":128,\"seq_len\":160,\"gdn_heads\":2,\"moe_experts\":3,\"moe_hidden\":64}",
+     "{\"weights\":\"ternary\",\"group\":128,\"act_bits\":8,\"act_block\":64,\"min_numel\":1000,\"embed\":false,"
+     "\"rules\":[{\"match\":\"*moe.experts.1.*\",\"weights\":\"int6\",\"act_bits\":0},"
+     "{\"match\":\"*moe.experts.2.down*\",\"weights\":\"int8\",\"act_bits\":8,\"act_block\":0}]}",
+     "{}", 0, NULL},
 };
 
 /* Builds the case's model with random weights and a random routing bias, exports and loads it. */
@@ -128,6 +134,17 @@ int main(void) {
             continue;
         }
         bias_travels(&pr, &kCfgs[ci]);
+        if (strstr(kCfgs[ci].name, "per-expert rules")) { /* the rules took: the experts differ as asked */
+            const RtTensor *t[3] = {NULL, NULL, NULL};
+            const char *nm[3] = {"blocks.1.moe.experts.0.down.weight", "blocks.1.moe.experts.1.down.weight", "blocks.1.moe.experts.2.down.weight"};
+            for (size_t j = 0; j < pr.rm->ntensors; j++)
+                for (int q = 0; q < 3; q++)
+                    if (!strcmp(pr.rm->tensors[j].name, nm[q])) t[q] = &pr.rm->tensors[j];
+            CHECK(t[0] && t[1] && t[2] && tern_dtype_is_ternary(t[0]->dtype) && t[0]->act_bits == 8 && t[0]->act_block == 64 &&
+                      t[1]->dtype == TERN_DT_I6 && t[1]->act_bits == 0 && t[2]->dtype == TERN_DT_I8 && t[2]->act_bits == 8 &&
+                      t[2]->act_block == 0,
+                  "per-expert rules not in the artifact");
+        }
         parity_logits(&pr, &kCfgs[ci], 150, 5 + ci);
         if (ci == 0) test_damage(pr.art, pr.alen);
         parity_done(&pr);
