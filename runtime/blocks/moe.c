@@ -115,10 +115,7 @@ static int moe_bind(const TrtModel *m, const RtKvSet *kv, const RtDims *d, size_
         snprintf(name, sizeof name, "blocks.%zu.moe.%s.%zu.down.weight", layer, sh ? "shared" : "experts", sh ? x - E : x);
         if (rt_want_tensor(m, name, a->C, a->H, &a->dn[x], used, e)) return -1;
     }
-    for (size_t x = 0; x < E; x++)
-        if (!(a->bias[x] == a->bias[x]) || a->bias[x] > 1e30f || a->bias[x] < -1e30f)
-            return rt_err(e, "blocks.%zu.moe.bias[%zu] is not finite", layer, x);
-    return 0;
+    return 0; /* the loader refuses non-finite float tensors (a NaN bias among them) */
 }
 
 const RtBlockKind rt_block_moe = {"moe", 1, moe_bind, moe_unbind, NULL, NULL, moe_scratch, moe_max_cols, moe_forward};
