@@ -3,6 +3,8 @@
 #include "kernels/moe.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/act.h"
@@ -42,7 +44,7 @@ void moe_plan(const MoeShape *s, const int32_t *sel, size_t *offset, int32_t *pe
     memset(offset, 0, (E + 1) * sizeof *offset);
     for (size_t r = 0; r < R; r++) offset[sel[r] + 1]++;
     for (size_t e = 0; e < E; e++) offset[e + 1] += offset[e];
-    size_t cursor[256];
+    size_t cursor[256]; /* E <= 256 (MOE_MAX_EXPERTS, the moe kind's range) */
     memcpy(cursor, offset, E * sizeof *cursor);
     for (size_t r = 0; r < R; r++) { /* (n, k) in order: stable within each expert */
         size_t pos = cursor[sel[r]]++;
@@ -169,6 +171,10 @@ static void sort_experts(const float *v, size_t E, int32_t *order) {
 void moe_forward_ref(const MoeShape *s, float *y, const float *h, const float *scores, const float *bias, float gamma,
                      const float *const *gu, const float *const *dn, int32_t *sel, float *w, MoeGemm gemm) {
     size_t C = s->C, E = s->E, K = s->K, H = s->H;
+    if (E > 256 || C > 4096 || H > 4096) { /* a test reference: its rows live on the stack */
+        fprintf(stderr, "moe_forward_ref: E %zu, C %zu, H %zu above 256 / 4096 / 4096\n", E, C, H);
+        abort();
+    }
     float v[256], x[4096], u[2 * 4096], a[4096], out[4096];
     int32_t order[256];
     for (size_t n = 0; n < s->N; n++) {

@@ -58,7 +58,8 @@ void moe_saved_bind(MoeSaved *sv, const MoeShape *s, float *f, int32_t *i, size_
 
 /* Top-K of s + bias per token (ties to the lower index) and the normalised gate weights. */
 void moe_route(const MoeShape *s, const float *scores, const float *bias, float gamma, int32_t *sel, float *w, float *ssum);
-/* Stable counting sort of the selections by expert: offset [E + 1], perm and inv [N K]. */
+/* Stable counting sort of the selections by expert: offset [E + 1], perm and inv [N K]. E <= 256
+ * here and in moe_forward / moe_backward (the moe kind's range). */
 void moe_plan(const MoeShape *s, const int32_t *sel, size_t *offset, int32_t *perm, int32_t *inv);
 
 /* y [N, C] = the routed experts' weighted sum for h [N, C], scores [N, E]; gu[e] [2H, C] and
@@ -71,7 +72,7 @@ size_t moe_work_floats(const MoeShape *s);
 void moe_backward(const MoeShape *s, const float *dy, const MoeSaved *sv, const float *const *gu, const float *const *dn,
                   float gamma, float *dh, float *dscores, float *const *dgu, float *const *ddn, float *work, MoeGemm gemm);
 
-/* The dense per-token reference: each token on its own (selection by a full sort of its E biased
+/* The dense per-token reference (a test oracle; E <= 256, C and H <= 4096): each token on its own (selection by a full sort of its E biased
  * scores, its experts one by one as [1, C] products, summed in slot order). With gemm = sgemm_ref
  * it equals moe_forward exactly. sel and w ([N, K], may be NULL) receive its routing. */
 void moe_forward_ref(const MoeShape *s, float *y, const float *h, const float *scores, const float *bias, float gamma,
