@@ -42,7 +42,8 @@ typedef struct MoeInst {
     Tensor *router;
     Tensor **gu, **dn;  /* [E + shared] each: the routed experts, then the shared ones */
     float *bias;        /* [E] the routing bias (buffer), owned */
-    float *load;        /* [E] tokens per expert this step: the stack's counters */
+    float *load;        /* [E] tokens per expert this step: the stack's counters (float sums of whole
+                         * numbers: exact up to 2^24 tokens per expert and step) */
 } MoeInst;
 
 static void moe_defaults(void *cfg) {
@@ -108,7 +109,8 @@ static void moe_add_buffers(void *inst, const void *cfg, const StackConfig *sc, 
 static double moe_after_step(void *inst, const void *cfg, const StackConfig *sc) {
     MoeInst *a = inst;
     const MoeCfg *c = cfg;
-    return moe_bias_update(a->bias, a->load, c->moe_experts, (float)c->moe_bias_rate);
+    double balance = moe_bias_update(a->bias, a->load, c->moe_experts, (float)c->moe_bias_rate);
+    return balance > 0 ? balance : -1; /* no training forward this step (MeZO): nothing to log */
 }
 
 static void moe_free_inst(void *inst) {

@@ -10,6 +10,7 @@ then
   * train 6 == train 3 + resume to 6: the same losses and the same biases, bit for bit;
   * with MPI: 2 ranks x 1 micro-step move the biases exactly as 1 process with 2 micro-steps
     (the loads are summed over micro-steps and ranks before the update);
+  * MeZO (forward passes only) leaves the biases where they are;
   * tern-run eval's val_bpb equals `tern eval --quantized` of the checkpoint within 1e-4, over the
     same windows and bytes, on 1 and 2 threads.
 """
@@ -88,6 +89,13 @@ must([TERN, "train", "--resume", os.path.join(d, "runs", "split"), "--quiet", "-
 split, bs = rows("split"), biases("split")
 check([o["train_loss"] for o in split] == [o["train_loss"] for o in full], "the same 6 losses, bit for bit")
 check(all(np.array_equal(bs[n], b[n]) for n in b), "the same routing biases, bit for bit")
+
+print("MeZO: forward passes only, no training forwards: the biases stay, no load is logged")
+must([TERN, "train", cfg_path, "--quiet", "--set", "name=mezo", "--set", "optim.mezo.enabled=true", "--set", "train.max_steps=2",
+      "--threads", "1"], "mezo", TRAIN_ENV)
+bm = biases("mezo")
+check(all(not v.any() for v in bm.values()) and not any("moe_load_max_mean" in o for o in rows("mezo")),
+      "MeZO leaves the routing biases at 0 and logs no load balance")
 
 if MPIEXEC and shutil.which(MPIEXEC):
     print("MPI: 2 ranks x 1 micro-step == 1 process x 2 micro-steps")
