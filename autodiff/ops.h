@@ -168,4 +168,21 @@ Tensor *op_headwise(Tape *tp, Tensor *x, Tensor *W);
 /* Layer norm (no weight, no bias) of each group of D channels of the last dim. */
 Tensor *op_group_norm(Tape *tp, Tensor *x, size_t D, float eps);
 
+/* ---- mixture of experts (ops_moe.c) -------------------------------------------------------
+ * Added for the moe block kind (model/blocks/moe.c); equations in kernels/moe.h. */
+#include "kernels/moe.h"
+
+#define MOE_MAX_EXPERTS 256
+typedef struct MoeOpCfg {
+    size_t E, K, H;     /* routed experts, experts per token, expert hidden */
+    float gamma;        /* routed scaling factor */
+    const float *bias;  /* [E] routing bias (picks experts only; no gradient), or NULL */
+    float *load;        /* [E] += tokens routed to each expert, or NULL */
+    const long *act_in, *act_hid; /* QAT: per expert int8 activations (MoeShape), or NULL */
+} MoeOpCfg;
+/* y [.., C] = sum over each token's top-K experts (by scores + bias) of the normalised gate
+ * weight times the expert's SwiGLU FFN: h [.., C], scores [.., E] (the router's sigmoid
+ * affinities), gu[e] [2H, C] (gate rows first), dn[e] [C, H]. Sort-based, dropless, deterministic. */
+Tensor *op_moe(Tape *tp, Tensor *h, Tensor *scores, Tensor *const *gu, Tensor *const *dn, const MoeOpCfg *cfg);
+
 #endif

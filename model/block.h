@@ -119,6 +119,18 @@ typedef struct BlockKind {
      * the first layer of a stack whose embedding (model.embed_dim) is narrower or wider than
      * dim. That layer reads the embedding as it is (no pre-norm, no residual around it). */
     int widens;
+    /* State that is not trained by gradient (autodiff/buffers.h), for kinds that have some (MoE's
+     * routing bias); all NULL otherwise. step_floats: counters per layer that the training
+     * forwards of one optimizer step add to (the stack keeps every layer's in one array, which
+     * the trainer zeroes before a step and sums over MPI ranks after it). add_buffers: allocates
+     * the layer's state in the instance, registers its buffers in bs under prefix
+     * ("blocks.<i>.") and keeps `step`, its slice of the counters. after_step: the update after
+     * an optimizer step from the (global) counters; returns a figure for metrics.jsonl (MoE: the
+     * load balance max/mean), or -1. free_inst: frees what add_buffers allocated. */
+    size_t (*step_floats)(const void *cfg, const StackConfig *sc);
+    void (*add_buffers)(void *inst, const void *cfg, const StackConfig *sc, BufferStore *bs, const char *prefix, float *step);
+    double (*after_step)(void *inst, const void *cfg, const StackConfig *sc);
+    void (*free_inst)(void *inst);
 } BlockKind;
 
 /* The registry (model/registry.c). */
@@ -128,7 +140,7 @@ const BlockKind *block_kind_at(size_t i);
 
 /* The block kinds (model/blocks/<name>.c). */
 extern const BlockKind kBlockAttention, kBlockMlp, kBlockSwiglu, kBlockGlu, kBlockTrn, kBlockGru, kBlockMlgru;
-extern const BlockKind kBlockGdn, kBlockMlstm;
+extern const BlockKind kBlockGdn, kBlockMlstm, kBlockMoe;
 
 /* Helpers for kinds: "<prefix><name>" registered with params_add2, and the inits the backbones
  * share (torch.nn.Linear's U(-1/sqrt(in), 1/sqrt(in)) and a constant fill). */

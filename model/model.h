@@ -74,6 +74,15 @@ int model_prefers_byte_codes(const Model *m);
  * recurrent states). */
 size_t model_decode_state_floats(const Model *m, size_t ctx);
 
+/* The counters that the training forwards of one optimizer step add to (MoE: tokens routed to
+ * each expert of each layer), *n floats (NULL, 0 when no kind counts). The trainer zeroes them
+ * before a step and sums them over MPI ranks after it, then calls model_after_step. */
+float *model_step_counts(Model *m, size_t *n);
+/* The kinds' updates of their buffers after an optimizer step, from the step's counters (MoE:
+ * b_e += rate sign(mean load - load_e)). Returns the largest figure a layer reports (MoE: its
+ * load max/mean), -1 when none does. */
+double model_after_step(Model *m);
+
 /* The same function as a parameter-golf-format GPT (see model/llama.c), for export. */
 int llama_to_gpt(const Model *llama, Model **gpt, Err *err);
 

@@ -39,11 +39,13 @@ static const LayerType kHgruEngineTypes[] = {{'g', &kBlockGru, NULL, 0, "GRU"}};
  * it by MoE of SwiGLU experts), S = the span knot, built as a Gated DeltaNet layer (its first
  * relaxation phase is a gated delta update; docs/ARCHITECTURE.md), X = xLSTM's mLSTM block, which
  * carries its own up/down projection and so no channel mixer. Until Titans (TM, part 2) lands, the
- * default layout puts a G where the seed has TM. One layer type per line. */
+ * default layout puts a G where the seed has TM. E = Gated DeltaNet + MoE (part 2: routed and shared
+ * SwiGLU experts, model/blocks/moe.c). One layer type per line. */
 static const LayerType kChimeraTypes[] = {
     {'G', &kBlockGdn, &kBlockSwiglu, 0, "Gated DeltaNet + SwiGLU"},
     {'S', &kBlockGdn, &kBlockSwiglu, 0, "span knot (built as Gated DeltaNet) + SwiGLU"},
     {'X', &kBlockMlstm, NULL, 0, "mLSTM (xLSTM block, own up/down projection)"},
+    {'E', &kBlockGdn, &kBlockMoe, 0, "Gated DeltaNet + MoE of SwiGLU experts"},
 };
 
 static const Preset kPresets[] = {

@@ -53,7 +53,7 @@ static const CfgField kExportFields[] = {
 #undef X
 #undef XR
 
-static const char *kDefaultFp32[] = {"*resid_mix*", "*attn_scale*", "*mlp_scale*", "*q_gain*", "*skip_weights*"};
+static const char *kDefaultFp32[] = {"*resid_mix*", "*attn_scale*", "*mlp_scale*", "*q_gain*", "*skip_weights*", "*moe.router*"};
 
 static int parse_weights(const char *w, QuantSpec *s) {
     memset(s, 0, sizeof *s);

@@ -6,7 +6,7 @@
 #include "model/block.h"
 
 static const BlockKind *const kKinds[] = {&kBlockAttention, &kBlockMlp,   &kBlockSwiglu, &kBlockGlu,  &kBlockTrn,
-                                          &kBlockGru,       &kBlockMlgru, &kBlockGdn,    &kBlockMlstm};
+                                          &kBlockGru,       &kBlockMlgru, &kBlockGdn,    &kBlockMlstm, &kBlockMoe};
 enum { N_KINDS = sizeof kKinds / sizeof kKinds[0] };
 _Static_assert(N_KINDS <= 16, "a preset places at most 16 kinds (model/stack.c STACK_MAX_KINDS)");
 

@@ -103,6 +103,8 @@ typedef struct Stack {
     int have_rope;
     int widen;        /* layer 0 maps the embedding (embed_dim) to dim */
     StackConfig sc0;  /* sc with in_dim = embed_dim: what layer 0's mixer sees when widen */
+    float *step;      /* the kinds' per-step counters, every layer's (BlockKind.step_floats) */
+    size_t nstep;
 } Stack;
 
 static KindUse *kind_use(Stack *s, const BlockKind *k) {
@@ -363,9 +365,13 @@ static void stack_free(Stack *s) {
     if (!s) return;
     for (size_t k = 0; k < s->nkinds; k++) xfree(s->kinds[k].cfg);
     for (size_t i = 0; s->layers && i < s->L; i++) {
-        xfree(s->layers[i].mixer);
-        xfree(s->layers[i].channel);
+        const Layer *ly = &s->layers[i];
+        if (ly->mixer && ly->type->mixer->free_inst) ly->type->mixer->free_inst(ly->mixer);
+        if (ly->channel && ly->type->channel->free_inst) ly->type->channel->free_inst(ly->channel);
+        xfree(ly->mixer);
+        xfree(ly->channel);
     }
+    xfree(s->step);
     xfree(s->layers);
     if (s->have_rope) rope_table_free(&s->rope);
     xfree(s);
@@ -430,6 +436,51 @@ static int stack_build(Stack **out, const cJSON *section, Err *err) {
     return 0;
 }
 
+/* The kinds' buffers (after train_forwards, in layer order) and their slices of the counters. */
+static void add_buffers(Stack *s, BufferStore *bs) {
+    for (int pass = 0; pass < 2; pass++) { /* sizes, then the array and the registrations */
+        size_t o = 0;
+        for (size_t i = 0; i < s->L; i++) {
+            Layer *ly = &s->layers[i];
+            char prefix[64];
+            snprintf(prefix, sizeof prefix, "blocks.%zu.", i);
+            const BlockKind *k2[2] = {ly->type->mixer, ly->type->channel};
+            void *inst[2] = {ly->mixer, ly->channel};
+            const void *cfg[2] = {ly->mixer_cfg, ly->channel_cfg};
+            for (int j = 0; j < 2; j++) {
+                if (!k2[j] || !k2[j]->add_buffers) continue;
+                size_t n = k2[j]->step_floats ? k2[j]->step_floats(cfg[j], &s->sc) : 0;
+                if (pass) k2[j]->add_buffers(inst[j], cfg[j], &s->sc, bs, prefix, n ? s->step + o : NULL);
+                o += n;
+            }
+        }
+        if (!pass) {
+            s->nstep = o;
+            s->step = o ? xcalloc(o, sizeof(float)) : NULL;
+        }
+    }
+}
+
+float *model_step_counts(Model *m, size_t *n) {
+    *n = m->stack->nstep;
+    return m->stack->step;
+}
+
+double model_after_step(Model *m) {
+    const Stack *s = m->stack;
+    double worst = -1;
+    for (size_t i = 0; i < s->L; i++) {
+        const Layer *ly = &s->layers[i];
+        double f = -1;
+        if (ly->type->mixer && ly->type->mixer->after_step) f = ly->type->mixer->after_step(ly->mixer, ly->mixer_cfg, &s->sc);
+        worst = f > worst ? f : worst;
+        if (ly->type->channel && ly->type->channel->after_step)
+            f = ly->type->channel->after_step(ly->channel, ly->channel_cfg, &s->sc);
+        worst = f > worst ? f : worst;
+    }
+    return worst;
+}
+
 static cJSON *resolved_config(const Stack *s) {
     cJSON *o = cJSON_CreateObject();
     cfg_write(o, kStackFields, kStackFieldCount, &s->sc);
@@ -454,6 +505,7 @@ int model_create(Model **out, const cJSON *section, uint64_t seed, Err *err) {
         return -1;
     }
     buffers_add(&m->bs, "train_forwards", BUF_U64, 1, 1, 0, &m->train_forwards, 0);
+    add_buffers(s, &m->bs);
     init_params(s, &m->ps, seed);
     m->default_groups = group_rules(s);
     m->config = resolved_config(s);

@@ -182,7 +182,7 @@ typedef struct RtBlockKind {
 } RtBlockKind;
 
 extern const RtBlockKind rt_block_attention, rt_block_mlp, rt_block_swiglu, rt_block_trn, rt_block_gru, rt_block_mlgru;
-extern const RtBlockKind rt_block_gdn, rt_block_mlstm;
+extern const RtBlockKind rt_block_gdn, rt_block_mlstm, rt_block_moe;
 const RtBlockKind *rt_block_kind_find(const char *name);
 
 /* The small per-channel tensors a kind reads as floats: dequantized copies (rt_alloc'd). */

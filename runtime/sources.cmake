@@ -2,9 +2,9 @@
 # and export/CMakeLists.txt (which counts their bytes for the parameter-golf size table).
 # TERNRT_ROOT must be the repository root. The framework files listed here are pure C on libc
 # (the tokenizers, the bits-per-byte rule, Err/xmalloc, the fast exp / sigmoid / tanh and the
-# scalar math of the TRN core, of the GRU cells, of Gated DeltaNet and of the mLSTM block): the
+# scalar math of the TRN core, of the GRU cells, of Gated DeltaNet, of the mLSTM block and of MoE routing): the
 # runtime compiles the very same files as the trainer, so prompts are encoded, bytes counted and
-# TRN oscillators, GRU, delta-rule and mLSTM steps computed by the same code.
+# TRN oscillators, GRU, delta-rule and mLSTM steps and MoE routes computed by the same code.
 file(GLOB TERNRT_OWN_SOURCES CONFIGURE_DEPENDS ${TERNRT_ROOT}/runtime/*.c ${TERNRT_ROOT}/runtime/blocks/*.c)
 list(FILTER TERNRT_OWN_SOURCES EXCLUDE REGEX ".*/tern_run\\.c$")
 list(FILTER TERNRT_OWN_SOURCES EXCLUDE REGEX ".*/omp_stub\\.c$")
@@ -32,7 +32,8 @@ set(TERNRT_SHARED_HEADERS
   ${TERNRT_ROOT}/kernels/trn_math.h
   ${TERNRT_ROOT}/kernels/gru_math.h
   ${TERNRT_ROOT}/kernels/gdn_math.h
-  ${TERNRT_ROOT}/kernels/mlstm_math.h)
+  ${TERNRT_ROOT}/kernels/mlstm_math.h
+  ${TERNRT_ROOT}/kernels/moe_math.h)
 # Everything needed to compile and run an artifact: the code bytes counted toward the
 # 16,000,000-byte parameter-golf limit (C sources and headers; build files and docs excluded).
 set(TERNRT_CODE_FILES ${TERNRT_OWN_SOURCES} ${TERNRT_ROOT}/runtime/tern_run.c ${TERNRT_OWN_HEADERS}

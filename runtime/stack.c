@@ -21,7 +21,7 @@
 #define RT_CHUNK 64
 
 static const RtBlockKind *const kKinds[] = {&rt_block_attention, &rt_block_mlp, &rt_block_swiglu, &rt_block_trn,
-                                            &rt_block_gru,       &rt_block_mlgru, &rt_block_gdn, &rt_block_mlstm};
+                                            &rt_block_gru,       &rt_block_mlgru, &rt_block_gdn, &rt_block_mlstm, &rt_block_moe};
 
 /* The kinds that may be a first layer reading a stack.embed_dim wide embedding (model/block.h
  * BlockKind.widens): their bind reads RtDims.Cin. */

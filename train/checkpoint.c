@@ -213,6 +213,9 @@ int checkpoint_load_buffers(const char *path, BufferStore *bs, int *found, Err *
             }
             if (b->dtype == BUF_U64 ? h5_read_u64(f, name, b->data, b->numel, &e2) : h5_read_f32(f, name, b->data, b->numel, &e2))
                 rc = err_set(err, "%s: %s", path, e2.msg);
+            for (size_t j = 0; !rc && b->dtype == BUF_F32 && j < b->numel; j++) /* MoE routing biases: a NaN routes nowhere */
+                if (!isfinite(((const float *)b->data)[j]))
+                    rc = err_set(err, "%s: buffer %s holds a non-finite value at %zu (corrupt checkpoint)", path, b->name, j);
         }
     }
     h5_close(f);

@@ -583,6 +583,9 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
         }
         double step_loss = 0;
         int finite;
+        size_t ncounts;
+        float *counts = model_step_counts(t->model, &ncounts); /* MoE: tokens per expert, this step's */
+        if (ncounts) memset(counts, 0, ncounts * sizeof(float));
         if (t->use_mezo) {
             size_t per = t->B * t->T;
             for (size_t micro = 0; micro < t->accum; micro++) loader_next(&t->loader, t->B, t->x + micro * per, t->y + micro * per);
@@ -658,6 +661,11 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
             }
         }
         if (!t->use_mezo) optimizer_step(&t->opt, lr_mult);
+        double balance = -1; /* MoE: the step's routing loads over all ranks move each layer's bias */
+        if (ncounts) {
+            dist_allreduce_sum_f32(&t->dist, counts, ncounts);
+            balance = model_after_step(t->model);
+        }
         t->st.step++;
         t->st.tokens += rc->train.batch_tokens;
         double now = now_seconds();
@@ -693,6 +701,7 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
             cJSON_AddNumberToObject(o, "tok_per_s", tps);
             cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
             if (!t->use_mezo && rc->train.grad_clip > 0) cJSON_AddNumberToObject(o, "grad_norm", gnorm);
+            if (balance >= 0) cJSON_AddNumberToObject(o, "moe_load_max_mean", balance);
             log_json(t, o);
             t->tokens_per_s = tps;
             t_log = now;

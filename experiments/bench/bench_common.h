@@ -42,6 +42,8 @@ typedef struct BlockBench {
     void *cfg, *inst;
     StackConfig sc;
     ParamStore ps;
+    BufferStore bs; /* the kind's buffers (MoE's routing bias) and per-step counters */
+    float *step;
     Tensor *h;
     Tape tp;
 } BlockBench;
@@ -65,6 +67,10 @@ static inline void block_bench_init(BlockBench *b, const char *kind, const char 
     b->k->add_params(b->inst, b->cfg, &b->sc, &b->ps, prefix);
     params_finalize(&b->ps);
     b->k->init(b->inst, b->cfg, &b->sc, rng);
+    buffers_init(&b->bs);
+    size_t nstep = b->k->step_floats ? b->k->step_floats(b->cfg, &b->sc) : 0;
+    b->step = xcalloc(nstep ? nstep : 1, sizeof(float));
+    if (b->k->add_buffers) b->k->add_buffers(b->inst, b->cfg, &b->sc, &b->bs, prefix, nstep ? b->step : NULL);
     for (size_t i = 0; i < b->ps.n; i++) b->ps.t[i]->requires_grad = 1;
     b->h = tensor_create(3, (size_t[]){B, T, b->sc.dim}, 1, "h");
     rng_fill_normal(rng, b->h->data, b->h->numel, 0, 1);
@@ -84,7 +90,9 @@ static inline void block_bench_free(BlockBench *b) {
     tape_free(&b->tp);
     tensor_destroy(b->h);
     params_free(&b->ps);
-    xfree(b->cfg), xfree(b->inst);
+    if (b->k->free_inst) b->k->free_inst(b->inst);
+    buffers_free(&b->bs);
+    xfree(b->cfg), xfree(b->inst), xfree(b->step);
 }
 
 typedef struct TrainRate {

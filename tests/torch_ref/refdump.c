@@ -255,6 +255,21 @@ static int case_block(hid_t in, hid_t out) {
         memcpy(ps.t[i]->data, src->data, ps.t[i]->numel * sizeof(float));
         tensor_destroy(src);
     }
+    /* the kind's buffers (MoE's routing bias) from "b/<name>" when given; its per-step counters
+     * (the training forward below adds to them) written as "counts" */
+    BufferStore bs;
+    buffers_init(&bs);
+    size_t nstep = k->step_floats ? k->step_floats(cfg, &sc) : 0;
+    float *step = calloc(nstep ? nstep : 1, sizeof(float));
+    if (k->add_buffers) k->add_buffers(inst, cfg, &sc, &bs, "", nstep ? step : NULL);
+    for (size_t i = 0; i < bs.n; i++) {
+        snprintf(name, sizeof name, "b/%s", bs.b[i].name);
+        if (!h5_exists(in, name)) continue;
+        Tensor *src = load(in, name, 0);
+        TERN_CHECK(src->numel == bs.b[i].numel && bs.b[i].dtype == BUF_F32, "refdump: block: %s has the wrong size", name);
+        memcpy(bs.b[i].data, src->data, src->numel * sizeof(float));
+        tensor_destroy(src);
+    }
     Tensor *h = load(in, "h", 1), *dout = load(in, "dout", 0);
     Tape tp;
     tape_init(&tp, 0);
@@ -267,6 +282,15 @@ static int case_block(hid_t in, hid_t out) {
         snprintf(name, sizeof name, "g/%s", ps.t[i]->name);
         refdump_save(out, name, ps.t[i], ps.t[i]->grad);
     }
+    if (nstep) {
+        Tensor *cnt = tensor_create(1, (size_t[]){nstep}, 0, "counts");
+        memcpy(cnt->data, step, nstep * sizeof(float));
+        refdump_save(out, "counts", cnt, cnt->data);
+        tensor_destroy(cnt);
+    }
+    if (k->free_inst) k->free_inst(inst);
+    buffers_free(&bs);
+    free(step);
     tape_free(&tp);
     params_free(&ps);
     free(cfg), free(inst), free(js);

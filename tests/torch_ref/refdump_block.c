@@ -59,6 +59,7 @@ int refdump_case_block(hid_t in, hid_t out) {
         snprintf(name, sizeof name, "grads/%s", ps.t[i]->name);
         refdump_save(out, name, ps.t[i], ps.t[i]->grad);
     }
+    if (k->free_inst) k->free_inst(inst);
     tape_free(&tp);
     params_free(&ps);
     cJSON_Delete(sec);
