@@ -238,7 +238,8 @@ static void chunk_prepare(ChunkBuf *c, const float *Q, const float *K, const flo
         float *ui = c->u + i * dv;
         for (size_t j = 0; j < dv; j++) ui[j] = b * (vi[j] - ei * ksi[j]);
     }
-    gemm_small(0, 1, 2 * L, L, dk, 1.0f, c->qk, dk, Kc, dk, 0.0f, c->PF, L);
+    gemm_small_tri(0, 1, GEMM_C_LOWER, L, L, dk, 1.0f, Qc, dk, Kc, dk, 0.0f, P, L); /* the upper triangles are */
+    gemm_small_tri(0, 1, GEMM_C_LOWER, L, L, dk, 1.0f, Kc, dk, Kc, dk, 0.0f, F, L); /* zeroed or never read */
     for (size_t i = 0; i < L; i++) {
         float *Ei = c->E + i * L, *Fi = F + i * L, *Pi = P + i * L, *Ai = c->A + i * L, gi = c->gam[i], b = beta[i * l.sg];
         for (size_t j = 0; j <= i; j++) Ei[j] = fast_expf(gi - c->gam[j]);
@@ -278,7 +279,7 @@ static void chunk_forward_task(float *o, float *saved, const float *q, const flo
             for (size_t i = 0; i < Lc; i++)
                 for (size_t j = 0; j < dv; j++) O[i * l.sv + j] *= c.e[i];
         }
-        gemm_small(0, 0, Lc, dv, Lc, 1.0f, c.PF, Lc, c.u, dv, S0 ? 1.0f : 0.0f, O, l.sv);
+        gemm_small_tri(0, 0, GEMM_A_LOWER, Lc, dv, Lc, 1.0f, c.PF, Lc, c.u, dv, S0 ? 1.0f : 0.0f, O, l.sv);
         /* S_end = e^{gamma_L} S0 + Kd^T U */
         if (ch + 1 == nc) break;
         float eL = c.e[Lc - 1];
@@ -293,9 +294,9 @@ static void chunk_bwd_output(ChunkBuf *c, float *dQ, float *dK, const float *dO,
     size_t dk = s->dk, dv = s->dv, sq = l.sq;
     const float *Q = c->qk, *K = c->qk + L * dk;
     /* dU = P^T dO + Kd dS;  dP = dO U^T */
-    gemm_small(1, 0, L, dv, L, 1.0f, c->PF, L, dO, l.sv, 0.0f, c->du, dv);
+    gemm_small_tri(1, 0, GEMM_A_UPPER, L, dv, L, 1.0f, c->PF, L, dO, l.sv, 0.0f, c->du, dv);
     gemm_small(0, 0, L, dv, dk, 1.0f, c->kd, dk, c->dS, dv, 1.0f, c->du, dv);
-    gemm_small(0, 1, L, L, dv, 1.0f, dO, l.sv, c->u, dv, 0.0f, c->dP, L);
+    gemm_small_tri(0, 1, GEMM_C_LOWER, L, L, dv, 1.0f, dO, l.sv, c->u, dv, 0.0f, c->dP, L);
     /* through P = (Q K^T) (.) E: dgamma from E, then dP <- dP (.) E */
     for (size_t i = 0; i < L; i++) {
         float *dPi = c->dP + i * L;
@@ -310,8 +311,8 @@ static void chunk_bwd_output(ChunkBuf *c, float *dQ, float *dK, const float *dO,
         c->dgam[i] += row;
         for (size_t j = i + 1; j < L; j++) dPi[j] = 0.0f;
     }
-    gemm_small(0, 0, L, dk, L, 1.0f, c->dP, L, K, dk, 1.0f, dQ, sq);
-    gemm_small(1, 0, L, dk, L, 1.0f, c->dP, L, Q, dk, 1.0f, dK, sq);
+    gemm_small_tri(0, 0, GEMM_A_LOWER, L, dk, L, 1.0f, c->dP, L, K, dk, 1.0f, dQ, sq);
+    gemm_small_tri(1, 0, GEMM_A_UPPER, L, dk, L, 1.0f, c->dP, L, Q, dk, 1.0f, dK, sq);
     if (S0) { /* diag(e) Q S0: dQ += e dO S0^T, dgamma_i += e_i q_i . (S0 do_i) */
         gemm_small(0, 1, L, dk, dv, 1.0f, dO, l.sv, S0, dv, 0.0f, c->tmp, dk);
         for (size_t i = 0; i < L; i++) {
@@ -354,7 +355,7 @@ static void chunk_bwd_solve(ChunkBuf *c, float *dK, float *dV, float *dbeta, con
     /* (I + A)^T dX = dU */
     solve_unit_lower(c->du, c->A, L, dv, 1);
     /* dA = -dX U^T (strictly lower part used) */
-    gemm_small(0, 1, L, L, dv, -1.0f, c->du, dv, c->u, dv, 0.0f, c->dM, L);
+    gemm_small_tri(0, 1, GEMM_C_LOWER, L, L, dv, -1.0f, c->du, dv, c->u, dv, 0.0f, c->dM, L);
     for (size_t i = 0; i < L; i++) {
         float b = beta[i * l.sg], ei = c->e[i], dbi = 0.0f, dgi = 0.0f;
         const float *xi = c->du + i * dv, *vi = V + i * l.sv, *ksi = c->ks + i * dv;

@@ -21,7 +21,20 @@
 /* the largest op(B) panel (K x N rounded up to the vector width) gemm_small packs, in floats */
 #define GEMM_SMALL_MAX_PANEL (128 * 128)
 
+/* Triangular shapes the chunk kernels know: the skipped products are exact zeros (GEMM_A_*), or
+ * entries the caller overwrites (GEMM_C_LOWER), so about half the work goes for square ones. */
+typedef enum GemmTri {
+    GEMM_FULL = 0,
+    GEMM_A_LOWER, /* op(A)[i][p] == 0 for p > i: row i sums over p <= i only */
+    GEMM_A_UPPER, /* op(A)[i][p] == 0 for p < i */
+    GEMM_C_LOWER  /* only C[i][j], j <= i, is wanted; entries above the diagonal are left undefined
+                   * (some are written, some not) */
+} GemmTri;
+
 void gemm_small(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda, const float *B,
                 size_t ldb, float beta, float *C, size_t ldc);
+
+void gemm_small_tri(int ta, int tb, GemmTri tri, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                    const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
 #endif
