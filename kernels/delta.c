@@ -316,12 +316,12 @@ static void chunk_bwd_output(ChunkBuf *c, float *dQ, float *dK, const float *dO,
     if (S0) { /* diag(e) Q S0: dQ += e dO S0^T, dgamma_i += e_i q_i . (S0 do_i) */
         gemm_small(0, 1, L, dk, dv, 1.0f, dO, l.sv, S0, dv, 0.0f, c->tmp, dk);
         for (size_t i = 0; i < L; i++) {
-            const float *ti = c->tmp + i * dk, *qi = Q + i * dk;
-            float *dqi = dQ + i * sq, ei = c->e[i], dot = 0.0f;
-            for (size_t m = 0; m < dk; m++) {
-                dot += qi[m] * ti[m];
-                dqi[m] += ei * ti[m];
-            }
+            const float *restrict ti = c->tmp + i * dk, *restrict qi = Q + i * dk;
+            float *restrict dqi = dQ + i * sq, ei = c->e[i], dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (size_t m = 0; m < dk; m++) dot += qi[m] * ti[m];
+#pragma omp simd
+            for (size_t m = 0; m < dk; m++) dqi[m] += ei * ti[m];
             c->dgam[i] += ei * dot;
         }
     }
@@ -329,18 +329,20 @@ static void chunk_bwd_output(ChunkBuf *c, float *dQ, float *dK, const float *dO,
     gemm_small(0, 1, L, dk, dv, 1.0f, c->u, dv, c->dS, dv, 0.0f, c->tmp, dk);
     float gl = c->gam[L - 1], dgl = 0.0f;
     for (size_t j = 0; j < L; j++) {
-        const float *tj = c->tmp + j * dk, *kj = K + j * dk;
-        float *dkj = dK + j * sq, w = fast_expf(gl - c->gam[j]), dot = 0.0f;
-        for (size_t m = 0; m < dk; m++) {
-            dot += kj[m] * tj[m];
-            dkj[m] += w * tj[m];
-        }
+        const float *restrict tj = c->tmp + j * dk, *restrict kj = K + j * dk;
+        float *restrict dkj = dK + j * sq, w = fast_expf(gl - c->gam[j]), dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (size_t m = 0; m < dk; m++) dot += kj[m] * tj[m];
+#pragma omp simd
+        for (size_t m = 0; m < dk; m++) dkj[m] += w * tj[m];
         dgl += w * dot;
         c->dgam[j] -= w * dot;
     }
     if (S0) {
         float dot = 0.0f;
-        for (size_t i = 0; i < dk * dv; i++) dot += S0[i] * c->dS[i];
+        const float *restrict dS = c->dS;
+#pragma omp simd reduction(+ : dot)
+        for (size_t i = 0; i < dk * dv; i++) dot += S0[i] * dS[i];
         dgl += c->e[L - 1] * dot;
     }
     c->dgam[L - 1] += dgl;
@@ -358,13 +360,17 @@ static void chunk_bwd_solve(ChunkBuf *c, float *dK, float *dV, float *dbeta, con
     gemm_small_tri(0, 1, GEMM_C_LOWER, L, L, dv, -1.0f, c->du, dv, c->u, dv, 0.0f, c->dM, L);
     for (size_t i = 0; i < L; i++) {
         float b = beta[i * l.sg], ei = c->e[i], dbi = 0.0f, dgi = 0.0f;
-        const float *xi = c->du + i * dv, *vi = V + i * l.sv, *ksi = c->ks + i * dv;
-        float *dvi = dV + i * l.sv, *dki = c->dks + i * dv, *doi = c->doe + i * dv;
-        const float *oi = dO + i * l.sv;
+        const float *restrict xi = c->du + i * dv, *restrict vi = V + i * l.sv, *restrict ksi = c->ks + i * dv;
+        float *restrict dvi = dV + i * l.sv, *restrict dki = c->dks + i * dv, *restrict doi = c->doe + i * dv;
+        const float *restrict oi = dO + i * l.sv;
+#pragma omp simd reduction(+ : dbi, dgi)
         for (size_t m = 0; m < dv; m++) {
-            dvi[m] += b * xi[m];
             dbi += xi[m] * (vi[m] - ei * ksi[m]);
             dgi += ksi[m] * xi[m];
+        }
+#pragma omp simd
+        for (size_t m = 0; m < dv; m++) {
+            dvi[m] += b * xi[m];
             dki[m] = -b * ei * xi[m];
             doi[m] = ei * oi[m];
         }
