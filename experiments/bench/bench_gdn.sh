@@ -8,7 +8,13 @@ set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 THREADS=${TERN_BENCH_THREADS:-2}
+# the first of $PYTHON, python3 on PATH, /usr/bin/python3 that imports torch (1.13 or 2.x)
+PY=
+for p in "${PYTHON:-}" python3 /usr/bin/python3; do
+  if [ -n "$p" ] && "$p" -c "import torch" 2>/dev/null; then PY=$p; break; fi
+done
+[ -n "$PY" ] || { echo "$(basename "$0"): no python3 that imports torch (set PYTHON)" >&2; exit 1; }
 # passive OpenMP waits for both sides, as the tern command sets for itself
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 echo "# Gated DeltaNet op, layer and chimera training, tern vs PyTorch, $THREADS threads"
-"${PYTHON:-python3}" "$HERE/torch_gdn.py" --threads "$THREADS" --build "$BUILD" --model
+"$PY" "$HERE/torch_gdn.py" --threads "$THREADS" --build "$BUILD" --model
