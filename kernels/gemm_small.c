@@ -20,7 +20,7 @@
 #define NR (2 * VW) /* columns of a C tile */
 /* keeps a B vector in a register: without it GCC folds the load into every FMA that uses it,
  * and the loads (2 MR + MR per k) rather than the FMAs bound the loop */
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if defined(__GNUC__) && defined(__AVX__) /* a vector register that holds a whole vf */
 #define IN_REG(v) __asm__("" : "+v"(v))
 #else
 #define IN_REG(v) (void)0
