@@ -6,12 +6,13 @@
  * strides, op(X) = X or X^T; beta == 0 never reads C. Its reference is sgemm_ref.
  *
  * Why not OpenBLAS here: at these sizes a BLAS call spends a large share of its time packing A and
- * B and choosing its path, and its speed depends on the core OpenBLAS picked (the Haswell AVX2
- * kernels ran the gated delta rule 1.9x slower than the SkylakeX ones on the project's Zen 5 VM).
- * gemm_small packs only op(B), once per call, into a zero-padded [K][N rounded up] panel on the
- * stack and keeps a tile of C (8 rows x 2 vectors of 16 floats with AVX-512, 6 x 2 x 8 with AVX2) in registers (vectors of 16 floats with AVX-512,
- * otherwise: GCC vector extensions, so any ISA compiles it). Products whose panel would not fit
- * GEMM_SMALL_MAX_PANEL floats go to sgemm. Deterministic: each C entry sums its K products in
+ * B and choosing its path, and its speed depends on the core OpenBLAS picked (with the Haswell
+ * AVX2 kernels the chunked cells ran 1.45x slower than with SkylakeX's on the project's Zen 5 VM;
+ * experiments/chimera/README.md). gemm_small packs only op(B), once per call (an untransposed B
+ * is read in place, its ragged last columns padded), and keeps a tile of C in registers: 8 rows
+ * x 2 vectors of 16 floats with AVX-512, 6 x 2 x 8 otherwise (GCC vector extensions, so any ISA
+ * compiles it). Products whose panel would not fit GEMM_SMALL_MAX_PANEL floats go to sgemm.
+ * Deterministic: each C entry sums its K products in
  * order p = 0 .. K-1, whatever M, N or the thread. */
 #ifndef TERN_GEMM_SMALL_H
 #define TERN_GEMM_SMALL_H
