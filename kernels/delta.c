@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "kernels/gdn_math.h"
-#include "kernels/gemm.h"
+#include "kernels/gemm_small.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -230,7 +230,7 @@ static void chunk_prepare(ChunkBuf *c, const float *Q, const float *K, const flo
         c->gam[i] = acc;
         c->e[i] = fast_expf(acc);
     }
-    if (S0) sgemm(0, 0, L, dv, dk, 1.0f, Kc, dk, S0, dv, 0.0f, c->ks, dv);
+    if (S0) gemm_small(0, 0, L, dv, dk, 1.0f, Kc, dk, S0, dv, 0.0f, c->ks, dv);
     else memset(c->ks, 0, L * dv * sizeof(float));
     for (size_t i = 0; i < L; i++) {
         float b = beta[i * l.sg], ei = c->e[i];
@@ -238,7 +238,8 @@ static void chunk_prepare(ChunkBuf *c, const float *Q, const float *K, const flo
         float *ui = c->u + i * dv;
         for (size_t j = 0; j < dv; j++) ui[j] = b * (vi[j] - ei * ksi[j]);
     }
-    sgemm(0, 1, 2 * L, L, dk, 1.0f, c->qk, dk, Kc, dk, 0.0f, c->PF, L);
+    gemm_small_tri(0, 1, GEMM_C_LOWER, L, L, dk, 1.0f, Qc, dk, Kc, dk, 0.0f, P, L); /* the upper triangles are */
+    gemm_small_tri(0, 1, GEMM_C_LOWER, L, L, dk, 1.0f, Kc, dk, Kc, dk, 0.0f, F, L); /* zeroed or never read */
     for (size_t i = 0; i < L; i++) {
         float *Ei = c->E + i * L, *Fi = F + i * L, *Pi = P + i * L, *Ai = c->A + i * L, gi = c->gam[i], b = beta[i * l.sg];
         for (size_t j = 0; j <= i; j++) Ei[j] = fast_expf(gi - c->gam[j]);
@@ -274,16 +275,16 @@ static void chunk_forward_task(float *o, float *saved, const float *q, const flo
         chunk_prepare(&c, q + l.q + t0 * l.sq, k + l.q + t0 * l.sq, v + l.v + t0 * l.sv, G, Bt, S0, Lc, s, l);
         /* O = diag(e) Q S0 + P U */
         if (S0) {
-            sgemm(0, 0, Lc, dv, dk, 1.0f, c.qk, dk, S0, dv, 0.0f, O, l.sv);
+            gemm_small(0, 0, Lc, dv, dk, 1.0f, c.qk, dk, S0, dv, 0.0f, O, l.sv);
             for (size_t i = 0; i < Lc; i++)
                 for (size_t j = 0; j < dv; j++) O[i * l.sv + j] *= c.e[i];
         }
-        sgemm(0, 0, Lc, dv, Lc, 1.0f, c.PF, Lc, c.u, dv, S0 ? 1.0f : 0.0f, O, l.sv);
+        gemm_small_tri(0, 0, GEMM_A_LOWER, Lc, dv, Lc, 1.0f, c.PF, Lc, c.u, dv, S0 ? 1.0f : 0.0f, O, l.sv);
         /* S_end = e^{gamma_L} S0 + Kd^T U */
         if (ch + 1 == nc) break;
         float eL = c.e[Lc - 1];
         for (size_t i = 0; i < n; i++) c.S[i] *= eL;
-        sgemm(1, 0, dk, dv, Lc, 1.0f, c.kd, dk, c.u, dv, 1.0f, c.S, dv);
+        gemm_small(1, 0, dk, dv, Lc, 1.0f, c.kd, dk, c.u, dv, 1.0f, c.S, dv);
     }
 }
 
@@ -293,9 +294,9 @@ static void chunk_bwd_output(ChunkBuf *c, float *dQ, float *dK, const float *dO,
     size_t dk = s->dk, dv = s->dv, sq = l.sq;
     const float *Q = c->qk, *K = c->qk + L * dk;
     /* dU = P^T dO + Kd dS;  dP = dO U^T */
-    sgemm(1, 0, L, dv, L, 1.0f, c->PF, L, dO, l.sv, 0.0f, c->du, dv);
-    sgemm(0, 0, L, dv, dk, 1.0f, c->kd, dk, c->dS, dv, 1.0f, c->du, dv);
-    sgemm(0, 1, L, L, dv, 1.0f, dO, l.sv, c->u, dv, 0.0f, c->dP, L);
+    gemm_small_tri(1, 0, GEMM_A_UPPER, L, dv, L, 1.0f, c->PF, L, dO, l.sv, 0.0f, c->du, dv);
+    gemm_small(0, 0, L, dv, dk, 1.0f, c->kd, dk, c->dS, dv, 1.0f, c->du, dv);
+    gemm_small_tri(0, 1, GEMM_C_LOWER, L, L, dv, 1.0f, dO, l.sv, c->u, dv, 0.0f, c->dP, L);
     /* through P = (Q K^T) (.) E: dgamma from E, then dP <- dP (.) E */
     for (size_t i = 0; i < L; i++) {
         float *dPi = c->dP + i * L;
@@ -310,36 +311,38 @@ static void chunk_bwd_output(ChunkBuf *c, float *dQ, float *dK, const float *dO,
         c->dgam[i] += row;
         for (size_t j = i + 1; j < L; j++) dPi[j] = 0.0f;
     }
-    sgemm(0, 0, L, dk, L, 1.0f, c->dP, L, K, dk, 1.0f, dQ, sq);
-    sgemm(1, 0, L, dk, L, 1.0f, c->dP, L, Q, dk, 1.0f, dK, sq);
+    gemm_small_tri(0, 0, GEMM_A_LOWER, L, dk, L, 1.0f, c->dP, L, K, dk, 1.0f, dQ, sq);
+    gemm_small_tri(1, 0, GEMM_A_UPPER, L, dk, L, 1.0f, c->dP, L, Q, dk, 1.0f, dK, sq);
     if (S0) { /* diag(e) Q S0: dQ += e dO S0^T, dgamma_i += e_i q_i . (S0 do_i) */
-        sgemm(0, 1, L, dk, dv, 1.0f, dO, l.sv, S0, dv, 0.0f, c->tmp, dk);
+        gemm_small(0, 1, L, dk, dv, 1.0f, dO, l.sv, S0, dv, 0.0f, c->tmp, dk);
         for (size_t i = 0; i < L; i++) {
-            const float *ti = c->tmp + i * dk, *qi = Q + i * dk;
-            float *dqi = dQ + i * sq, ei = c->e[i], dot = 0.0f;
-            for (size_t m = 0; m < dk; m++) {
-                dot += qi[m] * ti[m];
-                dqi[m] += ei * ti[m];
-            }
+            const float *restrict ti = c->tmp + i * dk, *restrict qi = Q + i * dk;
+            float *restrict dqi = dQ + i * sq, ei = c->e[i], dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (size_t m = 0; m < dk; m++) dot += qi[m] * ti[m];
+#pragma omp simd
+            for (size_t m = 0; m < dk; m++) dqi[m] += ei * ti[m];
             c->dgam[i] += ei * dot;
         }
     }
     /* S_end = e^{gamma_L} S0 + Kd^T U: dKd = U dS^T -> dK, dgamma; d e^{gamma_L} = <S0, dS> */
-    sgemm(0, 1, L, dk, dv, 1.0f, c->u, dv, c->dS, dv, 0.0f, c->tmp, dk);
+    gemm_small(0, 1, L, dk, dv, 1.0f, c->u, dv, c->dS, dv, 0.0f, c->tmp, dk);
     float gl = c->gam[L - 1], dgl = 0.0f;
     for (size_t j = 0; j < L; j++) {
-        const float *tj = c->tmp + j * dk, *kj = K + j * dk;
-        float *dkj = dK + j * sq, w = fast_expf(gl - c->gam[j]), dot = 0.0f;
-        for (size_t m = 0; m < dk; m++) {
-            dot += kj[m] * tj[m];
-            dkj[m] += w * tj[m];
-        }
+        const float *restrict tj = c->tmp + j * dk, *restrict kj = K + j * dk;
+        float *restrict dkj = dK + j * sq, w = fast_expf(gl - c->gam[j]), dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (size_t m = 0; m < dk; m++) dot += kj[m] * tj[m];
+#pragma omp simd
+        for (size_t m = 0; m < dk; m++) dkj[m] += w * tj[m];
         dgl += w * dot;
         c->dgam[j] -= w * dot;
     }
     if (S0) {
         float dot = 0.0f;
-        for (size_t i = 0; i < dk * dv; i++) dot += S0[i] * c->dS[i];
+        const float *restrict dS = c->dS;
+#pragma omp simd reduction(+ : dot)
+        for (size_t i = 0; i < dk * dv; i++) dot += S0[i] * dS[i];
         dgl += c->e[L - 1] * dot;
     }
     c->dgam[L - 1] += dgl;
@@ -354,16 +357,20 @@ static void chunk_bwd_solve(ChunkBuf *c, float *dK, float *dV, float *dbeta, con
     /* (I + A)^T dX = dU */
     solve_unit_lower(c->du, c->A, L, dv, 1);
     /* dA = -dX U^T (strictly lower part used) */
-    sgemm(0, 1, L, L, dv, -1.0f, c->du, dv, c->u, dv, 0.0f, c->dM, L);
+    gemm_small_tri(0, 1, GEMM_C_LOWER, L, L, dv, -1.0f, c->du, dv, c->u, dv, 0.0f, c->dM, L);
     for (size_t i = 0; i < L; i++) {
         float b = beta[i * l.sg], ei = c->e[i], dbi = 0.0f, dgi = 0.0f;
-        const float *xi = c->du + i * dv, *vi = V + i * l.sv, *ksi = c->ks + i * dv;
-        float *dvi = dV + i * l.sv, *dki = c->dks + i * dv, *doi = c->doe + i * dv;
-        const float *oi = dO + i * l.sv;
+        const float *restrict xi = c->du + i * dv, *restrict vi = V + i * l.sv, *restrict ksi = c->ks + i * dv;
+        float *restrict dvi = dV + i * l.sv, *restrict dki = c->dks + i * dv, *restrict doi = c->doe + i * dv;
+        const float *restrict oi = dO + i * l.sv;
+#pragma omp simd reduction(+ : dbi, dgi)
         for (size_t m = 0; m < dv; m++) {
-            dvi[m] += b * xi[m];
             dbi += xi[m] * (vi[m] - ei * ksi[m]);
             dgi += ksi[m] * xi[m];
+        }
+#pragma omp simd
+        for (size_t m = 0; m < dv; m++) {
+            dvi[m] += b * xi[m];
             dki[m] = -b * ei * xi[m];
             doi[m] = ei * oi[m];
         }
@@ -386,14 +393,14 @@ static void chunk_bwd_solve(ChunkBuf *c, float *dK, float *dV, float *dbeta, con
         c->dM[i * L + i] = 0.0f;
         for (size_t j = 0; j < i; j++) c->dM[j * L + i] = c->dM[i * L + j];
     }
-    sgemm(0, 0, L, dk, L, 1.0f, c->dM, L, K, dk, 1.0f, dK, sq);
+    gemm_small(0, 0, L, dk, L, 1.0f, c->dM, L, K, dk, 1.0f, dK, sq);
     if (!S0) return;
     /* through K S0: dK += dKS S0^T; dS0 = e^{gamma_L} dS + Q^T diag(e) dO + K^T dKS */
-    sgemm(0, 1, L, dk, dv, 1.0f, c->dks, dv, S0, dv, 1.0f, dK, sq);
+    gemm_small(0, 1, L, dk, dv, 1.0f, c->dks, dv, S0, dv, 1.0f, dK, sq);
     float eL = c->e[L - 1];
     for (size_t i = 0; i < dk * dv; i++) c->dSn[i] = eL * c->dS[i];
-    sgemm(1, 0, dk, dv, L, 1.0f, Q, dk, c->doe, dv, 1.0f, c->dSn, dv);
-    sgemm(1, 0, dk, dv, L, 1.0f, K, dk, c->dks, dv, 1.0f, c->dSn, dv);
+    gemm_small(1, 0, dk, dv, L, 1.0f, Q, dk, c->doe, dv, 1.0f, c->dSn, dv);
+    gemm_small(1, 0, dk, dv, L, 1.0f, K, dk, c->dks, dv, 1.0f, c->dSn, dv);
 }
 
 static void chunk_backward_task(float *dq, float *dk, float *dv, float *dg, float *db, const float *dout, const float *saved,

@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "kernels/fastmath.h"
-#include "kernels/gemm.h"
+#include "kernels/gemm_small.h"
 #include "kernels/mlstm_math.h"
 #include "kernels/util.h"
 
@@ -159,12 +159,12 @@ static void chunk_forward_head(float *h, const float *q, const float *k, const f
         chunk_gates(&g, ig + hv->g0 + t0 * (ld / D), fg + hv->g0 + t0 * (ld / D), ld / D, n, mp, expf_gate);
         const float *Q = q + r0, *K = k + r0;
         gather_vp(c.Vp, v + r0, ld, n, D);
-        sgemm(0, 1, n, n, D, sc, Q, ld, K, ld, 0.0f, c.S, n);
+        gemm_small_tri(0, 1, GEMM_C_LOWER, n, n, D, sc, Q, ld, K, ld, 0.0f, c.S, n);
         decay_scores(c.S, &g, n);
-        sgemm(0, 0, n, W, D, 1.0f, Q, ld, St, W, 0.0f, Num, W);
+        gemm_small(0, 0, n, W, D, 1.0f, Q, ld, St, W, 0.0f, Num, W);
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < W; j++) Num[i * W + j] *= g.a[i];
-        sgemm(0, 0, n, W, n, 1.0f, c.S, n, c.Vp, W, 1.0f, Num, W);
+        gemm_small_tri(0, 0, GEMM_A_LOWER, n, W, n, 1.0f, c.S, n, c.Vp, W, 1.0f, Num, W);
         for (size_t i = 0; i < n; i++) {
             float m = g.b[i] + g.M[i], nq = Num[i * W + D], inv = 1.0f / mlstm_den(nq, m);
             float *hr = h + r0 + i * ld;
@@ -177,7 +177,7 @@ static void chunk_forward_head(float *h, const float *q, const float *k, const f
             float wj = expf(g.w[j] - g.M[n - 1]);
             for (size_t col = 0; col < W; col++) c.Vp[j * W + col] *= wj;
         }
-        sgemm(1, 0, D, W, n, sc, K, ld, c.Vp, W, g.a[n - 1], St, W);
+        gemm_small(1, 0, D, W, n, sc, K, ld, c.Vp, W, g.a[n - 1], St, W);
         mp = g.b[n - 1] + g.M[n - 1];
     }
 }
@@ -257,24 +257,24 @@ static void chunk_backward_head(float *dq, float *dk, float *dv, float *dig, flo
         chunk_gates(&g, ig + g0, fg + g0, H, n, hv->mpst[ch], expf_gate);
         gather_vp(c.Vp, v + r0, ld, n, D);
         chunk_dout(c.dO, dh, h, hv, t0, n, r0);
-        sgemm(0, 1, n, n, D, sc, Q, ld, K, ld, 0.0f, c.S, n);
-        sgemm(0, 1, n, n, W, 1.0f, c.dO, W, c.Vp, W, 0.0f, c.G, n);
+        gemm_small_tri(0, 1, GEMM_C_LOWER, n, n, D, sc, Q, ld, K, ld, 0.0f, c.S, n); /* upper triangles: */
+        gemm_small_tri(0, 1, GEMM_C_LOWER, n, n, W, 1.0f, c.dO, W, c.Vp, W, 0.0f, c.G, n); /* never read */
         chunk_decay_grads(&c, &g, n);
         /* dQ: the inter-chunk part diag(a) dO S^T (and e_i), then s G K */
-        sgemm(0, 1, n, D, W, 1.0f, c.dO, W, St, W, 0.0f, c.tD, D);
+        gemm_small(0, 1, n, D, W, 1.0f, c.dO, W, St, W, 0.0f, c.tD, D);
         for (size_t i = 0; i < n; i++) {
             float *t = c.tD + i * D, *dqr = dq + r0 + i * ld;
             for (size_t j = 0; j < D; j++) t[j] *= g.a[i];
             c.e[i] = dot(Q + i * ld, t, D);
             for (size_t j = 0; j < D; j++) dqr[j] += t[j];
         }
-        sgemm(0, 0, n, D, n, sc, c.G, n, K, ld, 1.0f, dq + r0, ld);
-        sgemm(1, 0, n, D, n, sc, c.G, n, Q, ld, 1.0f, dk + r0, ld);
-        sgemm(1, 0, n, W, n, 1.0f, c.PT, n, c.dO, W, 0.0f, c.dVp, W);
+        gemm_small_tri(0, 0, GEMM_A_LOWER, n, D, n, sc, c.G, n, K, ld, 1.0f, dq + r0, ld);
+        gemm_small_tri(1, 0, GEMM_A_UPPER, n, D, n, sc, c.G, n, Q, ld, 1.0f, dk + r0, ld);
+        gemm_small_tri(1, 0, GEMM_A_UPPER, n, W, n, 1.0f, c.PT, n, c.dO, W, 0.0f, c.dVp, W);
         float r = 0.0f;
         if (!last) { /* the state this chunk passed on: weights wl_j = Dm_{n-1, j} */
-            sgemm(0, 1, n, D, W, sc, c.Vp, W, c.dS, W, 0.0f, c.tD, D);
-            sgemm(0, 0, n, W, D, sc, K, ld, c.dS, W, 0.0f, c.tW, W);
+            gemm_small(0, 1, n, D, W, sc, c.Vp, W, c.dS, W, 0.0f, c.tD, D);
+            gemm_small(0, 0, n, W, D, sc, K, ld, c.dS, W, 0.0f, c.tW, W);
             for (size_t j = 0; j < n; j++) {
                 float wl = expf(g.w[j] - g.M[n - 1]), *t = c.tD + j * D, *dkr = dk + r0 + j * ld;
                 c.u[j] = wl * dot(K + j * ld, t, D);
@@ -293,7 +293,7 @@ static void chunk_backward_head(float *dq, float *dk, float *dv, float *dig, flo
         /* dS of the state entering this chunk */
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < W; j++) c.dO[i * W + j] *= g.a[i];
-        sgemm(1, 0, D, W, n, 1.0f, Q, ld, c.dO, W, g.a[n - 1], c.dS, W);
+        gemm_small(1, 0, D, W, n, 1.0f, Q, ld, c.dO, W, g.a[n - 1], c.dS, W);
     }
 }
 

@@ -14,7 +14,7 @@
  * constant exactly.
  *
  * Forms (all deterministic: one thread owns one (b, h) and walks it in a fixed order; results are
- * bit-identical for any thread count; parallel over B x H with OpenMP, sgemm single-threaded
+ * bit-identical for any thread count; parallel over B x H with OpenMP, gemm_small (one thread)
  * inside):
  *   chunkwise  chunks of L: inside a chunk the parallel (attention-like) form, between chunks the
  *              recurrence of the state (C | n, m) -- backbones.md §3.3 with the normaliser carried

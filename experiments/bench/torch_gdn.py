@@ -23,10 +23,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "torch_ref"))
+sys.path.insert(0, HERE)
 
 import torch  # noqa: E402
 
 from gdn_ref import GatedDeltaNet, chunk_gated_delta  # noqa: E402
+from ratio_table import machine_line, print_table  # noqa: E402
 
 B, T, H, D, DIM = 4, 1024, 8, 64, 512
 
@@ -83,7 +85,8 @@ def bench_layer(threads):
 
 def run_tern(build, threads, what):
     exe = os.path.join(build, "bin", "bench_gdn")
-    r = subprocess.run([exe, str(threads), what], capture_output=True, text=True, check=True)
+    env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "passive"))  # as `tern` runs itself
+    r = subprocess.run([exe, str(threads), what], capture_output=True, text=True, check=True, env=env)
     return [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
 
 
@@ -96,6 +99,7 @@ def main():
     torch.set_num_threads(a.threads)
     os.environ["OMP_NUM_THREADS"] = str(a.threads)
     print(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count()}), flush=True)
+    print(machine_line(a.threads, torch.__version__), flush=True)
     peers = [bench_core(a.threads, c) for c in (32, 64, 128)]
     for p in peers:
         print(json.dumps(p), flush=True)
@@ -117,6 +121,11 @@ def main():
     lrec = [r for r in layers if r["kernel"] == "recurrent"][0]["fwd_bwd_ms"]
     print(json.dumps({"ratio": "gdn_layer fwd+bwd, tern chunked", "vs_tern_recurrent_x": round(lrec / ch, 2),
                       "vs_torch_x": round(tl["fwd_bwd_ms"] / ch, 2)}), flush=True)
+    bp = min(peers, key=lambda p: p["fwd_bwd_ms"])
+    rows = [(f"gated delta rule, chunk {r['chunk']}", r["fwd_bwd_ms"], rec, bp["fwd_bwd_ms"], f"chunk {bp['chunk']}")
+            for r in tern if r["kernel"] == "chunked"]
+    rows.append(("Gated DeltaNet layer, d 512", ch, lrec, tl["fwd_bwd_ms"], "chunk 64"))
+    print_table(f"Gated DeltaNet, B {B}, T {T}, {H} heads of {D}", rows)
     if a.model:
         models = run_tern(a.build, a.threads, "model")
         for r in models:

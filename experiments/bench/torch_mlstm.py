@@ -22,11 +22,13 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "torch_ref"))
+sys.path.insert(0, HERE)
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import mlstm_ref  # noqa: E402
+from ratio_table import machine_line, print_table  # noqa: E402
 
 EPS = mlstm_ref.EPS
 
@@ -162,6 +164,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    print(machine_line(a.threads, torch.__version__), flush=True)
     print(json.dumps({"bench": "mlstm_peer_check", "max_rel_err_vs_float64_reference": check_peer()}))
     rows = []
     for what, fn in (("cell", bench_cell), ("layer", bench_layer)):
@@ -183,6 +186,13 @@ def main():
                           "tokens_per_s": [r1["tokens_per_s"], r2["tokens_per_s"]],
                           "ratio": round(r1["tokens_per_s"] / r2["tokens_per_s"], 3)}))
 
+    cells = [r for r in rows if r["bench"] == "mlstm_cell" and r["impl"] == "torch"]
+    bp = min(cells, key=lambda r: r["fwd_bwd_ms"])
+    table = [(f"mLSTM cell, chunk {L}", pick("mlstm_cell", "tern", "chunkwise", L), pick("mlstm_cell", "tern", "recurrent"),
+              bp["fwd_bwd_ms"], f"chunk {bp['chunk']}") for L in (64, 32, 128)]
+    table.append(("mLSTM block, dim 512", pick("mlstm_layer", "tern", "chunkwise"), pick("mlstm_layer", "tern", "recurrent"),
+                  pick("mlstm_layer", "torch", "chunkwise"), "chunk 64"))
+    print_table("mLSTM, B 4, T 1024, 16 heads of 64", table)
 
 if __name__ == "__main__":
     main()

@@ -6,6 +6,7 @@
 #include "kernels/attention.h"
 #include "kernels/blas_core.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_small.h"
 #include "kernels/norm.h"
 #include "kernels/quant.h"
 #include "kernels/reduce.h"
@@ -39,6 +40,52 @@ static void test_gemm(void) {
                 compare_arrays(what, C1, C2, M * N, 1e-5, 1e-4);
                 xfree(A); xfree(B); xfree(C1); xfree(C2);
             }
+}
+
+/* gemm_small vs sgemm_ref: every transpose, whole and partial tiles (rows 1..9, columns around the
+ * vector widths 8 / 16 / 32 and the mLSTM's D + 1), padded row strides, beta 0 over a C full of
+ * NaN (must not be read), a panel too big for the stack (the sgemm fallback), and the triangular
+ * shapes (op(A) with zeros above / below the diagonal; only C's lower triangle compared) */
+static void gemm_small_case(size_t M, size_t N, size_t K, int ta, int tb, int zb, GemmTri tri) {
+    size_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+    float *A = randn((ta ? K : M) * lda, 1), *B = randn((tb ? N : K) * ldb, 1), *C1 = randn(M * ldc, 1);
+    float *C2 = xmalloc(M * ldc * sizeof(float)), beta = zb ? 0.0f : 0.5f;
+    for (size_t i = 0; i < M; i++) /* zero op(A)[i][p] where the shape says so */
+        for (size_t p = 0; p < K; p++)
+            if ((tri == GEMM_A_LOWER && p > i) || (tri == GEMM_A_UPPER && p < i)) A[ta ? p * lda + i : i * lda + p] = 0.0f;
+    if (zb)
+        for (size_t i = 0; i < M * ldc; i++) C1[i] = NAN;
+    memcpy(C2, C1, M * ldc * sizeof(float));
+    gemm_small_tri(ta, tb, tri, M, N, K, 0.7f, A, lda, B, ldb, beta, C1, ldc);
+    sgemm_ref(ta, tb, M, N, K, 0.7f, A, lda, B, ldb, beta, C2, ldc);
+    char what[96];
+    snprintf(what, sizeof what, "gemm_small M%zu N%zu K%zu ta%d tb%d beta%g tri%d", M, N, K, ta, tb, beta, (int)tri);
+    size_t n = 0;
+    for (size_t i = 0; i < M; i++) {
+        for (size_t j = N; j < ldc; j++) /* the padding columns stay untouched */
+            CHECK(memcmp(&C1[i * ldc + j], &C2[i * ldc + j], sizeof(float)) == 0, "%s: wrote past N", what);
+        for (size_t j = 0; j < N && (tri != GEMM_C_LOWER || j <= i); j++) C1[n] = C1[i * ldc + j], C2[n++] = C2[i * ldc + j];
+    }
+    compare_arrays(what, C1, C2, n, 1e-5, 1e-4);
+    xfree(A); xfree(B); xfree(C1); xfree(C2);
+}
+
+static void test_gemm_small(void) {
+    printf("gemm_small vs sgemm_ref\n");
+    Rng saved = rng; /* the later tests draw the inputs they drew before this test existed */
+    size_t shapes[][3] = {{1, 1, 1}, {9, 7, 3}, {8, 16, 5}, {13, 33, 17}, {64, 65, 64}, {32, 64, 32}, {6, 48, 1},
+                          {130, 100, 129}, {64, 64, 300}};
+    for (size_t s = 0; s < TERN_ARRAY_LEN(shapes); s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int zb = 0; zb < 2; zb++) gemm_small_case(shapes[s][0], shapes[s][1], shapes[s][2], ta, tb, zb, GEMM_FULL);
+    size_t sq[][3] = {{64, 64, 64}, {37, 65, 37}, {9, 40, 9}, {64, 64, 33}, {20, 50, 70}};
+    for (size_t s = 0; s < TERN_ARRAY_LEN(sq); s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int tri = GEMM_A_LOWER; tri <= GEMM_C_LOWER; tri++)
+                    gemm_small_case(sq[s][0], sq[s][1], sq[s][2], ta, tb, 1, (GemmTri)tri);
+    rng = saved;
 }
 
 static void test_act(void) {
@@ -258,6 +305,7 @@ int main(int argc, char **argv) {
     blas_core_setup(argv, 1);
     rng_seed(&rng, 42);
     test_gemm();
+    test_gemm_small();
     test_act();
     test_norm_softmax();
     test_attention();
