@@ -346,6 +346,8 @@ static int load_bytes(TrtModel **out, const uint8_t *d, size_t len, const char *
     size_t clen = (size_t)pre.container_size;
     int isa = rt_isa_from_name(opt ? opt->isa : NULL);
     if (isa < 0) return rt_err(e, "unknown instruction set \"%s\" (auto, avx512vnni, avx512, avx2, scalar)", opt->isa);
+    const char *kvc = opt && opt->kv_cache ? opt->kv_cache : "f32";
+    if (strcmp(kvc, "f32") && strcmp(kvc, "f16")) return rt_err(e, "unknown KV cache type \"%s\" (f32, f16)", kvc);
     /* decompressed straight into the buffer the model keeps (no second copy) */
     uint8_t *c = rt_alloc(clen + RT_SLACK);
     if (!c) return rt_err(e, "%s: out of memory for %zu bytes", name, clen);
@@ -360,6 +362,7 @@ static int load_bytes(TrtModel **out, const uint8_t *d, size_t len, const char *
     }
     int rc = load_container(out, c, NULL, clen, name, isa, 1, e);
     if (!rc) (*out)->info.file_bytes = len;
+    if (!rc) (*out)->kv_f16 = !strcmp(kvc, "f16");
     return rc;
 }
 
