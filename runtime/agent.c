@@ -6,7 +6,10 @@
  * Saved state (native byte order: a blob is for this machine and this model):
  *   "TRTAGNT1", u32 model CRC (the container's), u32 vocab, u64 max_ctx, u64 state floats,
  *   u64 tokens in context, u64 rng[4], i32 have_logits, i32 previous token,
- *   float logits[vocab], float state[...], i32 tokens[...] */
+ *   float logits[vocab], float state[...], i32 tokens[...]
+ * The state is laid out for a KV cache of rt_stack_cap_for(n_past) positions (what a fresh
+ * session holding n_past tokens has); a blob whose state is laid out for max_ctx (written before
+ * the cache grew with the context) restores too. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,10 +120,11 @@ const float *trt_agent_logits(const TrtAgent *a) { return trt_session_logits(a->
 
 static uint32_t model_crc(const TrtModel *m) { return tern_rd_u32(m->container + m->container_len - TERN_CRC_SIZE); }
 
+/* state floats of a blob for n_past tokens */
+static size_t saved_floats(const TrtSession *s, size_t n_past) { return rt_stack_state_floats(s, rt_stack_cap_for(s, n_past)); }
+
 size_t trt_agent_state_size(const TrtAgent *a) {
-    size_t nstate;
-    int32_t *prev;
-    rt_stack_state(a->s, &nstate, &prev);
+    size_t nstate = saved_floats(a->s, a->s->n_past);
     return sizeof(AgentHeader) + (a->s->m->info.vocab_size + nstate) * sizeof(float) + a->s->n_past * sizeof(int32_t);
 }
 
@@ -131,13 +135,15 @@ int trt_agent_save(const TrtAgent *a, void *buf, size_t size, char *err, size_t 
     if (size < need) return fail((rt_err(&e, "agent state needs %zu bytes, the buffer has %zu", need, size), &e), err, errlen);
     int32_t *prev;
     const float *st = rt_stack_state(s, &nstate, &prev);
+    size_t cap = rt_stack_cap_for(s, s->n_past);
+    nstate = rt_stack_state_floats(s, cap);
     AgentHeader h = {{0}, model_crc(s->m), (uint32_t)V, s->max_ctx, nstate, s->n_past, {0}, s->have_logits, *prev};
     memcpy(h.magic, kMagic, sizeof kMagic);
     memcpy(h.rng, s->rng, sizeof h.rng);
     uint8_t *p = buf;
     memcpy(p, &h, sizeof h);
     memcpy(p += sizeof h, s->logits, V * sizeof(float));
-    memcpy(p += V * sizeof(float), st, nstate * sizeof(float));
+    rt_stack_state_copy(s, p += V * sizeof(float), cap, st, rt_stack_cache_cap(s), s->n_past);
     memcpy(p += nstate * sizeof(float), s->tokens, s->n_past * sizeof(int32_t));
     return 0;
 }
@@ -147,17 +153,22 @@ int trt_agent_restore(TrtAgent *a, const void *buf, size_t size, char *err, size
     TrtSession *s = a->s;
     size_t V = s->m->info.vocab_size, nstate;
     int32_t *prev;
-    float *st = rt_stack_state(s, &nstate, &prev);
     AgentHeader h;
     if (size < sizeof h) return fail((rt_err(&e, "agent state: %zu bytes is too short (truncated)", size), &e), err, errlen);
     memcpy(&h, buf, sizeof h);
     if (memcmp(h.magic, kMagic, sizeof kMagic)) return fail((rt_err(&e, "agent state: not a saved agent (bad magic)"), &e), err, errlen);
-    if (h.crc != model_crc(s->m) || h.vocab != V || h.nstate != nstate)
+    if (h.crc != model_crc(s->m) || h.vocab != V)
         return fail((rt_err(&e, "agent state: saved by an agent of another model"), &e), err, errlen);
     if (h.max_ctx != s->max_ctx)
         return fail((rt_err(&e, "agent state: saved with max_context %llu, this agent has %zu", (unsigned long long)h.max_ctx, s->max_ctx), &e),
                     err, errlen);
-    if (h.n_past > s->max_ctx || (h.have_logits != 0 && h.have_logits != 1) || h.prev_tok < -1 || h.prev_tok >= (int32_t)V)
+    if (h.n_past > s->max_ctx) return fail((rt_err(&e, "agent state: corrupt header"), &e), err, errlen);
+    /* the state's layout: for the cache a session of n_past tokens has, or (older blobs) max_ctx */
+    size_t src_cap = rt_stack_cap_for(s, (size_t)h.n_past);
+    nstate = rt_stack_state_floats(s, src_cap);
+    if (h.nstate != nstate && h.nstate == rt_stack_state_floats(s, s->max_ctx)) src_cap = s->max_ctx, nstate = (size_t)h.nstate;
+    if (h.nstate != nstate) return fail((rt_err(&e, "agent state: saved by an agent of another model (or another KV cache type)"), &e), err, errlen);
+    if ((h.have_logits != 0 && h.have_logits != 1) || h.prev_tok < -1 || h.prev_tok >= (int32_t)V)
         return fail((rt_err(&e, "agent state: corrupt header"), &e), err, errlen);
     size_t need = sizeof h + (V + nstate) * sizeof(float) + (size_t)h.n_past * sizeof(int32_t);
     if (size != need) return fail((rt_err(&e, "agent state: %zu bytes, expected %zu (truncated or damaged)", size, need), &e), err, errlen);
@@ -168,8 +179,10 @@ int trt_agent_restore(TrtAgent *a, const void *buf, size_t size, char *err, size
         memcpy(&t, tok + i, sizeof t);
         if (t < 0 || (size_t)t >= V) return fail((rt_err(&e, "agent state: token %zu is outside the vocabulary", i), &e), err, errlen);
     }
+    if (rt_stack_reserve(s, (size_t)h.n_past, &e)) return fail(&e, err, errlen);
+    float *st = rt_stack_state(s, &nstate, &prev);
     memcpy(s->logits, p, V * sizeof(float));
-    memcpy(st, p + V * sizeof(float), nstate * sizeof(float));
+    rt_stack_state_copy(s, st, rt_stack_cache_cap(s), p + V * sizeof(float), src_cap, (size_t)h.n_past);
     memcpy(s->tokens, tok, h.n_past * sizeof(int32_t));
     memcpy(s->rng, h.rng, sizeof h.rng);
     s->n_past = h.n_past;

@@ -276,6 +276,13 @@ T2 static void weighted_rows_avx2(float *o, const float *w, const float *v, size
     }
 }
 
+/* F16C: eight halves per instruction, exact (every half is a float) */
+T2 static void f16_to_f32_avx2(float *dst, const uint16_t *h, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(h + i))));
+    for (; i < n; i++) dst[i] = tern_f16_to_f32(h[i]);
+}
+
 void rt_kernels_avx2(RtKernels *k) {
     k->name = "avx2";
     k->t2_dot = t2_dot_avx2;
@@ -289,6 +296,7 @@ void rt_kernels_avx2(RtKernels *k) {
     k->t2_row_g1 = t2_row_g1_avx2;
     k->kblock_scores = kblock_scores_avx2;
     k->weighted_rows = weighted_rows_avx2;
+    k->f16_to_f32 = f16_to_f32_avx2;
 }
 #else
 void rt_kernels_avx2(RtKernels *k) { rt_kernels_scalar(k); }

@@ -102,6 +102,10 @@ static void weighted_rows_scalar(float *o, const float *w, const float *v, size_
         for (size_t c = 0; c < D; c++) o[c] += w[j] * v[j * stride + c];
 }
 
+static void f16_to_f32_scalar(float *dst, const uint16_t *h, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = tern_f16_to_f32(h[i]);
+}
+
 void rt_kernels_scalar(RtKernels *k) {
     k->name = "scalar";
     k->t2_dot = t2_dot_scalar;
@@ -115,4 +119,5 @@ void rt_kernels_scalar(RtKernels *k) {
     k->t2_row_g1 = t2_row_g1_scalar;
     k->kblock_scores = kblock_scores_scalar;
     k->weighted_rows = weighted_rows_scalar;
+    k->f16_to_f32 = f16_to_f32_scalar;
 }

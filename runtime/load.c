@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_d_stableOutBuffer (zstd >= 1.4.4): no window buffer */
 #include <zstd.h>
 
 #include "runtime/rt_internal.h"
@@ -314,16 +315,28 @@ int rt_load_container(TrtModel **out, const uint8_t *src, size_t len, const char
     return load_container(out, NULL, src, len, name, isa, check_crc, e);
 }
 
-static int load_bytes(TrtModel **out, const uint8_t *d, size_t len, const char *name, const TrtLoadOptions *opt, RtErr *e) {
-    *out = NULL;
+static int check_options(const TrtLoadOptions *opt, int *isa, int *kv16, RtErr *e) {
+    *isa = rt_isa_from_name(opt ? opt->isa : NULL);
+    if (*isa < 0) return rt_err(e, "unknown instruction set \"%s\" (auto, avx512vnni, avx512, avx2, scalar)", opt->isa);
+    const char *kvc = opt && opt->kv_cache ? opt->kv_cache : "f32";
+    if (strcmp(kvc, "f32") && strcmp(kvc, "f16")) return rt_err(e, "unknown KV cache type \"%s\" (f32, f16)", kvc);
+    *kv16 = !strcmp(kvc, "f16");
+    return 0;
+}
+
+/* What the preamble and the zstd frame header say, checked: the first `have` bytes of a len-byte
+ * artifact are at d (have >= min(len, TERN_PREAMBLE_SIZE + 18): 18 is zstd's longest frame
+ * header). *clen: the container's size; *isa, *kv16: the options, checked. */
+static int check_head(const uint8_t *d, size_t have, size_t len, const char *name, const TrtLoadOptions *opt, size_t *clen, int *isa,
+                      int *kv16, RtErr *e) {
     TernPreamble pre;
-    if (len >= 4 && tern_rd_u32(d) != TERN_SKIPPABLE_MAGIC) {
+    if (have >= 4 && tern_rd_u32(d) != TERN_SKIPPABLE_MAGIC) {
         if (tern_rd_u32(d) == 0xFD2FB528u) return rt_err(e, "%s: a plain zstd file, not a tern artifact (no tern preamble)", name);
         return rt_err(e, "%s: not a tern artifact (wrong magic)", name);
     }
     if (len < TERN_PREAMBLE_SIZE) return rt_err(e, "%s: %zu bytes is too short to be a tern artifact (truncated?)", name, len);
-    if (tern_preamble_decode(d, len, &pre)) {
-        if (len >= 4 && tern_rd_u32(d) == 0xFD2FB528u)
+    if (tern_preamble_decode(d, have, &pre)) {
+        if (have >= 4 && tern_rd_u32(d) == 0xFD2FB528u)
             return rt_err(e, "%s: a plain zstd file, not a tern artifact (no tern preamble)", name);
         return rt_err(e, "%s: not a tern artifact (wrong magic)", name);
     }
@@ -333,19 +346,27 @@ static int load_bytes(TrtModel **out, const uint8_t *d, size_t len, const char *
     const uint8_t *z = d + TERN_PREAMBLE_SIZE;
     size_t zlen = len - TERN_PREAMBLE_SIZE;
     if (zlen == 0) return rt_err(e, "%s: truncated after the preamble (no compressed data)", name);
-    unsigned long long fcs = ZSTD_getFrameContentSize(z, zlen);
+    unsigned long long fcs = ZSTD_getFrameContentSize(z, have - TERN_PREAMBLE_SIZE);
     if (fcs == ZSTD_CONTENTSIZE_ERROR) return rt_err(e, "%s: the compressed data is not a zstd frame (corrupt)", name);
     if (fcs == ZSTD_CONTENTSIZE_UNKNOWN || fcs != pre.container_size)
         return rt_err(e, "%s: zstd frame size does not match the preamble (corrupt)", name);
     if (pre.container_size > maxc)
         return rt_err(e, "%s: container of %llu bytes exceeds the limit of %zu bytes", name, (unsigned long long)pre.container_size,
                       maxc);
+    *clen = (size_t)pre.container_size;
+    return check_options(opt, isa, kv16, e);
+}
+
+static int load_bytes(TrtModel **out, const uint8_t *d, size_t len, const char *name, const TrtLoadOptions *opt, RtErr *e) {
+    *out = NULL;
+    size_t clen;
+    int isa, kv16;
+    if (check_head(d, len, len, name, opt, &clen, &isa, &kv16, e)) return -1;
+    const uint8_t *z = d + TERN_PREAMBLE_SIZE;
+    size_t zlen = len - TERN_PREAMBLE_SIZE;
     size_t fsz = ZSTD_findFrameCompressedSize(z, zlen);
     if (ZSTD_isError(fsz)) return rt_err(e, "%s: truncated or corrupt zstd frame (%s)", name, ZSTD_getErrorName(fsz));
     if (fsz != zlen) return rt_err(e, "%s: %zu unexpected bytes after the zstd frame", name, zlen - fsz);
-    size_t clen = (size_t)pre.container_size;
-    int isa = rt_isa_from_name(opt ? opt->isa : NULL);
-    if (isa < 0) return rt_err(e, "unknown instruction set \"%s\" (auto, avx512vnni, avx512, avx2, scalar)", opt->isa);
     /* decompressed straight into the buffer the model keeps (no second copy) */
     uint8_t *c = rt_alloc(clen + RT_SLACK);
     if (!c) return rt_err(e, "%s: out of memory for %zu bytes", name, clen);
@@ -360,6 +381,68 @@ static int load_bytes(TrtModel **out, const uint8_t *d, size_t len, const char *
     }
     int rc = load_container(out, c, NULL, clen, name, isa, 1, e);
     if (!rc) (*out)->info.file_bytes = len;
+    if (!rc) (*out)->kv_f16 = kv16;
+    return rc;
+}
+
+/* The zstd frame of a file streamed into c[clen] (zlen bytes from the file's position), so the
+ * compressed bytes are never held whole: the checks of load_bytes, in stream form. */
+static int stream_frame(FILE *f, size_t zlen, uint8_t *c, size_t clen, const char *name, RtErr *e) {
+    enum { IN_CHUNK = 1 << 20 };
+    ZSTD_DCtx *dc = ZSTD_createDCtx();
+    uint8_t *ib = malloc(IN_CHUNK);
+    int rc = dc && ib ? 0 : rt_err(e, "%s: out of memory", name), done = 0;
+    /* the output is the whole container, never moved: zstd writes into it directly instead of
+     * keeping its own window (up to 128 MB at level 22); a zstd without the option keeps it */
+    if (dc) (void)ZSTD_DCtx_setParameter(dc, ZSTD_d_stableOutBuffer, 1);
+    ZSTD_outBuffer ob = {c, clen, 0};
+    size_t read = 0;
+    while (!rc && !done && read < zlen) {
+        size_t want = zlen - read < IN_CHUNK ? zlen - read : IN_CHUNK, r = fread(ib, 1, want, f);
+        if (r != want) {
+            rc = rt_err(e, "%s: read error", name);
+            break;
+        }
+        read += r;
+        ZSTD_inBuffer in = {ib, r, 0};
+        while (!rc && in.pos < in.size) {
+            size_t before_in = in.pos, before_out = ob.pos, ret = ZSTD_decompressStream(dc, &ob, &in);
+            if (ZSTD_isError(ret)) rc = rt_err(e, "%s: corrupt compressed data (%s)", name, ZSTD_getErrorName(ret));
+            else if (ret == 0) {
+                done = 1;
+                if (in.pos < in.size || read < zlen)
+                    rc = rt_err(e, "%s: %zu unexpected bytes after the zstd frame", name, (in.size - in.pos) + (zlen - read));
+                break;
+            } else if (in.pos == before_in && ob.pos == before_out)
+                rc = rt_err(e, "%s: decompressed more than the %zu bytes expected (corrupt)", name, clen);
+        }
+    }
+    if (!rc && !done) rc = rt_err(e, "%s: truncated or corrupt zstd frame (the file ends inside it)", name);
+    if (!rc && ob.pos != clen) rc = rt_err(e, "%s: decompressed %zu bytes, expected %zu (corrupt)", name, ob.pos, clen);
+    free(ib);
+    ZSTD_freeDCtx(dc);
+    return rc;
+}
+
+/* A regular file of len bytes: the head checked, then the frame decompressed straight from the
+ * file into the container the model keeps (peak memory: the container, not file + container). */
+static int load_file_stream(TrtModel **out, FILE *f, size_t len, const char *name, const TrtLoadOptions *opt, RtErr *e) {
+    *out = NULL;
+    uint8_t head[TERN_PREAMBLE_SIZE + 18];
+    size_t have = len < sizeof head ? len : sizeof head, clen;
+    int isa, kv16;
+    if (fread(head, 1, have, f) != have) return rt_err(e, "%s: read error", name);
+    if (check_head(head, have, len, name, opt, &clen, &isa, &kv16, e)) return -1;
+    if (fseek(f, (long)TERN_PREAMBLE_SIZE, SEEK_SET)) return rt_err(e, "%s: read error", name);
+    uint8_t *c = rt_alloc(clen + RT_SLACK);
+    if (!c) return rt_err(e, "%s: out of memory for %zu bytes", name, clen);
+    if (stream_frame(f, len - TERN_PREAMBLE_SIZE, c, clen, name, e)) {
+        rt_free(c);
+        return -1;
+    }
+    int rc = load_container(out, c, NULL, clen, name, isa, 1, e);
+    if (!rc) (*out)->info.file_bytes = len;
+    if (!rc) (*out)->kv_f16 = kv16;
     return rc;
 }
 
@@ -380,6 +463,14 @@ int trt_model_load(TrtModel **out, const char *path, const TrtLoadOptions *opt, 
         rt_err_out(&e, err, errlen);
         return -1;
     }
+    long flen = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (flen >= 0 && fseek(f, 0, SEEK_SET) == 0) { /* a regular file: streamed */
+        int rc = load_file_stream(out, f, (size_t)flen, path, opt, &e);
+        fclose(f);
+        if (rc) rt_err_out(&e, err, errlen);
+        return rc;
+    }
+    clearerr(f); /* a pipe: read whole */
     size_t cap = 1 << 20, n = 0;
     uint8_t *buf = malloc(cap);
     int rc = buf ? 0 : rt_err(&e, "%s: out of memory", path);

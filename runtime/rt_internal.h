@@ -97,6 +97,8 @@ typedef struct RtKernels {
      * cached transposed per block of 16), and o[c] = sum_j w[j] v[j stride + c], c < D */
     void (*kblock_scores)(float *out, const float *q, const float *blk, size_t D);
     void (*weighted_rows)(float *o, const float *w, const float *v, size_t n, size_t stride, size_t D);
+    /* dst[i] = the IEEE half h[i] as a float (the fp16 KV cache) */
+    void (*f16_to_f32)(float *dst, const uint16_t *h, size_t n);
 } RtKernels;
 
 enum { RT_ISA_SCALAR = 0, RT_ISA_AVX2 = 1, RT_ISA_AVX512 = 2, RT_ISA_AVX512VNNI = 3 };
@@ -163,6 +165,8 @@ typedef struct RtFwd {
     const float *cosb, *sinb; /* RoPE rows of these positions ([n, D/2]) for kinds that need them */
     float *scratch;           /* the kind's scratch_floats */
     void *lin;                /* rt_linear scratch for the widest input */
+    size_t cap;               /* positions the session's caches hold now (p0 + n <= cap <= max_ctx) */
+    int kv_f16;               /* the KV cache holds IEEE halves */
 } RtFwd;
 
 typedef struct RtBlockKind {
@@ -174,11 +178,16 @@ typedef struct RtBlockKind {
     void (*unbind)(void *inst);
     /* RoPE: the head dim and base this layer rotates with (0 = none) */
     size_t (*rope)(const void *inst, float *base);
-    /* decode state per session (KV cache, recurrent state), floats; reset to 0 by the stack */
-    size_t (*state_floats)(const void *inst, size_t max_ctx);
+    /* decode state per session (KV cache, recurrent state), floats, for a cache of cap positions
+     * (kv_f16: a KV cache of halves); reset to 0 by the stack */
+    size_t (*state_floats)(const void *inst, size_t cap, int kv_f16);
     size_t (*scratch_floats)(const void *inst, size_t P, size_t max_ctx, int threads);
     size_t (*max_cols)(const void *inst); /* widest input of its linears */
     void (*forward)(const void *inst, const RtFwd *f, float *state, float *y, const float *h);
+    /* A state whose layout depends on cap (the KV cache): copies the first npos positions of
+     * src (laid out for src_cap) into dst (laid out for dst_cap >= npos). NULL: the state does
+     * not depend on cap and is copied whole. dst and src may be unaligned bytes (a saved agent). */
+    void (*state_move)(const void *inst, void *dst, size_t dst_cap, const void *src, size_t src_cap, size_t npos, int kv_f16);
 } RtBlockKind;
 
 extern const RtBlockKind rt_block_attention, rt_block_mlp, rt_block_swiglu, rt_block_trn, rt_block_gru, rt_block_mlgru;
@@ -206,6 +215,7 @@ struct TrtModel {
     char summary[256];
     RtKernels k;
     struct RtStack *stack;   /* the backbone (stack.c) */
+    int kv_f16;              /* its sessions keep their KV caches as IEEE halves (TrtLoadOptions.kv_cache) */
     char arch[TERN_KV_STR_MAX + 1];
     TrtModelInfo info;
 };
@@ -220,6 +230,7 @@ struct TrtSession {
     int have_logits;
     TokScratch *tscratch;
     void *state;             /* the stack's decode state and scratch */
+    int kv_f16;              /* its KV cache holds IEEE halves (the model's kv_f16) */
 };
 
 /* The trunk (stack.c): binds the key/values and tensors (fills m->info), a session's state,
@@ -231,8 +242,18 @@ int rt_stack_session_init(TrtSession *s, RtErr *e);
 void rt_stack_session_free(TrtSession *s);
 void rt_stack_forward(TrtSession *s, const int32_t *ids, size_t n, float *logits_all);
 /* The session's decode state (every layer's recurrent state or KV cache and token-shift row),
- * nfloats floats, and the previous token BigramHash carries: what an agent saves and restores. */
+ * nfloats floats laid out for the cache's current capacity (rt_stack_cache_cap), and the
+ * previous token BigramHash carries. */
 float *rt_stack_state(TrtSession *s, size_t *nfloats, int32_t **prev_tok);
+/* The KV cache grows with the context used: capacity for npos positions, doubling from
+ * RT_KV_FIRST positions, capped at max_ctx (0 when it already has room; -1 out of memory). */
+int rt_stack_reserve(TrtSession *s, size_t npos, RtErr *e);
+size_t rt_stack_cache_cap(const TrtSession *s);
+size_t rt_stack_cap_for(const TrtSession *s, size_t npos); /* the capacity reserve(npos) gives a fresh session */
+size_t rt_stack_state_floats(const TrtSession *s, size_t cap); /* state floats at that capacity */
+/* The first npos positions of a state laid out for src_cap into one laid out for dst_cap (what
+ * growth does, and what an agent saves and restores: the state at rt_stack_cap_for(n_past)). */
+void rt_stack_state_copy(const TrtSession *s, void *dst, size_t dst_cap, const void *src, size_t src_cap, size_t npos);
 /* 1 when no layer reads the token position (only GRU / MLGRU mixers): a stream may go on past
  * the context length with its state kept (rt_session_make_room). */
 int rt_stack_position_free(const TrtModel *m);

@@ -37,6 +37,7 @@ int trt_session_new(const TrtModel *m, const TrtSessionOptions *opt, TrtSession 
         return -1;
     }
     s->m = m;
+    s->kv_f16 = m->kv_f16;
     uint64_t seed = opt ? opt->seed : 0;
     for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&seed);
     s->threads = opt && opt->threads > 0 ? opt->threads : RT_MAX_THREADS();
@@ -72,6 +73,10 @@ void trt_session_reset(TrtSession *s) {
 
 size_t trt_session_length(const TrtSession *s) { return s->n_past; }
 
+size_t trt_session_cache_positions(const TrtSession *s) { return rt_stack_cache_cap(s); }
+
+size_t trt_session_state_bytes(const TrtSession *s) { return rt_stack_state_floats(s, rt_stack_cache_cap(s)) * sizeof(float); }
+
 const float *trt_session_logits(const TrtSession *s) { return s->have_logits ? s->logits : NULL; }
 
 int trt_session_observe(TrtSession *s, const int32_t *ids, size_t n, float *logits, char *err, size_t errlen) {
@@ -89,6 +94,10 @@ int trt_session_observe(TrtSession *s, const int32_t *ids, size_t n, float *logi
             rt_err_out(&e, err, errlen);
             return -1;
         }
+    if (rt_stack_reserve(s, s->n_past + n, &e)) {
+        rt_err_out(&e, err, errlen);
+        return -1;
+    }
     rt_stack_forward(s, ids, n, logits);
     memcpy(s->tokens + s->n_past, ids, n * sizeof(int32_t));
     s->n_past += n;

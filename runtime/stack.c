@@ -39,7 +39,6 @@ typedef struct RtLayer {
     const RtBlockKind *mk, *ck;   /* token mixer, channel mixer (NULL: none) */
     void *mi, *ci;
     float *attn_scale, *mlp_scale, *resid_mix, *mu, *mnorm, *cnorm; /* NULL when absent */
-    size_t mstate, hprev;         /* offsets of its state and its token-shift row in a session's state */
 } RtLayer;
 
 typedef struct RtStack {
@@ -53,8 +52,10 @@ typedef struct RtStack {
     RtLayer *layers;
 } RtStack;
 
+#define RT_KV_FIRST 64 /* positions of a session's first KV cache; it doubles from there */
+
 typedef struct RtStackState {
-    size_t P, nstate;
+    size_t P, nstate, cap;        /* state floats for a cache of cap positions */
     float *state;                 /* every layer's decode state and token-shift row */
     float *x, *x0, *h, *y, *hs, *skips, *hlast, *bge, *bgp, *cosb, *sinb, *kscratch;
     void *mem, *lin;
@@ -261,16 +262,23 @@ void rt_stack_session_free(TrtSession *s) {
     s->state = NULL;
 }
 
-/* Each layer's decode state (its kinds' and its token-shift row), laid out one after the other. */
-static size_t layout_state(const RtStack *g, size_t T) {
+/* Each layer's decode state (its kinds' and its token-shift row), laid out one after the other
+ * for a cache of cap positions: floats of layer i's mixer state, and of its token-shift row. */
+static size_t mixer_floats(const RtLayer *ly, size_t cap, int f16) {
+    return ly->mk && ly->mk->state_floats ? (ly->mk->state_floats(ly->mi, cap, f16) + 15) / 16 * 16 : 0;
+}
+static size_t shift_floats(const RtStack *g, const RtLayer *ly) { return ly->mu ? (g->C + 15) / 16 * 16 : 0; }
+
+static size_t layout_state(const RtStack *g, size_t cap, int f16) {
     size_t off = 0;
-    for (size_t i = 0; i < g->L; i++) {
-        RtLayer *ly = &g->layers[i];
-        ly->mstate = off;
-        if (ly->mk && ly->mk->state_floats) off += (ly->mk->state_floats(ly->mi, T) + 15) / 16 * 16;
-        ly->hprev = off;
-        if (ly->mu) off += (g->C + 15) / 16 * 16;
-    }
+    for (size_t i = 0; i < g->L; i++) off += mixer_floats(&g->layers[i], cap, f16) + shift_floats(g, &g->layers[i]);
+    return off;
+}
+
+/* offset of layer `layer`'s mixer state in a state laid out for cap positions */
+static size_t layer_offset(const RtStack *g, size_t layer, size_t cap, int f16) {
+    size_t off = 0;
+    for (size_t i = 0; i < layer; i++) off += mixer_floats(&g->layers[i], cap, f16) + shift_floats(g, &g->layers[i]);
     return off;
 }
 
@@ -280,8 +288,51 @@ const float *rt_stack_mixer_state(const TrtSession *s, size_t layer, size_t *n) 
     *n = 0;
     if (layer >= g->L || !g->layers[layer].mk || !g->layers[layer].mk->state_floats) return NULL;
     const RtLayer *ly = &g->layers[layer];
-    *n = ly->mk->state_floats(ly->mi, s->max_ctx);
-    return st->state + ly->mstate;
+    *n = ly->mk->state_floats(ly->mi, st->cap, s->kv_f16);
+    return st->state + layer_offset(g, layer, st->cap, s->kv_f16);
+}
+
+size_t rt_stack_state_floats(const TrtSession *s, size_t cap) { return layout_state(s->m->stack, cap, s->kv_f16); }
+
+size_t rt_stack_cache_cap(const TrtSession *s) { return ((const RtStackState *)s->state)->cap; }
+
+size_t rt_stack_cap_for(const TrtSession *s, size_t npos) {
+    size_t cap = RT_KV_FIRST;
+    while (cap < npos && cap < s->max_ctx) cap *= 2;
+    return cap < s->max_ctx ? cap : s->max_ctx;
+}
+
+void rt_stack_state_copy(const TrtSession *s, void *dst, size_t dst_cap, const void *src, size_t src_cap, size_t npos) {
+    const RtStack *g = s->m->stack;
+    uint8_t *d = dst;
+    const uint8_t *c = src;
+    for (size_t i = 0; i < g->L; i++) {
+        const RtLayer *ly = &g->layers[i];
+        size_t md = mixer_floats(ly, dst_cap, s->kv_f16), ms = mixer_floats(ly, src_cap, s->kv_f16), sh = shift_floats(g, ly);
+        if (md && ly->mk->state_move) ly->mk->state_move(ly->mi, d, dst_cap, c, src_cap, npos, s->kv_f16);
+        else if (md) memcpy(d, c, md * sizeof(float)); /* md == ms: the state does not depend on cap */
+        d += md * sizeof(float);
+        c += ms * sizeof(float);
+        memcpy(d, c, sh * sizeof(float));
+        d += sh * sizeof(float);
+        c += sh * sizeof(float);
+    }
+}
+
+/* Growth: a new state of the larger capacity, the positions so far copied over, the old freed
+ * (a doubling, so a stream of single tokens reallocates log2(max_ctx / RT_KV_FIRST) times). */
+int rt_stack_reserve(TrtSession *s, size_t npos, RtErr *e) {
+    RtStackState *st = s->state;
+    if (npos <= st->cap) return 0;
+    size_t cap = rt_stack_cap_for(s, npos), n = layout_state(s->m->stack, cap, s->kv_f16);
+    float *ns = rt_alloc((n ? n : 1) * sizeof(float));
+    if (!ns) return rt_err(e, "out of memory growing the KV cache to %zu positions (%zu bytes)", cap, n * sizeof(float));
+    rt_stack_state_copy(s, ns, cap, st->state, st->cap, s->n_past);
+    rt_free(st->state);
+    st->state = ns;
+    st->nstate = n;
+    st->cap = cap;
+    return 0;
 }
 
 /* Scratch: the widest kind's, and the rt_linear scratch for the widest input. */
@@ -308,7 +359,8 @@ int rt_stack_session_init(TrtSession *s, RtErr *e) {
     s->state = st;
     size_t P = RT_CHUNK, C = g->C, W = g->W, T = s->max_ctx, nt = (size_t)s->threads, kscr, cmax;
     st->P = P;
-    size_t nstate = st->nstate = layout_state(g, T);
+    st->cap = rt_stack_cap_for(s, 1);
+    size_t nstate = st->nstate = layout_state(g, st->cap, s->kv_f16);
     kind_needs(g, P, T, (int)nt, &kscr, &cmax);
     size_t sizes[] = {P * W, P * W, P * C, P * C, P * C, g->nenc * P * C + 1, C, P * g->bdim + 1, P * C,
                       P * g->rope_D / 2 + 1, P * g->rope_D / 2 + 1, kscr + 1};
@@ -367,7 +419,8 @@ static void residual_add(float *x, const float *s, const float *y, size_t n, siz
         for (size_t i = 0; i < n * C; i++) x[i] += y[i];
 }
 
-static void layer_forward(TrtSession *s, const RtLayer *ly, const RtFwd *f) {
+/* mstate: the layer's mixer state, then its token-shift row */
+static void layer_forward(TrtSession *s, const RtLayer *ly, const RtFwd *f, float *mstate) {
     const RtStack *g = s->m->stack;
     RtStackState *st = s->state;
     size_t n = f->n, C = g->C;
@@ -378,16 +431,16 @@ static void layer_forward(TrtSession *s, const RtLayer *ly, const RtFwd *f) {
     }
     if (ly->mk && g->E != C && ly == g->layers) {
         /* the widening first layer reads the embedding as it is: x = mixer(x) */
-        ly->mk->forward(ly->mi, f, st->state + ly->mstate, st->y, x);
+        ly->mk->forward(ly->mi, f, mstate, st->y, x);
         for (size_t i = 0; i < n * C; i++) x[i] = ly->attn_scale ? ly->attn_scale[i % C] * st->y[i] : st->y[i];
     } else if (ly->mk) {
         rt_rmsnorm(st->h, x, ly->mnorm, n, C, g->eps);
         const float *in = st->h;
         if (ly->mu) {
-            token_shift(ly->mu, st->hs, st->h, st->state + ly->hprev, f->p0, n, C);
+            token_shift(ly->mu, st->hs, st->h, mstate + mixer_floats(ly, f->cap, f->kv_f16), f->p0, n, C);
             in = st->hs;
         }
-        ly->mk->forward(ly->mi, f, st->state + ly->mstate, st->y, in);
+        ly->mk->forward(ly->mi, f, mstate, st->y, in);
         residual_add(x, ly->attn_scale, st->y, n, C);
     }
     if (ly->ck) {
@@ -444,14 +497,16 @@ static void forward_chunk(TrtSession *s, const int32_t *ids, size_t n, size_t p0
     size_t C = g->C;
     embed(s, ids, n, p0);
     if (g->rope_D) rt_rope_rows(st->cosb, st->sinb, g->inv_freq, g->rope_D / 2, p0, n);
-    RtFwd f = {&s->m->k, p0, n, s->max_ctx, s->threads, g->eps, st->cosb, st->sinb, st->kscratch, st->lin};
+    RtFwd f = {&s->m->k, p0, n, s->max_ctx, s->threads, g->eps, st->cosb, st->sinb, st->kscratch, st->lin, st->cap, s->kv_f16};
     size_t nstack = 0;
+    float *mstate = st->state;
     for (size_t l = 0; l < g->L; l++) {
         if (l >= g->nenc && nstack) {
             const float *w = g->skip_w + (l - g->nenc) * C, *sk = st->skips + (--nstack) * n * C;
             for (size_t i = 0; i < n * C; i++) st->x[i] += w[i % C] * sk[i];
         }
-        layer_forward(s, &g->layers[l], &f);
+        layer_forward(s, &g->layers[l], &f, mstate);
+        mstate += mixer_floats(&g->layers[l], st->cap, s->kv_f16) + shift_floats(g, &g->layers[l]);
         if (l < g->nenc && g->nskip) memcpy(st->skips + (nstack++) * n * C, st->x, n * C * sizeof(float));
     }
     head(s, n, logits_all, want_last);

@@ -66,7 +66,7 @@ static void json_str(FILE *f, const char *s, size_t n) {
 }
 
 typedef struct Common {
-    const char *model, *isa;
+    const char *model, *isa, *kv;
     int threads, json;
 } Common;
 
@@ -75,6 +75,7 @@ static int common_opt(Common *c, int argc, char **argv, int *i) {
     const char *v;
     if ((v = value(argc, argv, i, "threads", NULL))) c->threads = atoi(v);
     else if ((v = value(argc, argv, i, "isa", NULL))) c->isa = v;
+    else if ((v = value(argc, argv, i, "kv", NULL))) c->kv = v;
     else if (is_flag(argv[*i], "json")) c->json = 1;
     else if (argv[*i][0] != '-' && !c->model) c->model = argv[*i];
     else return 0;
@@ -82,7 +83,7 @@ static int common_opt(Common *c, int argc, char **argv, int *i) {
 }
 
 static TrtModel *load(const char *cmd, const Common *c) {
-    TrtLoadOptions lo = {c->isa, 0};
+    TrtLoadOptions lo = {c->isa, 0, c->kv};
     TrtModel *m = NULL;
     char err[512];
     if (trt_model_load(&m, c->model, &lo, err, sizeof err)) {
@@ -131,6 +132,7 @@ static void usage_generate(FILE *f) {
                "  --no-bos            do not put BOS before the prompt\n"
                "  --no-stop           keep going past EOS\n"
                "  --threads N         threads (default: all)   --isa X  auto|avx512vnni|avx512|avx2|scalar\n"
+               "  --kv f32|f16        KV cache type (default f32; f16 halves its memory)\n"
                "  --json              one JSON object (text, ids, timing) on stdout instead of streaming\n");
 }
 
@@ -234,6 +236,7 @@ static void usage_eval(FILE *f) {
                "  --seq-len T      window length (default: the run's data.seq_len stored in the artifact)\n"
                "  --max-tokens N   score at most N targets\n"
                "  --threads N      threads (default: all)   --isa X  auto|avx512vnni|avx512|avx2|scalar\n"
+               "  --kv f32|f16     KV cache type (default f32)\n"
                "  --json           one JSON object on stdout\n");
 }
 
@@ -296,6 +299,7 @@ static void usage_bench(FILE *f) {
                "  --prompt N   prefill length (default 128)   --gen N  decode steps (default 128)\n"
                "  --repeat R   best of R runs (default 3)\n"
                "  --threads N  threads (default: all)   --isa X  auto|avx512vnni|avx512|avx2|scalar\n"
+               "  --kv f32|f16 KV cache type (default f32)\n"
                "  --json       one JSON object on stdout\n");
 }
 
@@ -349,12 +353,14 @@ static int cmd_bench(int argc, char **argv) {
         ids[i] = (int32_t)((x >> 33) % in->vocab_size);
     }
     double best_pf = 1e30, best_dec = 1e30;
+    size_t rss_prompt = 0, kv_bytes = 0;
     TrtSampling greedy = {0, 1, 1, 64, 0};
     for (size_t r = 0; r < rep; r++) {
         trt_session_reset(s);
         double t0 = now_seconds();
         if (trt_session_observe(s, ids, np, NULL, err, sizeof err)) break;
         double t1 = now_seconds();
+        if (r == 0) rss_prompt = current_rss_bytes();
         for (size_t i = 0; i < ng; i++) {
             int32_t id = trt_sample(s, &greedy);
             if (trt_session_observe(s, &id, 1, NULL, err, sizeof err)) break;
@@ -364,6 +370,7 @@ static int cmd_bench(int argc, char **argv) {
         if (t2 - t1 < best_dec) best_dec = t2 - t1;
     }
     size_t rss_peak = peak_rss_bytes();
+    kv_bytes = trt_session_state_bytes(s);
     double pf = (double)np / best_pf, dec = ng ? (double)ng / best_dec : 0;
     int threads = s->threads;
     if (c.json) {
@@ -371,9 +378,10 @@ static int cmd_bench(int argc, char **argv) {
         json_str(stdout, c.model, strlen(c.model));
         printf(",\"isa\":\"%s\",\"threads\":%d,\"params\":%zu,\"weights\":\"%s\",\"file_bytes\":%zu,\"container_bytes\":%zu,"
                "\"weight_bytes\":%zu,\"load_seconds\":%.4f,\"prompt_tokens\":%zu,\"gen_tokens\":%zu,\"prefill_tok_per_s\":%.2f,"
-               "\"decode_tok_per_s\":%.2f,\"rss_before_load\":%zu,\"rss_model\":%zu,\"rss_session\":%zu,\"rss_peak\":%zu}\n",
+               "\"decode_tok_per_s\":%.2f,\"rss_before_load\":%zu,\"rss_model\":%zu,\"rss_session\":%zu,\"rss_prompt\":%zu,\"rss_peak\":%zu,"
+               "\"kv_cache\":\"%s\",\"state_bytes\":%zu}\n",
                in->isa, threads, in->params, in->weights_summary, in->file_bytes, in->container_bytes, in->weight_bytes, tl, np, ng,
-               pf, dec, rss0, rss_model, rss_session, rss_peak);
+               pf, dec, rss0, rss_model, rss_session, rss_prompt, rss_peak, c.kv ? c.kv : "f32", kv_bytes);
     } else {
         printf("model      %s: %zu params (%s), %zu x %zu, vocab %zu\n", c.model, in->params, in->weights_summary, in->layers,
                in->dim, in->vocab_size);
@@ -382,8 +390,11 @@ static int cmd_bench(int argc, char **argv) {
                in->weight_bytes, tl);
         printf("prefill    %zu tokens: %.1f tok/s\n", np, pf);
         printf("decode     %zu tokens after the prompt: %.1f tok/s\n", ng, dec);
-        printf("RSS        before load %.1f MB, after load %.1f MB (+%.1f), with a session %.1f MB, peak %.1f MB\n", rss0 / 1e6,
-               rss_model / 1e6, (rss_model - rss0) / 1e6, rss_session / 1e6, rss_peak / 1e6);
+        printf("RSS        before load %.1f MB, after load %.1f MB (+%.1f), with a session %.1f MB, after the prompt %.1f MB, "
+               "peak %.1f MB (getrusage)\n",
+               rss0 / 1e6, rss_model / 1e6, (rss_model - rss0) / 1e6, rss_session / 1e6, rss_prompt / 1e6, rss_peak / 1e6);
+        printf("KV cache   %s, session state %.2f MB after %zu tokens (%zu positions held)\n", c.kv ? c.kv : "f32", kv_bytes / 1e6,
+               np + ng, trt_session_cache_positions(s));
     }
     free(ids);
     trt_session_free(s);

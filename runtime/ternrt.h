@@ -24,6 +24,9 @@ typedef struct TrtLoadOptions {
      * "avx512", "avx2" or "scalar". A level the CPU lacks falls back to the best it has. */
     const char *isa;
     size_t max_container_bytes; /* refuse artifacts that decompress to more (0 = 16 GiB) */
+    /* The KV cache of this model's sessions: NULL or "f32" (floats, the exact forward), or
+     * "f16" (IEEE halves: half the memory; logits move slightly, see runtime/README.md). */
+    const char *kv_cache;
 } TrtLoadOptions;
 
 int trt_model_load(TrtModel **out, const char *path, const TrtLoadOptions *opt, char *err, size_t errlen);
@@ -53,7 +56,8 @@ const TrtModelInfo *trt_model_info(const TrtModel *m);
 typedef struct TrtSessionOptions {
     uint64_t seed;        /* sampling seed */
     int threads;          /* OpenMP threads for this session's forward passes (0 = all) */
-    size_t max_context;   /* KV cache length (0 = the model's seq_len; at most seq_len) */
+    size_t max_context;   /* longest context (0 = the model's seq_len; at most seq_len); the KV cache
+                             grows with the context used, doubling from 64 positions up to this */
 } TrtSessionOptions;
 
 int trt_session_new(const TrtModel *m, const TrtSessionOptions *opt, TrtSession **out, char *err, size_t errlen);
@@ -61,6 +65,10 @@ void trt_session_free(TrtSession *s);
 /* Forgets the context (the KV cache); the random state continues. */
 void trt_session_reset(TrtSession *s);
 size_t trt_session_length(const TrtSession *s);   /* tokens in the context */
+/* Positions the session's KV cache holds now (>= its length; it never shrinks), and the bytes
+ * of its decode state (every layer's KV cache or recurrent state). */
+size_t trt_session_cache_positions(const TrtSession *s);
+size_t trt_session_state_bytes(const TrtSession *s);
 
 /* Feeds tokens (prefill, batched). logits: NULL, or n * vocab floats receiving the logits after
  * every fed token (used by evaluation). Tokens beyond the context length are an error. */

@@ -67,3 +67,10 @@ tern_py_test(e2e_runtime_roundtrip e2e/runtime_roundtrip.py)
 set_tests_properties(e2e_runtime_roundtrip PROPERTIES LABELS e2e TIMEOUT 300)
 tern_py_test(e2e_runtime_pgolf_size e2e/runtime_pgolf_size.py)
 set_tests_properties(e2e_runtime_pgolf_size PROPERTIES LABELS e2e TIMEOUT 300)
+
+# The KV cache: growth with the context used, the fp16 cache, agents' saved state across
+# capacities (a GQA GPT exported in memory).
+add_executable(test_runtime_kvcache unit/test_runtime_kvcache.c)
+target_link_libraries(test_runtime_kvcache PRIVATE ternrt tern_export tern_model)
+add_test(NAME test_runtime_kvcache COMMAND test_runtime_kvcache)
+set_tests_properties(test_runtime_kvcache PROPERTIES LABELS unit ENVIRONMENT "OMP_NUM_THREADS=1")

@@ -3,14 +3,18 @@
  *   q, k, v = h Wq, h Wk, h Wv;  [qk_norm: per-head RMSNorm];  RoPE (half split);  [q_gain];
  *   y = softmax(q k / sqrt(D)) v over positions 0..p;  [subln: rmsnorm];  out = y Wo
  * Keys: attn.heads, attn.kv_heads, attn.rope_base, attn.qk_norm, attn.q_gain, attn.subln.
- * The cache keeps keys in blocks of 16 positions, transposed within a block ([kv head][block]
+ * The cache keeps keys in blocks of 16 positions, transposed within a block ([block][kv head]
  * [D][16]), so the 16 scores of a block accumulate in one register while the head dimension
- * streams through memory; values are [position][KV]. */
+ * streams through memory; values are [position][KV]. Both are position-major, so a cache of
+ * cap positions is a prefix of a larger one: it grows (stack.c rt_stack_reserve) by copying
+ * two prefixes. With kv_f16 both hold IEEE halves (rounded to nearest even), converted back to
+ * floats a block of 16 positions at a time in the attention loop. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "export/format.h"
 #include "runtime/rt_internal.h"
 
 typedef struct RtAttn {
@@ -87,68 +91,151 @@ static inline float max16(const float *x, size_t n) {
     return m;
 }
 
-/* softmax(q k / sqrt(D)) v for n queries at positions p0.. against the cached keys 0..p */
-static void attend(const RtKernels *k, const RtAttn *a, float *att, const float *q, float *scores, const float *kc,
-                   const float *vc, size_t p0, size_t n, size_t max_ctx, int threads) {
-    size_t H = a->H, D = a->D, KV = a->KV, rep = a->H / a->G, C = a->C;
+/* softmax of the scaled scores sc[0..len) in place, as the trainer forms the probabilities */
+static void softmax_row(float *sc, size_t len) {
+    float mx = max16(sc, len);
+    for (size_t j = 0; j < len; j++) sc[j] = exp_neg(sc[j] - mx);
+    float inv = 1.0f / sum16(sc, len);
+    for (size_t j = 0; j < len; j++) sc[j] *= inv;
+}
+
+/* The cache of one layer and session: keys [cap blocks][G][D][16], values [cap][KV], floats or
+ * halves. */
+typedef struct KvView {
+    const float *k, *v;
+    const uint16_t *kh, *vh;
+    size_t nblk;
+} KvView;
+
+/* fp32 cache: one query row against positions 0..len-1 */
+static void attend_row_f32(const RtKernels *k, const RtAttn *a, float *o, const float *qi, float *sc, const KvView *c,
+                           size_t kvh, size_t len, float scale) {
+    size_t D = a->D, G = a->G;
+    for (size_t j0 = 0; j0 < len; j0 += 16) {
+        float blk[16];
+        k->kblock_scores(blk, qi, c->k + ((j0 / 16) * G + kvh) * D * 16, D);
+        size_t nj = len - j0 < 16 ? len - j0 : 16;
+        for (size_t jj = 0; jj < nj; jj++) sc[j0 + jj] = blk[jj] * scale;
+    }
+    softmax_row(sc, len);
+    k->weighted_rows(o, sc, c->v + kvh * D, len, a->KV, D);
+}
+
+/* fp16 cache: the same, each block of 16 keys and of 16 value rows converted to floats in
+ * buf ([D][16] keys, then [16][D] values, then D partial outputs) first */
+static void attend_row_f16(const RtKernels *k, const RtAttn *a, float *o, const float *qi, float *sc, const KvView *c,
+                           size_t kvh, size_t len, float scale, float *buf) {
+    size_t D = a->D, G = a->G, KV = a->KV;
+    float *kb = buf, *vb = buf + 16 * D, *ob = vb + 16 * D;
+    for (size_t j0 = 0; j0 < len; j0 += 16) {
+        float blk[16];
+        k->f16_to_f32(kb, c->kh + ((j0 / 16) * G + kvh) * D * 16, D * 16);
+        k->kblock_scores(blk, qi, kb, D);
+        size_t nj = len - j0 < 16 ? len - j0 : 16;
+        for (size_t jj = 0; jj < nj; jj++) sc[j0 + jj] = blk[jj] * scale;
+    }
+    softmax_row(sc, len);
+    for (size_t c0 = 0; c0 < D; c0++) o[c0] = 0.0f;
+    for (size_t j0 = 0; j0 < len; j0 += 16) {
+        size_t nj = len - j0 < 16 ? len - j0 : 16;
+        for (size_t jj = 0; jj < nj; jj++) k->f16_to_f32(vb + jj * D, c->vh + (j0 + jj) * KV + kvh * D, D);
+        k->weighted_rows(ob, sc + j0, vb, nj, D, D);
+        for (size_t c0 = 0; c0 < D; c0++) o[c0] += ob[c0];
+    }
+}
+
+/* softmax(q k / sqrt(D)) v for n queries at positions p0.. against the cached keys 0..p;
+ * scores: [threads, max_ctx], then (fp16 cache) [threads, 33 D] conversion buffers */
+static void attend(const RtKernels *k, const RtAttn *a, float *att, const float *q, float *scores, const KvView *c, size_t p0,
+                   size_t n, size_t max_ctx, int f16, int threads) {
+    size_t H = a->H, D = a->D, rep = a->H / a->G, C = a->C;
     float scale = 1.0f / sqrtf((float)D);
-    size_t nblk = (max_ctx + 15) / 16;
     int nt = threads;
     if ((double)n * (double)H * (double)(p0 + n) * (double)D < 65536.0) nt = 1;
     (void)nt;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
     for (size_t task = 0; task < n * H; task++) {
-        size_t i = task / H, hh = task % H, kvh = hh / rep, p = p0 + i, len = p + 1;
+        size_t i = task / H, hh = task % H, kvh = hh / rep, len = p0 + i + 1, tid = (size_t)RT_THREAD_ID();
         const float *qi = q + i * C + hh * D;
-        float *sc = scores + (size_t)RT_THREAD_ID() * max_ctx;
-        const float *kt = kc + kvh * nblk * D * 16;
-        for (size_t j0 = 0; j0 < len; j0 += 16) {
-            float blk[16];
-            k->kblock_scores(blk, qi, kt + (j0 / 16) * D * 16, D);
-            size_t nj = len - j0 < 16 ? len - j0 : 16;
-            for (size_t jj = 0; jj < nj; jj++) sc[j0 + jj] = blk[jj] * scale;
-        }
-        float mx = max16(sc, len);
-        for (size_t j = 0; j < len; j++) sc[j] = exp_neg(sc[j] - mx);
-        float inv = 1.0f / sum16(sc, len);
-        for (size_t j = 0; j < len; j++) sc[j] *= inv; /* the probabilities, as the trainer forms them */
-        k->weighted_rows(att + i * C + hh * D, sc, vc + kvh * D, len, KV, D);
+        float *sc = scores + tid * max_ctx, *o = att + i * C + hh * D;
+        if (f16)
+            attend_row_f16(k, a, o, qi, sc, c, kvh, len, scale, scores + (size_t)threads * max_ctx + tid * 33 * D);
+        else
+            attend_row_f32(k, a, o, qi, sc, c, kvh, len, scale);
     }
 }
 
-/* scratch: q, att [P, C]; k, v [P, KV]; scores [threads, max_ctx]. state: keys [G][blocks of 16
- * positions][D][16], then values [max_ctx][KV]. */
+/* elements (floats or halves) of the keys of a cache of cap positions */
+static size_t key_elems(const RtAttn *a, size_t cap) { return (cap + 15) / 16 * a->G * a->D * 16; }
+
+/* key element of position p, kv head hh, channel cc */
+static size_t key_index(const RtAttn *a, size_t p, size_t hh, size_t cc) { return ((p / 16 * a->G + hh) * a->D + cc) * 16 + p % 16; }
+
+/* the new keys kk and values vv [n, KV] of positions p0.. into the cache */
+static void cache_store(const RtAttn *a, const RtFwd *f, float *state, const float *kk, const float *vv) {
+    size_t n = f->n, p0 = f->p0, KV = a->KV, D = a->D, ke = key_elems(a, f->cap);
+    if (f->kv_f16) {
+        uint16_t *kh = (uint16_t *)(void *)state, *vh = kh + ke;
+        for (size_t i = 0; i < n; i++)
+            for (size_t hh = 0; hh < a->G; hh++)
+                for (size_t cc = 0; cc < D; cc++) kh[key_index(a, p0 + i, hh, cc)] = tern_f32_to_f16(kk[i * KV + hh * D + cc]);
+        for (size_t i = 0; i < n * KV; i++) vh[p0 * KV + i] = tern_f32_to_f16(vv[i]);
+        return;
+    }
+    float *kc = state, *vc = state + ke;
+    for (size_t i = 0; i < n; i++)
+        for (size_t hh = 0; hh < a->G; hh++)
+            for (size_t cc = 0; cc < D; cc++) kc[key_index(a, p0 + i, hh, cc)] = kk[i * KV + hh * D + cc];
+    memcpy(vc + p0 * KV, vv, n * KV * sizeof(float));
+}
+
+/* scratch: q, att [P, C]; k, v [P, KV]; scores [threads, max_ctx]; [threads, 33 D]. state: the
+ * cache of f->cap positions (KvView). */
 static void attn_forward(const void *inst, const RtFwd *f, float *state, float *y, const float *h) {
     const RtAttn *a = inst;
     const RtKernels *k = f->k;
-    size_t n = f->n, p0 = f->p0, C = a->C, KV = a->KV, D = a->D, T = f->max_ctx, nblk = (T + 15) / 16;
+    size_t n = f->n, C = a->C, KV = a->KV, D = a->D, ke = key_elems(a, f->cap);
     int nt = f->threads;
     float *q = f->scratch, *att = q + n * C, *kk = att + n * C, *vv = kk + n * KV, *scores = vv + n * KV;
-    float *kc = state, *vc = state + a->G * nblk * D * 16;
     rt_linear(k, q, h, n, a->wq, 0, f->lin, nt);
     rt_linear(k, kk, h, n, a->wk, 0, f->lin, nt);
     rt_linear(k, vv, h, n, a->wv, 0, f->lin, nt);
     qk_prep(q, n, a->H, D, f->eps, a->qk_norm, f->cosb, f->sinb, a->q_gain);
     qk_prep(kk, n, a->G, D, f->eps, a->qk_norm, f->cosb, f->sinb, NULL);
-    for (size_t i = 0; i < n; i++) {
-        size_t p = p0 + i;
-        for (size_t hh = 0; hh < a->G; hh++)
-            for (size_t cc = 0; cc < D; cc++) kc[((hh * nblk + p / 16) * D + cc) * 16 + p % 16] = kk[i * KV + hh * D + cc];
+    cache_store(a, f, state, kk, vv);
+    KvView c = {0};
+    c.nblk = (f->cap + 15) / 16;
+    if (f->kv_f16) {
+        c.kh = (const uint16_t *)(const void *)state;
+        c.vh = c.kh + ke;
+    } else {
+        c.k = state;
+        c.v = state + ke;
     }
-    memcpy(vc + p0 * KV, vv, n * KV * sizeof(float));
-    attend(k, a, att, q, scores, kc, vc, p0, n, T, nt);
+    attend(k, a, att, q, scores, &c, f->p0, n, f->max_ctx, f->kv_f16, nt);
     if (a->subln) rt_rmsnorm(att, att, NULL, n, C, f->eps);
     rt_linear(k, y, att, n, a->wo, 0, f->lin, nt);
 }
 
-static size_t attn_state(const void *inst, size_t max_ctx) {
+/* keys and values of cap positions: floats, or halves two to a float */
+static size_t attn_state(const void *inst, size_t cap, int kv_f16) {
     const RtAttn *a = inst;
-    return a->G * ((max_ctx + 15) / 16) * a->D * 16 + max_ctx * a->KV;
+    size_t elems = key_elems(a, cap) + cap * a->KV;
+    return kv_f16 ? (elems + 1) / 2 : elems;
+}
+
+/* the first npos positions: a prefix of the keys (whole blocks) and of the values */
+static void attn_move(const void *inst, void *dst, size_t dst_cap, const void *src, size_t src_cap, size_t npos, int kv_f16) {
+    const RtAttn *a = inst;
+    size_t es = kv_f16 ? 2 : 4, kd = key_elems(a, dst_cap), ks = key_elems(a, src_cap), kn = key_elems(a, npos);
+    if (kn > kd) kn = kd;
+    memcpy(dst, src, kn * es);
+    memcpy((uint8_t *)dst + kd * es, (const uint8_t *)src + ks * es, npos * a->KV * es);
 }
 
 static size_t attn_scratch(const void *inst, size_t P, size_t max_ctx, int threads) {
     const RtAttn *a = inst;
-    return 2 * P * a->C + 2 * P * a->KV + (size_t)threads * max_ctx;
+    return 2 * P * a->C + 2 * P * a->KV + (size_t)threads * (max_ctx + 33 * a->D);
 }
 
 static size_t attn_max_cols(const void *inst) { return ((const RtAttn *)inst)->C; }
@@ -202,4 +289,4 @@ static int attn_bind(const TrtModel *m, const RtKvSet *kv, const RtDims *d, size
 }
 
 const RtBlockKind rt_block_attention = {"attention", 0, attn_bind, attn_unbind, attn_rope, attn_state, attn_scratch, attn_max_cols,
-                                        attn_forward};
+                                        attn_forward, attn_move};

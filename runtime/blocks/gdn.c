@@ -105,7 +105,7 @@ static void gdn_forward(const void *inst, const RtFwd *fw, float *state, float *
     rt_linear(fw->k, y, o, n, a->wo, 0, fw->lin, nt);
 }
 
-static size_t gdn_state(const void *inst, size_t max_ctx) {
+static size_t gdn_state(const void *inst, size_t cap, int kv_f16) {
     const RtGdn *a = inst;
     return a->H * a->dk * a->dv + hist_rows(a) * (2 * a->KD + a->VD);
 }
@@ -156,4 +156,4 @@ static int gdn_bind(const TrtModel *m, const RtKvSet *kv, const RtDims *d, size_
     return 0;
 }
 
-const RtBlockKind rt_block_gdn = {"gdn", 0, gdn_bind, gdn_unbind, NULL, gdn_state, gdn_scratch, gdn_max_cols, gdn_forward};
+const RtBlockKind rt_block_gdn = {"gdn", 0, gdn_bind, gdn_unbind, NULL, gdn_state, gdn_scratch, gdn_max_cols, gdn_forward, NULL};

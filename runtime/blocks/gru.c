@@ -106,7 +106,7 @@ static void gru_forward(const void *inst, const RtFwd *f, float *state, float *y
     }
 }
 
-static size_t gru_state(const void *inst, size_t max_ctx) { return ((const RtGru *)inst)->H; }
+static size_t gru_state(const void *inst, size_t cap, int kv_f16) { return ((const RtGru *)inst)->H; }
 
 static size_t gru_scratch(const void *inst, size_t P, size_t max_ctx, int threads) {
     const RtGru *a = inst;
@@ -168,4 +168,4 @@ static int gru_bind(const TrtModel *m, const RtKvSet *kv, const RtDims *d, size_
     return a->engine ? bind_engine(a, m, layer, used, e) : bind_torch(a, m, layer, used, e);
 }
 
-const RtBlockKind rt_block_gru = {"gru", 0, gru_bind, gru_unbind, NULL, gru_state, gru_scratch, gru_max_cols, gru_forward};
+const RtBlockKind rt_block_gru = {"gru", 0, gru_bind, gru_unbind, NULL, gru_state, gru_scratch, gru_max_cols, gru_forward, NULL};

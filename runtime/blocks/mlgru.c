@@ -45,7 +45,7 @@ static void mlgru_forward(const void *inst, const RtFwd *f, float *h, float *y, 
     rt_linear(f->k, y, g, n, a->wo, 0, f->lin, f->threads);
 }
 
-static size_t mlgru_state(const void *inst, size_t max_ctx) { return ((const RtMlgru *)inst)->C; }
+static size_t mlgru_state(const void *inst, size_t cap, int kv_f16) { return ((const RtMlgru *)inst)->C; }
 
 static size_t mlgru_scratch(const void *inst, size_t P, size_t max_ctx, int threads) { return 3 * P * ((const RtMlgru *)inst)->C; }
 
@@ -76,4 +76,4 @@ static int mlgru_bind(const TrtModel *m, const RtKvSet *kv, const RtDims *d, siz
     return rc ? -1 : 0;
 }
 
-const RtBlockKind rt_block_mlgru = {"mlgru", 0, mlgru_bind, mlgru_unbind, NULL, mlgru_state, mlgru_scratch, mlgru_max_cols, mlgru_forward};
+const RtBlockKind rt_block_mlgru = {"mlgru", 0, mlgru_bind, mlgru_unbind, NULL, mlgru_state, mlgru_scratch, mlgru_max_cols, mlgru_forward, NULL};

@@ -67,4 +67,4 @@ static int mlp_bind(const TrtModel *m, const RtKvSet *kv, const RtDims *d, size_
     return rt_want_tensor(m, name, a->C, a->hidden, &a->proj, used, e);
 }
 
-const RtBlockKind rt_block_mlp = {"mlp", 1, mlp_bind, mlp_unbind, NULL, NULL, mlp_scratch, mlp_max_cols, mlp_forward};
+const RtBlockKind rt_block_mlp = {"mlp", 1, mlp_bind, mlp_unbind, NULL, NULL, mlp_scratch, mlp_max_cols, mlp_forward, NULL};

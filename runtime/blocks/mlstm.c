@@ -88,7 +88,7 @@ static void mlstm_forward(const void *inst, const RtFwd *f, float *state, float 
     rt_linear(f->k, y, out, n, a->down, 0, f->lin, f->threads);
 }
 
-static size_t mlstm_state(const void *inst, size_t max_ctx) {
+static size_t mlstm_state(const void *inst, size_t cap, int kv_f16) {
     const RtMlstm *a = inst;
     return a->H * head_floats(a) + (a->K - 1) * a->I;
 }
@@ -137,4 +137,4 @@ static int mlstm_bind(const TrtModel *m, const RtKvSet *kv, const RtDims *d, siz
     return rc ? -1 : 0;
 }
 
-const RtBlockKind rt_block_mlstm = {"mlstm", 0, mlstm_bind, mlstm_unbind, NULL, mlstm_state, mlstm_scratch, mlstm_max_cols, mlstm_forward};
+const RtBlockKind rt_block_mlstm = {"mlstm", 0, mlstm_bind, mlstm_unbind, NULL, mlstm_state, mlstm_scratch, mlstm_max_cols, mlstm_forward, NULL};

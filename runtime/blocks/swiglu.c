@@ -46,4 +46,4 @@ static int swiglu_bind(const TrtModel *m, const RtKvSet *kv, const RtDims *d, si
 }
 
 const RtBlockKind rt_block_swiglu = {"swiglu", 1, swiglu_bind, swiglu_unbind, NULL, NULL, swiglu_scratch, swiglu_max_cols,
-                                     swiglu_forward};
+                                     swiglu_forward, NULL};

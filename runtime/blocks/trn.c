@@ -76,7 +76,7 @@ static void trn_forward(const void *inst, const RtFwd *fw, float *state, float *
     for (size_t i = 0; i < n * C; i++) y[i] = rs * y[i];
 }
 
-static size_t trn_state(const void *inst, size_t max_ctx) { return 2 * ((const RtTrn *)inst)->K; }
+static size_t trn_state(const void *inst, size_t cap, int kv_f16) { return 2 * ((const RtTrn *)inst)->K; }
 
 static size_t trn_scratch(const void *inst, size_t P, size_t max_ctx, int threads) {
     const RtTrn *a = inst;
@@ -149,4 +149,4 @@ static int trn_bind(const TrtModel *m, const RtKvSet *kv, const RtDims *d, size_
     return rc ? -1 : pad_w_res(a, e);
 }
 
-const RtBlockKind rt_block_trn = {"trn", 0, trn_bind, trn_unbind, NULL, trn_state, trn_scratch, trn_max_cols, trn_forward};
+const RtBlockKind rt_block_trn = {"trn", 0, trn_bind, trn_unbind, NULL, trn_state, trn_scratch, trn_max_cols, trn_forward, NULL};

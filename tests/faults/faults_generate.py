@@ -96,5 +96,12 @@ for sub, opt in [("eval", "--data"), ("generate", "--temp"), ("bench", "--thread
     expect_error(check, r, f"tern-run {sub} {opt} (no value)", names=(opt, "needs a value"), allow_lines=1)
     check(r.returncode == 2, f"  ... exit status {r.returncode} (usage: 2)")
 
+print("tern-run --kv with an unknown KV cache type: one error line, exit 1")
+for sub, extra in [("generate", ["-n", "2"]), ("eval", ["--data", os.path.join(d, "none_*.bin")]), ("bench", ["--gen", "2"])]:
+    r = tern_run(sub, art, "--threads", "1", "--kv", "bf16", *extra)
+    expect_error(check, r, f"tern-run {sub} --kv bf16", names=("unknown KV cache type", "bf16"), allow_lines=1)
+r = tern_run("generate", art, "--threads", "1", "-n", "4", "--temp", "0", "--kv", "f16", "--json", "--no-stop")
+check(r.returncode == 0 and len(json.loads(r.stdout)["ids"]) == 4, "tern-run generate --kv f16 works")
+
 shutil.rmtree(d, ignore_errors=True)
 check.finish("faults_generate")

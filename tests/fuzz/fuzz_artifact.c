@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     TrtModel *m = NULL;
     if (mode == 0) {
         char err[256];
-        TrtLoadOptions lo = {"scalar", (size_t)64 << 20};
+        TrtLoadOptions lo = {"scalar", (size_t)64 << 20, NULL};
         if (trt_model_load_memory(&m, data, size, "fuzz", &lo, err, sizeof err) == 0) {
             run_some(m);
             trt_model_free(m);

@@ -45,7 +45,7 @@ static size_t g_loads, g_ok, g_bad_msgs;
 static void try_file(const uint8_t *d, size_t n) {
     TrtModel *m = NULL;
     char err[512] = "";
-    TrtLoadOptions lo = {NULL, (size_t)64 << 20};
+    TrtLoadOptions lo = {NULL, (size_t)64 << 20, NULL};
     g_loads++;
     if (trt_model_load_memory(&m, d, n, "x.tern", &lo, err, sizeof err) == 0) {
         g_ok++;

@@ -134,7 +134,7 @@ static void run_cfg(size_t ci, const size_t T) {
     }
     TrtModel *rm = NULL;
     char emsg[512];
-    TrtLoadOptions lopt = {getenv("TERN_PARITY_ISA"), 0};
+    TrtLoadOptions lopt = {getenv("TERN_PARITY_ISA"), 0, NULL};
     if (trt_model_load_memory(&rm, art, alen, cf->name, &lopt, emsg, sizeof emsg)) {
         CHECK(0, "%s: load: %s", cf->name, emsg);
         goto done;

@@ -145,7 +145,7 @@ static void run_cfg(const Cfg *cf, size_t ci) {
     ExportReport rep;
     TrtModel *rm = NULL;
     char emsg[512];
-    TrtLoadOptions lopt = {getenv("TERN_PARITY_ISA"), 0};
+    TrtLoadOptions lopt = {getenv("TERN_PARITY_ISA"), 0, NULL};
     if (export_build(m, run, &eo, &art, &alen, &rep, &err) || trt_model_load_memory(&rm, art, alen, cf->name, &lopt, emsg, sizeof emsg)) {
         CHECK(0, "%s: export / load: %s %s", cf->name, err.msg, emsg);
         return;

@@ -203,7 +203,7 @@ int main(int argc, char **argv) {
         }
         TrtModel *rm = NULL;
         char emsg[512];
-        TrtLoadOptions lopt = {getenv("TERN_PARITY_ISA"), 0};
+        TrtLoadOptions lopt = {getenv("TERN_PARITY_ISA"), 0, NULL};
         if (trt_model_load_memory(&rm, art, alen, cf->name, &lopt, emsg, sizeof emsg)) {
             CHECK(0, "%s: load: %s", cf->name, emsg);
             continue;
