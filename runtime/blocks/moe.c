@@ -118,4 +118,4 @@ static int moe_bind(const TrtModel *m, const RtKvSet *kv, const RtDims *d, size_
     return 0; /* the loader refuses non-finite float tensors (a NaN bias among them) */
 }
 
-const RtBlockKind rt_block_moe = {"moe", 1, moe_bind, moe_unbind, NULL, NULL, moe_scratch, moe_max_cols, moe_forward};
+const RtBlockKind rt_block_moe = {"moe", 1, moe_bind, moe_unbind, NULL, NULL, moe_scratch, moe_max_cols, moe_forward, NULL};

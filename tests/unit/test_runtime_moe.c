@@ -61,7 +61,7 @@ static int build(ParityRun *pr, const ParityCfg *cf, uint64_t seed) {
         pr->have_rep = !rc;
     }
     char emsg[512] = "";
-    TrtLoadOptions lopt = {getenv("TERN_PARITY_ISA"), 0};
+    TrtLoadOptions lopt = {getenv("TERN_PARITY_ISA"), 0, NULL};
     if (!rc && trt_model_load_memory(&pr->rm, pr->art, pr->alen, cf->name, &lopt, emsg, sizeof emsg)) rc = -1;
     CHECK(!rc, "%s: %s%s", cf->name, err.msg, emsg);
     cJSON_Delete(run), cJSON_Delete(msec), cJSON_Delete(q), cJSON_Delete(x);
