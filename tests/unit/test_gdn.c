@@ -276,42 +276,9 @@ static void layer_op_gradchecks(void) {
 }
 
 /* ------------------------------------------------------------------ whole models */
-typedef struct Ctx {
-    Model *m;
-    int32_t x[32], y[32];
-    size_t B, T;
-} Ctx;
+#include "model_check.h"
 
-static Tensor *loss_fn(Tape *tp, Tensor **in, void *user) {
-    (void)in;
-    Ctx *c = user;
-    return model_loss(c->m, tp, c->x, c->y, c->B, c->T, NULL, 1);
-}
-
-static Model *make(const char *json, Err *err) {
-    cJSON *cfg = cJSON_Parse(json);
-    Model *m = NULL;
-    if (model_create(&m, cfg, 4321, err)) printf("  model_create: %s\n", err->msg);
-    cJSON_Delete(cfg);
-    return m;
-}
-
-static void model_gradcheck(const char *name, const char *json, size_t B, size_t T) {
-    Err err = {0};
-    Model *m = make(json, &err);
-    CHECK(m != NULL, "%s: %s", name, err.msg);
-    if (!m) return;
-    Ctx c = {.m = m, .B = B, .T = T};
-    for (size_t i = 0; i < B * T; i++) {
-        c.x[i] = (int32_t)((i * 7 + 3) % 11);
-        c.y[i] = (int32_t)((i * 5 + 1) % 11);
-    }
-    GradCheckOpts o = gradcheck_default_opts();
-    o.max_per_input = 8;
-    o.atol = 3e-4;
-    CHECK(gradcheck(name, loss_fn, m->ps.t, (int)m->ps.n, &c, &o, NULL) == 0, "%s gradient check", name);
-    model_free(m);
-}
+#define model_gradcheck(name, json, B, T) model_gradcheck_opts(name, json, B, T, 1, 3e-4)
 
 /* 3-wide heads unless a case says otherwise */
 #define TINY "\"arch\":\"chimera\",\"vocab_size\":11,\"dim\":8,\"swiglu_hidden\":6,\"seq_len\":16,\"softcap\":3.0," \

@@ -207,40 +207,9 @@ static void op_gradchecks(void) {
 }
 
 /* ------------------------------------------------------------------ whole models */
-typedef struct Ctx {
-    Model *m;
-    size_t B, T;
-    int32_t x[64], y[64];
-} Ctx;
+#include "model_check.h"
 
-static Tensor *loss_fn(Tape *tp, Tensor **in, void *user) {
-    Ctx *c = user;
-    return model_loss(c->m, tp, c->x, c->y, c->B, c->T, NULL, 0);
-}
-
-static Model *make(const char *json, Err *err) {
-    cJSON *cfg = cJSON_Parse(json);
-    Model *m = NULL;
-    if (model_create(&m, cfg, 4321, err)) printf("  model_create: %s\n", err->msg);
-    cJSON_Delete(cfg);
-    return m;
-}
-
-static void model_gradcheck(const char *name, const char *json, size_t B, size_t T) {
-    Err err = {0};
-    Model *m = make(json, &err);
-    CHECK(m != NULL, "%s: %s", name, err.msg);
-    if (!m) return;
-    Ctx c = {.m = m, .B = B, .T = T};
-    for (size_t i = 0; i < B * T; i++) {
-        c.x[i] = (int32_t)((i * 7 + 3) % 11);
-        c.y[i] = (int32_t)((i * 5 + 1) % 11);
-    }
-    GradCheckOpts o = gradcheck_default_opts();
-    o.max_per_input = 8;
-    CHECK(gradcheck(name, loss_fn, m->ps.t, (int)m->ps.n, &c, &o, NULL) == 0, "%s gradient check", name);
-    model_free(m);
-}
+#define model_gradcheck(name, json, B, T) model_gradcheck_opts(name, json, B, T, 0, 0)
 
 #define TINY "\"arch\":\"chimera\",\"vocab_size\":11,\"dim\":8,\"seq_len\":16,\"softcap\":3.0,\"zero_init_proj\":false," \
              "\"embed_init_std\":0.5,\"mlstm_head_dim\":4,\"mlstm_qkv_block\":2,\"mlstm_conv\":3,\"mlstm_chunk\":3," \
