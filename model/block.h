@@ -82,6 +82,9 @@ typedef struct BlockCtx {
     int training;             /* training forward (counted in m->train_forwards already) */
     const StackConfig *sc;
     const RopeTable *rope;    /* the stack's RoPE table (NULL without heads) */
+    int recompute;            /* activation checkpointing re-runs this forward in backward: the
+                               * output must be the same and nothing on the model may change
+                               * (per-step counters such as MoE's load are not added to again) */
 } BlockCtx;
 
 typedef struct BlockKind {

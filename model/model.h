@@ -47,6 +47,8 @@ struct Model {
     struct QuantPlan *qplan;     /* quantization plan (model/qat.h), NULL = none */
     int qat_active;              /* fake quantization on in forward passes */
     struct Lora *lora;           /* test-time adapters (model/lora.h), NULL = none */
+    int checkpoint_blocks;       /* recording training forwards keep only each layer's output and
+                                  * recompute the layer in backward (train.checkpoint_blocks) */
 };
 
 /* Builds the model described by `section` (the "model" object of a run config) with parameters
@@ -54,6 +56,10 @@ struct Model {
 int model_create(Model **out, const struct cJSON *section, uint64_t seed, Err *err);
 void model_free(Model *m);
 size_t model_num_params(const Model *m);
+/* Arena high-water of the tape that checkpointed layers run on (0 when none was used), and a
+ * fresh start of it (memory probes measure one micro-step from scratch). */
+size_t model_ckpt_high_water(const Model *m);
+void model_ckpt_reset(Model *m);
 
 /* Logits [B*T, V] of x [B, T] before the softcap (losses fuse it). training: a training forward
  * (counted in m->train_forwards first; warm-ups read the count). */

@@ -105,6 +105,8 @@ typedef struct Stack {
     StackConfig sc0;  /* sc with in_dim = embed_dim: what layer 0's mixer sees when widen */
     float *step;      /* the kinds' per-step counters, every layer's (BlockKind.step_floats) */
     size_t nstep;
+    Tape ckpt;        /* checkpointed layers run here, one at a time (model_forward) */
+    int have_ckpt;
 } Stack;
 
 static KindUse *kind_use(Stack *s, const BlockKind *k) {
@@ -373,6 +375,7 @@ static void stack_free(Stack *s) {
     }
     xfree(s->step);
     xfree(s->layers);
+    if (s->have_ckpt) tape_free(&s->ckpt);
     if (s->have_rope) rope_table_free(&s->rope);
     xfree(s);
 }
@@ -585,6 +588,96 @@ static Tensor *layer_forward(const Stack *s, const Layer *ly, const BlockCtx *ct
     return x;
 }
 
+/* ---------------------------------------------------------------- activation checkpointing */
+
+/* A checkpointed layer keeps on the outer tape only its output y and ONE entry whose inputs are
+ * the layer's input x (and x0 when the layer reads it). The layer runs on the stack's own tape
+ * `ckpt`, with recording on exactly as without checkpointing (so y is bit for bit the same),
+ * and that tape is reset as soon as y is copied out. In backward the layer is run again there,
+ * seeded with y's gradient and differentiated; parameter gradients go straight to the
+ * ParamStore as always. Input gradients: each leaf's grad starts as a copy of the outer input's
+ * grad so far and is copied back after, so every += happens in the order the uncheckpointed
+ * tape does it (a fresh zero leaf added at the end would round differently). */
+typedef struct CkptCtx {
+    Model *m;
+    size_t layer, B, T;
+    int training;
+    Tensor *x, *x0; /* x0: NULL when the layer does not read it, or it is x itself */
+} CkptCtx;
+
+static Tensor *leaf_copy(Tape *tp, Tensor *src) {
+    Tensor *l = tensor_new(tp, src->ndim, src->shape);
+    memcpy(l->data, src->data, src->numel * sizeof(float));
+    l->requires_grad = src->requires_grad;
+    return l;
+}
+
+/* Runs the layer on the checkpoint tape from copies of its inputs. */
+static Tensor *ckpt_run(const CkptCtx *k, int recompute, Tensor **lx, Tensor **lx0) {
+    Stack *s = k->m->stack;
+    Tape *tp = &s->ckpt;
+    tape_reset(tp);
+    *lx = leaf_copy(tp, k->x);
+    *lx0 = k->x0 ? leaf_copy(tp, k->x0) : NULL;
+    BlockCtx ctx = {k->m, tp, k->B, k->T, k->training, &s->sc, s->have_rope ? &s->rope : NULL, recompute};
+    Settle st = {tp, NULL, {0}};
+    const Layer *ly = &s->layers[k->layer];
+    return layer_forward(s, ly, &ctx, *lx, ly->resid_mix ? (*lx0 ? *lx0 : *lx) : NULL, &st);
+}
+
+static void grad_into(Tape *tp, Tensor *leaf, Tape *outer, Tensor *src) {
+    if (!src->requires_grad) return;
+    memcpy(tensor_grad(tp, leaf), tensor_grad(outer, src), src->numel * sizeof(float));
+}
+
+static void grad_back(Tape *outer, Tensor *dst, Tape *tp, Tensor *leaf) {
+    if (!dst->requires_grad) return;
+    memcpy(tensor_grad(outer, dst), tensor_grad(tp, leaf), dst->numel * sizeof(float));
+}
+
+static void ckpt_backward(Tape *outer, TapeEntry *e) {
+    const CkptCtx *k = e->ctx;
+    Tape *tp = &k->m->stack->ckpt;
+    Tensor *lx, *lx0;
+    Tensor *y = ckpt_run(k, 1, &lx, &lx0);
+    grad_into(tp, lx, outer, k->x);
+    if (lx0) grad_into(tp, lx0, outer, k->x0);
+    tape_backward_seed(tp, y, tensor_grad(outer, e->out));
+    grad_back(outer, k->x, tp, lx);
+    if (lx0) grad_back(outer, k->x0, tp, lx0);
+    tape_reset(tp);
+}
+
+/* Layer i checkpointed: y (on the outer tape) and its one entry. */
+static Tensor *ckpt_layer(Model *m, Tape *outer, size_t i, const BlockCtx *c, Tensor *x, Tensor *x0) {
+    Stack *s = m->stack;
+    if (!s->have_ckpt) {
+        tape_init(&s->ckpt, 0);
+        s->have_ckpt = 1;
+    }
+    CkptCtx *k = arena_alloc(&outer->arena, sizeof *k);
+    *k = (CkptCtx){m, i, c->B, c->T, c->training, x, s->layers[i].resid_mix && x0 != x ? x0 : NULL};
+    Tensor *lx, *lx0;
+    Tensor *y = ckpt_run(k, 0, &lx, &lx0);
+    Tensor *out = keep_copy(outer, y);
+    int wants = y->requires_grad;
+    tape_reset(&s->ckpt);
+    if (wants) {
+        Tensor *in[2] = {x, k->x0};
+        TapeEntry *e = tape_record(outer, "checkpoint", ckpt_backward, out, in, k->x0 ? 2 : 1);
+        e->ctx = k;
+    }
+    return out;
+}
+
+size_t model_ckpt_high_water(const Model *m) { return m->stack->have_ckpt ? m->stack->ckpt.arena.high_water : 0; }
+
+void model_ckpt_reset(Model *m) {
+    if (!m->stack->have_ckpt) return;
+    tape_free(&m->stack->ckpt);
+    m->stack->have_ckpt = 0;
+}
+
 Tensor *model_forward(Model *m, Tape *tp, const int32_t *idx, size_t B, size_t T, int training) {
     const Stack *s = m->stack;
     const StackConfig *c = &s->sc;
@@ -596,7 +689,7 @@ Tensor *model_forward(Model *m, Tape *tp, const int32_t *idx, size_t B, size_t T
         m->lora->forward_id = m->train_forwards;
     }
     float eps = (float)c->norm_eps;
-    BlockCtx ctx = {m, tp, B, T, training, c, s->have_rope ? &s->rope : NULL};
+    BlockCtx ctx = {m, tp, B, T, training, c, s->have_rope ? &s->rope : NULL, 0};
     /* the tied table is quantized once per forward (QAT) and used for both lookup and logits */
     Tensor *emb = model_weight(m, tp, s->tok_emb);
     Tensor *x = op_embedding(tp, emb, idx, B * T, 3, (size_t[]){B, T, c->embed_dim});
@@ -607,13 +700,14 @@ Tensor *model_forward(Model *m, Tape *tp, const int32_t *idx, size_t B, size_t T
     size_t nenc = L / 2, nskip = 0;
     Tensor *skips[STACK_MAX_LAYERS];
     Settle st = {tp, tp->no_grad > 0 ? tensor_new3(tp, B, T, C) : NULL, {0}};
+    int ckpt = m->checkpoint_blocks && training && tp->no_grad == 0;
     for (size_t i = 0; i < L; i++) {
         settle_begin(&st);
         if (i >= nenc && nskip) {
             Tensor *w = tensor_view(tp, s->skip_weights, (i - nenc) * C, 1, &C);
             x = op_add_mul(tp, x, w, skips[--nskip]);
         }
-        x = layer_forward(s, &s->layers[i], &ctx, x, x0, &st);
+        x = ckpt ? ckpt_layer(m, tp, i, &ctx, x, x0) : layer_forward(s, &s->layers[i], &ctx, x, x0, &st);
         if (i < nenc && c->skips) skips[nskip++] = st.stream ? keep_copy(tp, x) : x;
     }
     x = op_rmsnorm(tp, x, s->norm_w, eps);

@@ -1,6 +1,9 @@
 # End-to-end tests through the tern binary.
 tern_py_test(e2e_train_cli e2e/train_cli.py)
 set_tests_properties(e2e_train_cli PROPERTIES LABELS e2e)
+# Activation checkpointing (train.checkpoint_blocks): same losses and parameters with and without (e2e).
+tern_py_test(e2e_train_ckpt e2e/train_ckpt.py)
+set_tests_properties(e2e_train_ckpt PROPERTIES LABELS e2e)
 tern_py_test(e2e_fineweb_short e2e/fineweb_short.py)
 set_tests_properties(e2e_fineweb_short PROPERTIES LABELS e2e)
 # Data parallelism through mpirun (prints SKIP when tern was built without MPI).

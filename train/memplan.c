@@ -12,6 +12,7 @@
 static double probe(Model *m, size_t B, size_t T, int backward) {
     Tape tp;
     tape_init(&tp, 0);
+    model_ckpt_reset(m); /* checkpointed layers run on the model's own tape: measured too */
     int32_t *tok = xcalloc(B * T, sizeof(int32_t));
     float *per = backward ? NULL : xmalloc(B * T * sizeof(float));
     if (backward) {
@@ -23,8 +24,9 @@ static double probe(Model *m, size_t B, size_t T, int backward) {
         model_loss(m, &tp, tok, tok, B, T, per, 0);
         tape_no_grad_end(&tp);
     }
-    double hw = (double)tp.arena.high_water;
+    double hw = (double)tp.arena.high_water + (double)model_ckpt_high_water(m);
     tape_free(&tp);
+    model_ckpt_reset(m);
     xfree(tok);
     xfree(per);
     return hw;

@@ -40,6 +40,7 @@ static const CfgField kTrainFields[] = {
     TR(CFG_FLOAT, grad_clip, 0, 1e30, "global gradient-norm clip (0 = off)"),
     T(CFG_BOOL, eval_at_end, "validate after the last step"),
     T(CFG_BOOL, plot, "draw RUN_DIR/loss.png at the end of the run (as tern plot RUN_DIR does)"),
+    T(CFG_BOOL, checkpoint_blocks, "activation checkpointing: keep only each layer's output, recompute the layer in backward (same loss and gradients, less memory)"),
     T(CFG_STRING, init_from, "checkpoint whose parameters initialise a fresh run (fine-tuning); names and shapes must match"),
     CFG_CHILD("lora", CFG_SECTION, "LoRA fine-tuning: rank, alpha, dropout, targets, base, base_hash"),
 };

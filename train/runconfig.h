@@ -34,6 +34,7 @@ typedef struct TrainConfig {
     double grad_clip;      /* global L2 norm; 0 = off */
     int eval_at_end;
     int plot;              /* RUN_DIR/loss.png at the end (train/plot.h); a failure is only a warning */
+    int checkpoint_blocks; /* activation checkpointing per layer: recompute in backward */
     char init_from[CFG_STR_MAX]; /* checkpoint whose parameters start a fresh run (fine-tuning) */
 } TrainConfig;
 

@@ -156,6 +156,7 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     cJSON *msec = cfg_section(root, "model");
     if (!cJSON_GetObjectItemCaseSensitive(msec, "seq_len")) cJSON_AddNumberToObject(msec, "seq_len", (double)rc->data.seq_len);
     if (model_create(&t->model, msec, (uint64_t)rc->seed, err)) return -1;
+    t->model->checkpoint_blocks = rc->train.checkpoint_blocks;
     if (t->model->max_seq_len < rc->data.seq_len)
         return err_set(err, "config: data.seq_len %zu exceeds model.seq_len %zu", rc->data.seq_len, t->model->max_seq_len);
     cJSON_ReplaceItemInObjectCaseSensitive(root, "model", cJSON_Duplicate(t->model->config, 1));

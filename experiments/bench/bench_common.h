@@ -81,7 +81,7 @@ static inline double block_bench_run(void *p) {
     BlockBench *b = p;
     double t0 = now_seconds();
     tape_reset(&b->tp);
-    BlockCtx ctx = {NULL, &b->tp, b->h->shape[0], b->h->shape[1], 1, &b->sc, NULL};
+    BlockCtx ctx = {NULL, &b->tp, b->h->shape[0], b->h->shape[1], 1, &b->sc, NULL, 0};
     seed_backward(&b->tp, b->k->forward(b->inst, b->cfg, &ctx, b->h));
     return now_seconds() - t0;
 }

@@ -130,7 +130,7 @@ static Tensor *moe_kind_forward(const void *inst, const void *cfg, const BlockCt
     Tensor *s = op_sigmoid(tp, model_linear(c->m, tp, h, a->router, NULL));
     Tensor **w = arena_alloc(&tp->arena, 2 * E * sizeof(Tensor *));
     for (size_t e = 0; e < E; e++) w[e] = model_weight(c->m, tp, a->gu[e]), w[E + e] = model_weight(c->m, tp, a->dn[e]);
-    MoeOpCfg oc = {E, mc->moe_topk, mc->moe_hidden, (float)mc->moe_route_scale, a->bias, c->training ? a->load : NULL, NULL, NULL};
+    MoeOpCfg oc = {E, mc->moe_topk, mc->moe_hidden, (float)mc->moe_route_scale, a->bias, c->training && !c->recompute ? a->load : NULL, NULL, NULL};
     /* int8 activations (QAT) as model_linear gives them, per expert inside op_moe (its rows are
      * whole tokens, so per-row quantization there is model_linear's per-token) */
     long *q = arena_alloc(&tp->arena, 2 * E * sizeof(long));

@@ -71,6 +71,7 @@ CASES = [
     ("mezo samples", ["optim.mezo.samples=0"], "optim.mezo.samples must be in [1, 1024]"),
     ("ema decay > 1", ["optim.ema.decay=1.5"], "optim.ema.decay must be in [0, 1]"),
     ("zstd level", ["export.zstd_level=99"], "export.zstd_level must be in [1, 22]"),
+    ("checkpoint_blocks not a bool", ["train.checkpoint_blocks=3"], "train.checkpoint_blocks must be true or false"),
     ("quant start_step", ["quant.start_step=-7"], "quant.start_step must be in [-1, "),
     ("trn oscillators = 0", ["model={\"arch\":\"trn_hybrid\",\"layout\":\"TA\",\"oscillators\":0}"], "model.oscillators must be in [1, 65536]"),
     ("trn bigram_rows past 2^31", ["model={\"arch\":\"trn_hybrid\",\"bigram_rows\":1e10}"], "model.bigram_rows must be in [0, 2147483647]"),

@@ -273,7 +273,7 @@ static int case_block(hid_t in, hid_t out) {
     Tensor *h = load(in, "h", 1), *dout = load(in, "dout", 0);
     Tape tp;
     tape_init(&tp, 0);
-    BlockCtx ctx = {NULL, &tp, h->shape[0], h->shape[1], 1, &sc, NULL};
+    BlockCtx ctx = {NULL, &tp, h->shape[0], h->shape[1], 1, &sc, NULL, 0};
     Tensor *y = k->forward(inst, cfg, &ctx, h);
     tape_backward_seed(&tp, y, dout->data);
     refdump_save(out, "out", y, y->data);

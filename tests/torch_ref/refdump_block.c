@@ -50,7 +50,7 @@ int refdump_case_block(hid_t in, hid_t out) {
     }
     Tape tp;
     tape_init(&tp, 0);
-    BlockCtx ctx = {NULL, &tp, B, T, 0, &sc, NULL};
+    BlockCtx ctx = {NULL, &tp, B, T, 0, &sc, NULL, 0};
     Tensor *y = k->forward(inst, cfg, &ctx, x);
     tape_backward_seed(&tp, y, dout->data);
     refdump_save(out, "y", y, y->data);
