@@ -146,21 +146,27 @@ static void fill_z(const Mezo *m, uint64_t key, size_t start, size_t n, float *z
     if (i < n) z[i] = mezo_z(m, key, start + i);
 }
 
-/* The same, only where mk[i] != 0 (others left unset): a normal pair is drawn once when either
- * of its elements is live, so each live z equals the dense stream's bit for bit. */
+/* The same where mk[i] != 0, and 0 or the stream elsewhere: a normal pair is drawn when either of
+ * its elements is live (Box-Muller makes both at once), so each live z equals the dense stream's
+ * bit for bit; the saving is the pairs with both elements masked. Rademacher draws all (one hash
+ * an element is cheaper than a mispredicted branch on a random mask). */
 static void fill_z_masked(const Mezo *m, uint64_t key, size_t start, size_t n, const int8_t *mk, float *z) {
-    for (size_t i = 0; i < n; i++) {
-        if (!mk[i]) continue;
-        size_t idx = start + i;
-        if (m->rademacher) {
-            z[i] = (rng_hash(key, idx) >> 63) ? 1.0f : -1.0f;
-        } else if (!(idx & 1) && i + 1 < n) {
-            normal_pair(key, idx >> 1, &z[i], &z[i + 1]);
-            i++;
-        } else {
-            z[i] = mezo_z(m, key, idx);
-        }
+    if (m->rademacher) {
+        fill_z(m, key, start, n, z);
+        return;
     }
+    size_t i = 0;
+    if ((start & 1) && n) {
+        z[0] = mk[0] ? mezo_z(m, key, start) : 0.0f;
+        i = 1;
+    }
+    for (; i + 1 < n; i += 2) {
+        if (mk[i] | mk[i + 1])
+            normal_pair(key, (start + i) >> 1, &z[i], &z[i + 1]);
+        else
+            z[i] = z[i + 1] = 0.0f;
+    }
+    if (i < n) z[i] = mk[i] ? mezo_z(m, key, start + i) : 0.0f;
 }
 
 enum { ZBLOCK = 2048 };
@@ -181,8 +187,10 @@ void mezo_perturb(const Mezo *m, float *values, uint64_t key, float scale) {
             if (mask) {
                 const int8_t *mk = mask + i0;
                 fill_z_masked(m, key, rg->off + i0, len, mk, z);
-                for (size_t i = 0; i < len; i++)
-                    if (mk[i]) v[i0 + i] += scale * z[i];
+                for (size_t i = 0; i < len; i++) { /* a select, not a branch: the mask is random */
+                    float nv = v[i0 + i] + scale * z[i];
+                    v[i0 + i] = mk[i] ? nv : v[i0 + i];
+                }
                 continue;
             }
             fill_z(m, key, rg->off + i0, len, z);
@@ -209,15 +217,16 @@ void mezo_update(const Mezo *m, float *values, const uint64_t *keys, const doubl
             for (size_t k = 0; k < n; k++) {
                 if (mk) {
                     fill_z_masked(m, keys[k], rg->off + i0, len, mk, z);
-                    for (size_t i = 0; i < len; i++)
-                        if (mk[i]) s[i] += g[k] * (double)z[i];
+                    for (size_t i = 0; i < len; i++) s[i] += g[k] * (double)z[i]; /* masked ones are not written */
                     continue;
                 }
                 fill_z(m, keys[k], rg->off + i0, len, z);
                 for (size_t i = 0; i < len; i++) s[i] += g[k] * (double)z[i];
             }
-            for (size_t i = 0; i < len; i++)
-                if (!mk || mk[i]) v[i0 + i] -= (float)(lr * s[i] / (double)n) + decay * v[i0 + i];
+            for (size_t i = 0; i < len; i++) {
+                float nv = v[i0 + i] - ((float)(lr * s[i] / (double)n) + decay * v[i0 + i]);
+                v[i0 + i] = !mk || mk[i] ? nv : v[i0 + i];
+            }
         }
     }
 }
