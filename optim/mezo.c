@@ -65,7 +65,7 @@ int mezo_sparse_init(Mezo *m, const ParamStore *ps, const QuantSpec *const *spec
         MezoRange *rg = &m->ranges[r];
         const Tensor *t = ps->t[rg->param];
         const QuantSpec *s = specs[rg->param];
-        if (!s || s->kind != QUANT_TERNARY || t->ndim < 2) continue;
+        if (!s || s->kind != QUANT_TERNARY || t->ndim != 2) continue; /* the QAT forward quantizes 2-D only */
         rg->spec = s;
         rg->rows = (size_t)t->shape[0];
         rg->cols = t->numel / rg->rows;
