@@ -16,6 +16,7 @@ const CfgField kMezoFields[] = {
     R(CFG_SIZE, samples, 1, MEZO_MAX_SAMPLES, "perturbations averaged per step (n-SPSA)"),
     F(CFG_STRING, perturbation, "gaussian | rademacher"),
     F(CFG_STRING, match, "glob: parameters MeZO tunes (others stay fixed)"),
+    F(CFG_BOOL, sparse_ternary, "ternary-QAT tensors: perturb and update only weights whose ternary code is non-zero"),
 };
 #undef F
 #undef R
@@ -48,6 +49,7 @@ int mezo_init(Mezo *m, const MezoConfig *c, const ParamStore *ps, Err *err) {
         r->off = params_offset(ps, t);
         r->n = t->numel;
         r->decay = t->ndim >= 2;
+        r->param = p;
         m->nfloats += t->numel;
     }
     if (!m->nranges) {
@@ -57,8 +59,56 @@ int mezo_init(Mezo *m, const MezoConfig *c, const ParamStore *ps, Err *err) {
     return 0;
 }
 
+int mezo_sparse_init(Mezo *m, const ParamStore *ps, const QuantSpec *const *specs, Err *err) {
+    size_t ncodes = 0, nscales = 0;
+    for (size_t r = 0; r < m->nranges; r++) {
+        MezoRange *rg = &m->ranges[r];
+        const Tensor *t = ps->t[rg->param];
+        const QuantSpec *s = specs[rg->param];
+        if (!s || s->kind != QUANT_TERNARY || t->ndim != 2) continue; /* the QAT forward quantizes 2-D only */
+        rg->spec = s;
+        rg->rows = (size_t)t->shape[0];
+        rg->cols = t->numel / rg->rows;
+        ncodes += rg->n;
+        nscales += quant_num_scales(s, rg->rows, rg->cols);
+    }
+    if (!ncodes)
+        return err_set(err, "config: optim.mezo.sparse_ternary needs a ternary QAT plan (quant.qat with ternary weights) on a "
+                            "tensor MeZO tunes; none has one");
+    m->codes = xcalloc(ncodes, 1);
+    m->scales = xcalloc(nscales, sizeof(float));
+    ncodes = nscales = 0;
+    for (size_t r = 0; r < m->nranges; r++) {
+        MezoRange *rg = &m->ranges[r];
+        if (!rg->spec) continue;
+        rg->codes = m->codes + ncodes;
+        rg->scales = m->scales + nscales;
+        ncodes += rg->n;
+        nscales += quant_num_scales(rg->spec, rg->rows, rg->cols);
+    }
+    return 0;
+}
+
+size_t mezo_mask(Mezo *m, const float *values, int active) {
+    m->masked = active && m->codes;
+    if (!m->masked) return m->nfloats;
+    size_t live = 0;
+    for (size_t r = 0; r < m->nranges; r++) {
+        const MezoRange *rg = &m->ranges[r];
+        if (!rg->codes) {
+            live += rg->n;
+            continue;
+        }
+        quantize_weights(rg->codes, rg->scales, values + rg->off, rg->rows, rg->cols, rg->spec);
+        for (size_t i = 0; i < rg->n; i++) live += rg->codes[i] != 0;
+    }
+    return live;
+}
+
 void mezo_free(Mezo *m) {
     xfree(m->ranges);
+    xfree(m->codes);
+    xfree(m->scales);
     memset(m, 0, sizeof *m);
 }
 
@@ -96,17 +146,53 @@ static void fill_z(const Mezo *m, uint64_t key, size_t start, size_t n, float *z
     if (i < n) z[i] = mezo_z(m, key, start + i);
 }
 
+/* The same where mk[i] != 0, and 0 or the stream elsewhere: a normal pair is drawn when either of
+ * its elements is live (Box-Muller makes both at once), so each live z equals the dense stream's
+ * bit for bit; the saving is the pairs with both elements masked. Rademacher draws all (one hash
+ * an element is cheaper than a mispredicted branch on a random mask). */
+static void fill_z_masked(const Mezo *m, uint64_t key, size_t start, size_t n, const int8_t *mk, float *z) {
+    if (m->rademacher) {
+        fill_z(m, key, start, n, z);
+        return;
+    }
+    size_t i = 0;
+    if ((start & 1) && n) {
+        z[0] = mk[0] ? mezo_z(m, key, start) : 0.0f;
+        i = 1;
+    }
+    for (; i + 1 < n; i += 2) {
+        if (mk[i] | mk[i + 1])
+            normal_pair(key, (start + i) >> 1, &z[i], &z[i + 1]);
+        else
+            z[i] = z[i + 1] = 0.0f;
+    }
+    if (i < n) z[i] = mk[i] ? mezo_z(m, key, start + i) : 0.0f;
+}
+
 enum { ZBLOCK = 2048 };
+
+/* the range's mask in force this step (NULL: dense) */
+static const int8_t *range_mask(const Mezo *m, const MezoRange *rg) { return m->masked ? rg->codes : NULL; }
 
 void mezo_perturb(const Mezo *m, float *values, uint64_t key, float scale) {
     for (size_t r = 0; r < m->nranges; r++) {
         const MezoRange *rg = &m->ranges[r];
         float *v = values + rg->off;
+        const int8_t *mask = range_mask(m, rg);
         size_t nb = (rg->n + ZBLOCK - 1) / ZBLOCK;
 #pragma omp parallel for schedule(static) if (nb > 8)
         for (size_t b = 0; b < nb; b++) {
             float z[ZBLOCK];
             size_t i0 = b * ZBLOCK, len = rg->n - i0 < ZBLOCK ? rg->n - i0 : ZBLOCK;
+            if (mask) {
+                const int8_t *mk = mask + i0;
+                fill_z_masked(m, key, rg->off + i0, len, mk, z);
+                for (size_t i = 0; i < len; i++) { /* a select, not a branch: the mask is random */
+                    float nv = v[i0 + i] + scale * z[i];
+                    v[i0 + i] = mk[i] ? nv : v[i0 + i];
+                }
+                continue;
+            }
             fill_z(m, key, rg->off + i0, len, z);
             for (size_t i = 0; i < len; i++) v[i0 + i] += scale * z[i];
         }
@@ -119,18 +205,28 @@ void mezo_update(const Mezo *m, float *values, const uint64_t *keys, const doubl
         const MezoRange *rg = &m->ranges[r];
         float *v = values + rg->off;
         float decay = rg->decay ? wd : 0.0f;
+        const int8_t *mask = range_mask(m, rg);
         size_t nb = (rg->n + ZBLOCK - 1) / ZBLOCK;
 #pragma omp parallel for schedule(static) if (nb > 8)
         for (size_t b = 0; b < nb; b++) {
             float z[ZBLOCK];
             double s[ZBLOCK];
             size_t i0 = b * ZBLOCK, len = rg->n - i0 < ZBLOCK ? rg->n - i0 : ZBLOCK;
+            const int8_t *mk = mask ? mask + i0 : NULL;
             memset(s, 0, len * sizeof(double));
             for (size_t k = 0; k < n; k++) {
+                if (mk) {
+                    fill_z_masked(m, keys[k], rg->off + i0, len, mk, z);
+                    for (size_t i = 0; i < len; i++) s[i] += g[k] * (double)z[i]; /* masked ones are not written */
+                    continue;
+                }
                 fill_z(m, keys[k], rg->off + i0, len, z);
                 for (size_t i = 0; i < len; i++) s[i] += g[k] * (double)z[i];
             }
-            for (size_t i = 0; i < len; i++) v[i0 + i] -= (float)(lr * s[i] / (double)n) + decay * v[i0 + i];
+            for (size_t i = 0; i < len; i++) {
+                float nv = v[i0 + i] - ((float)(lr * s[i] / (double)n) + decay * v[i0 + i]);
+                v[i0 + i] = !mk || mk[i] ? nv : v[i0 + i];
+            }
         }
     }
 }

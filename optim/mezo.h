@@ -10,7 +10,15 @@
  * scalars — no gradients, no optimizer state, no activations kept for a backward pass.
  *
  * The keys depend on the step only, so a resumed run regenerates the same perturbations, and
- * data-parallel ranks only exchange the two losses. */
+ * data-parallel ranks only exchange the two losses.
+ *
+ * Sparse ternary MeZO (sparse_ternary): on tensors whose QAT plan is ternary, only the latent
+ * weights whose ternary code is non-zero are perturbed and updated (weight decay included). The
+ * mask is the codes themselves (int8, 1 byte a weight, allocated at init): computed once per step
+ * from the unperturbed weights with the quantizer the QAT forward uses (quantize_weights, the
+ * current per-group scale), before the +eps perturbation, and kept for the -2eps, +eps and the
+ * update, so masked weights are never written. z stays keyed by flat position (a masked element
+ * skips its z; unmasked ones get exactly the dense z), so dense and sparse runs share a stream. */
 #ifndef TERN_MEZO_H
 #define TERN_MEZO_H
 
@@ -19,6 +27,7 @@
 
 #include "autodiff/params.h"
 #include "kernels/jsoncfg.h"
+#include "kernels/quant.h"
 
 /* most perturbations per step (the trainer keeps one key and one estimate per sample) */
 #define MEZO_MAX_SAMPLES 1024
@@ -29,6 +38,7 @@ typedef struct MezoConfig {
     size_t samples;                   /* n of n-SPSA */
     char perturbation[CFG_STR_MAX];   /* gaussian | rademacher */
     char match[CFG_STR_MAX];          /* glob over parameter names: which ones MeZO tunes */
+    int sparse_ternary;               /* perturb / update only weights whose ternary code is non-zero */
 } MezoConfig;
 
 extern const CfgField kMezoFields[];
@@ -38,7 +48,14 @@ int mezo_validate(const MezoConfig *c, Err *err);
 
 typedef struct MezoRange {
     size_t off, n;
-    int decay; /* weight decay applies (tensors of rank >= 2) */
+    int decay;    /* weight decay applies (tensors of rank >= 2) */
+    size_t param; /* index in the ParamStore */
+    /* sparse ternary: the plan's spec (NULL: always dense), the tensor as [rows, cols], and this
+     * step's codes [n] (into Mezo.codes) and scales (into Mezo.scales) */
+    const QuantSpec *spec;
+    size_t rows, cols;
+    int8_t *codes;
+    float *scales;
 } MezoRange;
 
 typedef struct Mezo {
@@ -46,11 +63,21 @@ typedef struct Mezo {
     int rademacher;
     MezoRange *ranges;
     size_t nranges, nfloats;
+    int8_t *codes; /* sparse ternary: one byte per weight of the ternary ranges */
+    float *scales;
+    int masked;    /* the mask of mezo_mask is in force (perturb / update skip code-0 weights) */
 } Mezo;
 
 /* Selects the parameters whose names match c->match (error when none does). */
 int mezo_init(Mezo *m, const MezoConfig *c, const ParamStore *ps, Err *err);
 void mezo_free(Mezo *m);
+/* Sparse ternary: specs[p] is parameter p's ternary QAT spec (NULL when it has none); the ranges
+ * of ternary tensors get a mask buffer. Error (naming optim.mezo.sparse_ternary) when no selected
+ * tensor has one. */
+int mezo_sparse_init(Mezo *m, const ParamStore *ps, const QuantSpec *const *specs, Err *err);
+/* Once per step, before the first perturbation: active (QAT on) -> codes from values, the mask in
+ * force; else dense. Returns the number of weights the step perturbs. */
+size_t mezo_mask(Mezo *m, const float *values, int active);
 /* The key of sample k at a step. */
 uint64_t mezo_key(uint64_t seed, uint64_t step, size_t k);
 /* z at flat index i for key (N(0,1) or +-1). */

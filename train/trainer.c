@@ -134,6 +134,21 @@ static int setup_lora(Trainer *t, Err *err) {
     return 0;
 }
 
+/* optim.mezo.sparse_ternary: hands MeZO the ternary specs of the QAT plan (the model's own
+ * parameters only; a LoRA run tunes adapters, which have no plan). */
+static int mezo_sparse_setup(Trainer *t, Err *err) {
+    const QuantPlan *qp = t->model->qplan;
+    if (t->tps != &t->model->ps || !qp || !qp->qat)
+        return err_set(err, "config: optim.mezo.sparse_ternary needs a ternary QAT plan (quant.qat with ternary weights) on "
+                            "the model's parameters");
+    const QuantSpec **specs = xcalloc(t->tps->n ? t->tps->n : 1, sizeof *specs);
+    for (size_t p = 0; p < t->tps->n && p < qp->n; p++)
+        if (qp->p[p].store == STORE_QUANT && qp->p[p].spec.kind == QUANT_TERNARY) specs[p] = &qp->p[p].spec;
+    int rc = mezo_sparse_init(&t->mezo, t->tps, specs, err);
+    xfree(specs);
+    return rc;
+}
+
 static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt, int dry, const Dist *dist, Err *err) {
     memset(t, 0, sizeof *t);
     t->rc = rc;
@@ -198,6 +213,7 @@ static int trainer_init_impl(Trainer *t, RunConfig *rc, const char *resume_ckpt,
     if (rc->mezo.enabled) {
         if (mezo_init(&t->mezo, &rc->mezo, t->tps, err)) return -1;
         t->use_mezo = 1;
+        if (rc->mezo.sparse_ternary && mezo_sparse_setup(t, err)) return -1;
     }
     /* data parallelism: each Muon matrix is orthogonalised on one rank and broadcast */
     if (t->dist.world > 1 && !t->use_mezo) optimizer_shard(&t->opt, t->dist.rank, t->dist.world, bcast_cb, &t->dist);
@@ -511,6 +527,8 @@ static int mezo_train_step(Trainer *t, double lr_mult, double *step_loss) {
     float eps = (float)mz->c.eps;
     int finite = 1;
     *step_loss = 0;
+    /* sparse ternary: the mask, from the unperturbed weights, holds for the whole step */
+    t->mezo_live = mezo_mask(mz, theta, t->model->qat_active);
     for (size_t k = 0; k < n; k++) {
         keys[k] = mezo_key((uint64_t)t->rc->seed, t->st.step, k);
         mezo_perturb(mz, theta, keys[k], eps);
@@ -545,8 +563,8 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
         if (t->use_mezo) {
             const MezoConfig *mc = &t->mezo.c;
             snprintf(desc, sizeof desc, "  mezo     lr %g eps %g wd %g, %zu %s perturbation(s) per step, %zu tensors %zu params "
-                                        "(forward passes only)\n", mc->lr, mc->eps, mc->wd, mc->samples, mc->perturbation,
-                     t->mezo.nranges, t->mezo.nfloats);
+                                        "(forward passes only%s)\n", mc->lr, mc->eps, mc->wd, mc->samples, mc->perturbation,
+                     t->mezo.nranges, t->mezo.nfloats, t->mezo.codes ? "; sparse ternary: code-0 weights skipped while QAT is on" : "");
         } else {
             optimizer_describe(&t->opt, desc, sizeof desc);
         }
@@ -703,6 +721,7 @@ int trainer_run(Trainer *t, uint64_t stop_after, Err *err) {
             cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
             if (!t->use_mezo && rc->train.grad_clip > 0) cJSON_AddNumberToObject(o, "grad_norm", gnorm);
             if (balance >= 0) cJSON_AddNumberToObject(o, "moe_load_max_mean", balance);
+            if (t->use_mezo && t->mezo.codes) cJSON_AddNumberToObject(o, "mezo_perturbed_frac", (double)t->mezo_live / (double)t->mezo.nfloats);
             log_json(t, o);
             t->tokens_per_s = tps;
             t_log = now;

@@ -61,6 +61,7 @@ typedef struct Trainer {
     size_t *win_shard, *win_off;
     DistillTarget dt;
     int use_mezo;
+    size_t mezo_live;         /* weights the last MeZO step perturbed (all selected ones unless sparse_ternary) */
     uint64_t resyncs;         /* times the ranks' parameters had drifted apart and were re-broadcast */
     MemPlan mem;              /* the run's memory estimate (train/memplan.h) */
 } Trainer;

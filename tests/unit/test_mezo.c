@@ -2,7 +2,8 @@
  * N(0,1) / +-1 moments), the +eps / -2eps / +eps round trip, parameter selection by glob, the
  * update against a naive double-precision reference, and the two-sided estimate
  * (L(theta + eps z) - L(theta - eps z)) / (2 eps) against the backprop directional derivative
- * grad . z on a small GPT. */
+ * grad . z on a small GPT; sparse ternary MeZO (code-0 weights never written, the others exactly
+ * as dense MeZO with the same z, the mask equal to the QAT forward's zeros). */
 #include <cjson/cJSON.h>
 #include <string.h>
 
@@ -27,6 +28,95 @@ static float batch_loss(Model *m, Tape *tp, const int32_t *x, const int32_t *y, 
     float l = model_loss(m, tp, x, y, B, T, NULL, 0)->data[0];
     tape_no_grad_end(tp);
     return l;
+}
+
+/* n elements where a and b differ bitwise, over the elements with (mk == NULL or mk[i] != 0) == live */
+static size_t bit_diffs(const float *a, const float *b, const uint8_t *mk, int live, size_t n) {
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((!mk || (mk[i] != 0) == live) && memcmp(&a[i], &b[i], sizeof(float))) d++;
+    return d;
+}
+
+/* Sparse ternary: every 2-D tensor gets a ternary spec (two variants: groups of 16 with fp16
+ * scales; per tensor, centred). The mask must equal (fake-quantized value != 0) from the naive
+ * reference quantizer; perturb / update must leave masked weights bit-identical and match dense
+ * MeZO (same keys) bit for bit on the others. */
+static void test_sparse(const ParamStore *ps, int rademacher) {
+    Err err = {0};
+    size_t N = ps->total;
+    MezoConfig c;
+    mezo_defaults(&c);
+    c.wd = 0.1;
+    if (rademacher) strcpy(c.perturbation, "rademacher");
+    Mezo md, ms;
+    CHECK(mezo_init(&md, &c, ps, &err) == 0 && mezo_init(&ms, &c, ps, &err) == 0, "mezo_init: %s", err.msg);
+    QuantSpec grouped = {.kind = QUANT_TERNARY, .group = 16, .scale_fp16 = 1}, centred = {.kind = QUANT_TERNARY, .center = 1};
+    const QuantSpec **specs = xcalloc(ps->n, sizeof *specs);
+    CHECK(mezo_sparse_init(&ms, ps, specs, &err) != 0 && strstr(err.msg, "optim.mezo.sparse_ternary"),
+          "no ternary tensor: refused naming the key (%s)", err.msg);
+    for (size_t p = 0; p < ps->n; p++)
+        if (ps->t[p]->ndim == 2) specs[p] = p % 2 ? &centred : &grouped;
+    CHECK(mezo_sparse_init(&ms, ps, specs, &err) == 0, "mezo_sparse_init: %s", err.msg);
+
+    /* weights: the model's, zeros replaced by small values (zero-init projections) */
+    float *theta0 = xmalloc(N * sizeof(float)), *vd = xmalloc(N * sizeof(float)), *vs = xmalloc(N * sizeof(float));
+    float *fq = xmalloc(N * sizeof(float));
+    uint8_t *live = xcalloc(N, 1);
+    for (size_t i = 0; i < N; i++) theta0[i] = ps->values[i] != 0.0f ? ps->values[i] : 0.02f * mezo_z(&md, 5, i);
+    size_t nlive = 0;
+    for (size_t p = 0; p < ps->n; p++) {
+        const Tensor *t = ps->t[p];
+        size_t off = params_offset(ps, t);
+        if (!specs[p]) {
+            memset(live + off, 1, t->numel);
+            nlive += t->numel;
+            continue;
+        }
+        fake_quantize_weights_ref(fq + off, theta0 + off, (size_t)t->shape[0], t->numel / (size_t)t->shape[0], specs[p]);
+        for (size_t i = 0; i < t->numel; i++) nlive += live[off + i] = fq[off + i] != 0.0f;
+    }
+    memcpy(vs, theta0, N * sizeof(float));
+    size_t got = mezo_mask(&ms, vs, 1);
+    printf("  %-10s perturbed %zu of %zu weights (%.1f%%)\n", c.perturbation, got, ms.nfloats, 100.0 * (double)got / (double)ms.nfloats);
+    CHECK(got == nlive && nlive < ms.nfloats && nlive > ms.nfloats / 2, "mask = non-zero quantized values (%zu vs reference %zu)", got, nlive);
+    size_t wrong = 0;
+    for (size_t r = 0; r < ms.nranges; r++)
+        if (ms.ranges[r].codes)
+            for (size_t i = 0; i < ms.ranges[r].n; i++) wrong += (ms.ranges[r].codes[i] != 0) != live[ms.ranges[r].off + i];
+    CHECK(wrong == 0, "mask element by element (%zu wrong)", wrong);
+
+    memcpy(vd, theta0, N * sizeof(float));
+    uint64_t keys[2] = {21, 22};
+    double g[2] = {0.9, -0.4};
+    /* +eps alone against the naive reference v + eps z(i) */
+    mezo_perturb(&ms, vs, keys[0], 1e-3f);
+    size_t bad = 0;
+    for (size_t i = 0; i < N; i++) {
+        float want = live[i] ? theta0[i] + 1e-3f * mezo_z(&md, keys[0], i) : theta0[i];
+        bad += memcmp(&want, &vs[i], sizeof(float)) != 0;
+    }
+    CHECK(bad == 0, "+eps: live weights get eps z(flat index), masked ones nothing (%zu differ)", bad);
+    mezo_perturb(&ms, vs, keys[0], -2e-3f);
+    mezo_perturb(&ms, vs, keys[0], 1e-3f);
+    for (int k = 0; k < 3; k++) mezo_perturb(&md, vd, keys[0], k == 1 ? -2e-3f : 1e-3f);
+    CHECK(bit_diffs(vs, theta0, live, 0, N) == 0, "masked weights bit-identical after +eps, -2eps, +eps");
+    CHECK(bit_diffs(vs, vd, live, 1, N) == 0, "live weights bit-identical to dense MeZO after the round trip");
+    mezo_update(&ms, vs, keys, g, 2, 1e-2);
+    mezo_update(&md, vd, keys, g, 2, 1e-2);
+    CHECK(bit_diffs(vs, theta0, live, 0, N) == 0, "masked weights untouched by the update (weight decay included)");
+    CHECK(bit_diffs(vs, vd, live, 1, N) == 0, "live weights updated bit for bit as dense MeZO");
+    CHECK(bit_diffs(vs, theta0, live, 1, N) > nlive / 2, "live weights did move");
+    /* QAT not active yet: dense */
+    memcpy(vs, theta0, N * sizeof(float));
+    memcpy(vd, theta0, N * sizeof(float));
+    CHECK(mezo_mask(&ms, vs, 0) == ms.nfloats, "QAT off: every selected weight perturbed");
+    mezo_perturb(&ms, vs, keys[1], 1e-3f);
+    mezo_perturb(&md, vd, keys[1], 1e-3f);
+    CHECK(bit_diffs(vs, vd, NULL, 1, N) == 0, "QAT off: identical to dense");
+    xfree(theta0), xfree(vd), xfree(vs), xfree(fq), xfree(live), xfree(specs);
+    mezo_free(&md);
+    mezo_free(&ms);
 }
 
 int main(int argc, char **argv) {
@@ -125,6 +215,10 @@ int main(int argc, char **argv) {
     compare_arrays("update vs double reference (3 samples, wd)", ps->values, ref, N, 1e-7, 1e-6);
     memcpy(ps->values, theta0, N * sizeof(float));
     mezo_free(&mz);
+
+    printf("sparse ternary\n");
+    test_sparse(ps, 0);
+    test_sparse(ps, 1);
 
     printf("two-sided estimate vs backprop directional derivative\n");
     strcpy(c.match, "*");
