@@ -31,6 +31,25 @@ def must_run(args, what, env=None, timeout=300):
     return r
 
 
+def synthetic_text_shards(d, tern_bin, words, seed, docs, vocab, val_docs):
+    """A corpus of `docs` documents of 20-60 random words (a seeded draw from `words`), a BPE
+    tokenizer of `vocab` ids trained on it and its shards (d/shards/syn_{train,val}_*.bin, the last
+    `val_docs` documents held out). Returns (tokenizer path, train glob, val glob)."""
+    import os
+    import random
+    rng = random.Random(seed)
+    os.makedirs(os.path.join(d, "txt"), exist_ok=True)
+    corpus = os.path.join(d, "txt", "corpus.txt")
+    with open(corpus, "w") as f:
+        f.write("\n\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(20, 60))).capitalize() + "."
+                             for _ in range(docs)))
+    tok = os.path.join(d, "tok.bpe")
+    must_run([tern_bin, "tokenizer", "train", corpus, "--vocab", str(vocab), "-o", tok], "tokenizer")
+    must_run([tern_bin, "prepare", corpus, "--tokenizer", tok, "-o", os.path.join(d, "shards"), "--name", "syn", "--split",
+              "blank", "--val-docs", str(val_docs)], "prepare")
+    return tok, os.path.join(d, "shards", "syn_train_*.bin"), os.path.join(d, "shards", "syn_val_*.bin")
+
+
 def write_shard(path, toks):
     """A parameter-golf shard: 256 little-endian int32 header (magic, version, count), uint16 tokens."""
     hdr = np.zeros(256, dtype="<i4")

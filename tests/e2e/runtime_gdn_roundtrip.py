@@ -10,12 +10,11 @@ prepare`); then
 """
 import json
 import os
-import random
 import shutil
 import sys
 import tempfile
 
-from e2e_common import Checks, must_run
+from e2e_common import synthetic_text_shards, Checks, must_run
 
 BIN = os.environ.get("TERN_BIN", "build/bin")
 TERN, RUN = os.path.join(BIN, "tern"), os.path.join(BIN, "tern-run")
@@ -27,22 +26,13 @@ must = must_run
 
 
 d = tempfile.mkdtemp(prefix="tern_rt_gdn_e2e_")
-rng = random.Random(13)
 words = "the delta rule writes each key once and the gate forgets what the state held before".split()
-os.makedirs(os.path.join(d, "txt"))
-corpus = os.path.join(d, "txt", "corpus.txt")
-with open(corpus, "w") as f:
-    f.write("\n\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(20, 60))).capitalize() + "." for _ in range(700)))
-tok = os.path.join(d, "tok.bpe")
-must([TERN, "tokenizer", "train", corpus, "--vocab", "320", "-o", tok], "tokenizer")
-must([TERN, "prepare", corpus, "--tokenizer", tok, "-o", os.path.join(d, "shards"), "--name", "syn", "--split", "blank",
-      "--val-docs", "50"], "prepare")
-val = os.path.join(d, "shards", "syn_val_*.bin")
+tok, train_glob, val = synthetic_text_shards(d, TERN, words, 13, 700, 320, 50)
 cfg = {
     "name": "gdn", "out_dir": os.path.join(d, "runs"), "seed": 5,
     "model": {"arch": "chimera", "vocab_size": 320, "layout": "GS", "dim": 128, "gdn_heads": 2, "seq_len": 64,
               "swiglu_hidden": 256, "gdn_chunk": 16},
-    "data": {"train": os.path.join(d, "shards", "syn_train_*.bin"), "val": val, "tokenizer": tok, "seq_len": 48},
+    "data": {"train": train_glob, "val": val, "tokenizer": tok, "seq_len": 48},
     "quant": {"qat": True, "start_step": 0, "weights": "ternary", "group": 128, "act_bits": 8, "act_block": 64,
               "min_numel": 1000},
     "train": {"batch_tokens": 384, "micro_batch": 8, "max_steps": 6, "log_every": 3, "val_every": 0, "eval_at_end": False},

@@ -6,13 +6,12 @@ same windows and bytes (the trainer evaluates with the chunkwise form, the runti
 recurrent step), with 1 and 2 threads alike; tern-run info reads the artifact."""
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
 import tempfile
 
-from e2e_common import Checks
+from e2e_common import synthetic_text_shards, Checks
 
 BIN = os.environ.get("TERN_BIN", "build/bin")
 TERN, RUN = os.path.join(BIN, "tern"), os.path.join(BIN, "tern-run")
@@ -29,22 +28,13 @@ def must(args, what, env=None):
 
 
 d = tempfile.mkdtemp(prefix="tern_rt_mlstm_e2e_")
-rng = random.Random(5)
 words = "the memory|a gate|each head|the state|one key|its value|the query|a chunk|forgets|stores|reads|keeps".split("|")
-os.makedirs(os.path.join(d, "txt"))
-corpus = os.path.join(d, "txt", "corpus.txt")
-with open(corpus, "w") as f:
-    f.write("\n\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(20, 60))).capitalize() + "." for _ in range(400)))
-tok = os.path.join(d, "tok.bpe")
-must([TERN, "tokenizer", "train", corpus, "--vocab", "300", "-o", tok], "tokenizer")
-must([TERN, "prepare", corpus, "--tokenizer", tok, "-o", os.path.join(d, "shards"), "--name", "syn", "--split", "blank",
-      "--val-docs", "40"], "prepare")
-val = os.path.join(d, "shards", "syn_val_*.bin")
+tok, train_glob, val = synthetic_text_shards(d, TERN, words, 5, 400, 300, 40)
 cfg = {
     "name": "xm", "out_dir": os.path.join(d, "runs"), "seed": 3,
     "model": {"arch": "chimera", "vocab_size": 300, "layout": "XX", "dim": 64, "seq_len": 64, "mlstm_head_dim": 32,
               "mlstm_chunk": 16},
-    "data": {"train": os.path.join(d, "shards", "syn_train_*.bin"), "val": val, "tokenizer": tok, "seq_len": 48},
+    "data": {"train": train_glob, "val": val, "tokenizer": tok, "seq_len": 48},
     "quant": {"qat": True, "start_step": 0, "min_numel": 1000, "weights": "ternary", "group": 128, "act_bits": 8, "act_block": 64},
     "train": {"batch_tokens": 384, "micro_batch": 8, "max_steps": 8, "log_every": 4, "val_every": 0, "eval_at_end": False},
 }

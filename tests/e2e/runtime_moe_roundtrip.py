@@ -16,13 +16,12 @@ then
 """
 import json
 import os
-import random
 import shutil
 import sys
 import tempfile
 
 import numpy as np
-from e2e_common import ENV, MPIEXEC, Checks, must_run
+from e2e_common import synthetic_text_shards, ENV, MPIEXEC, Checks, must_run
 
 BIN = os.environ.get("TERN_BIN", "build/bin")
 TERN, RUN = os.path.join(BIN, "tern"), os.path.join(BIN, "tern-run")
@@ -45,23 +44,14 @@ def rows(run):
 
 
 d = tempfile.mkdtemp(prefix="tern_rt_moe_e2e_")
-rng = random.Random(17)
 words = "each token asks the router which two experts should read it and the bias keeps them busy alike".split()
-os.makedirs(os.path.join(d, "txt"))
-corpus = os.path.join(d, "txt", "corpus.txt")
-with open(corpus, "w") as f:
-    f.write("\n\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(20, 60))).capitalize() + "." for _ in range(700)))
-tok = os.path.join(d, "tok.bpe")
-must([TERN, "tokenizer", "train", corpus, "--vocab", "320", "-o", tok], "tokenizer")
-must([TERN, "prepare", corpus, "--tokenizer", tok, "-o", os.path.join(d, "shards"), "--name", "syn", "--split", "blank",
-      "--val-docs", "50"], "prepare")
-val = os.path.join(d, "shards", "syn_val_*.bin")
+tok, train_glob, val = synthetic_text_shards(d, TERN, words, 17, 700, 320, 50)
 cfg = {
     "name": "moe", "out_dir": os.path.join(d, "runs"), "seed": 5,
     "model": {"arch": "chimera", "vocab_size": 320, "layout": "EGE", "dim": 128, "gdn_heads": 2, "seq_len": 64,
               "swiglu_hidden": 256, "gdn_chunk": 16, "moe_experts": 4, "moe_topk": 2, "moe_shared": 1, "moe_hidden": 128,
               "moe_bias_rate": RATE},
-    "data": {"train": os.path.join(d, "shards", "syn_train_*.bin"), "val": val, "tokenizer": tok, "seq_len": 48},
+    "data": {"train": train_glob, "val": val, "tokenizer": tok, "seq_len": 48},
     "quant": {"qat": True, "start_step": 0, "weights": "ternary", "group": 128, "act_bits": 8, "act_block": 64,
               "min_numel": 1000},
     "train": {"batch_tokens": 384, "micro_batch": 8, "max_steps": 6, "log_every": 1, "val_every": 0, "eval_at_end": False},
